@@ -1,0 +1,95 @@
+"""The shipped retry policy: which OpenRouter failures an Airflow retry may repeat, and after how long."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from airflow.sdk import RetryAction
+
+from airflow_provider_openrouter import exceptions as exc
+from airflow_provider_openrouter.retry_policy import (
+    OPENROUTER_RETRY_POLICY,
+    openrouter_retry_policy,
+)
+
+FAILS_AT_ONCE = [
+    exc.OpenRouterRequestError("bad role", status=400),
+    exc.OpenRouterRequestError("unprocessable", status=422),
+    exc.OpenRouterConfigurationError("no key"),
+    exc.OpenRouterAuthenticationError("no such key", status=401),
+    exc.OpenRouterInsufficientCreditsError("no credits", status=402),
+    exc.OpenRouterPermissionError("guardrail", status=403),
+    exc.OpenRouterModerationError("flagged", status=403, metadata={"reasons": ["violence"]}),
+    exc.OpenRouterNotFoundError("no such model", status=404),
+    exc.OpenRouterEndpointGoneError("gone", status=410),
+    exc.OpenRouterPayloadTooLargeError("too big", status=413),
+    exc.OpenRouterOutcomeUnknownError("read timeout"),
+    exc.OpenRouterResponseError("not JSON"),
+]
+
+
+@pytest.mark.parametrize("error", FAILS_AT_ONCE, ids=lambda e: f"{type(e).__name__}-{e.status}")
+def test_failures_a_retry_cannot_fix_fail_at_once(error: exc.OpenRouterError) -> None:
+    decision = OPENROUTER_RETRY_POLICY.evaluate(error, try_number=1, max_tries=5)
+    assert decision.action is RetryAction.FAIL
+    assert decision.reason
+
+
+def test_rate_limit_retries_after_the_configured_delay() -> None:
+    policy = openrouter_retry_policy(rate_limit_delay=timedelta(seconds=42))
+    decision = policy.evaluate(exc.OpenRouterRateLimitError("slow down", status=429), try_number=1, max_tries=3)
+    assert decision.action is RetryAction.RETRY
+    assert decision.retry_delay == timedelta(seconds=42)
+
+
+def test_rate_limit_waits_for_the_server_when_it_asks_for_longer() -> None:
+    policy = openrouter_retry_policy(rate_limit_delay=timedelta(seconds=10))
+    error = exc.OpenRouterRateLimitError("slow down", status=429, retry_after=95.5)
+    decision = policy.evaluate(error, try_number=1, max_tries=3)
+    assert decision.action is RetryAction.RETRY
+    assert decision.retry_delay == timedelta(seconds=95.5)
+
+
+def test_rate_limit_keeps_the_longer_configured_delay_over_a_short_retry_after() -> None:
+    policy = openrouter_retry_policy(rate_limit_delay=timedelta(seconds=60))
+    error = exc.OpenRouterRateLimitError("slow down", status=429, retry_after=2)
+    assert policy.evaluate(error, try_number=1, max_tries=3).retry_delay == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        exc.OpenRouterUpstreamError("bad gateway", status=502),
+        exc.OpenRouterUpstreamError("error in body", status=503, in_body=True),
+        exc.OpenRouterTimeoutError("timeout", status=408),
+        exc.OpenRouterConnectionError("refused"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_transient_failures_retry_after_the_upstream_delay(error: exc.OpenRouterError) -> None:
+    policy = openrouter_retry_policy(upstream_delay=timedelta(minutes=3))
+    decision = policy.evaluate(error, try_number=1, max_tries=3)
+    assert decision.action is RetryAction.RETRY
+    assert decision.retry_delay == timedelta(minutes=3)
+
+
+def test_a_retry_rule_is_overruled_when_the_error_says_retrying_cannot_help() -> None:
+    class NeverRetryUpstream(exc.OpenRouterUpstreamError):
+        retryable = False
+
+    decision = OPENROUTER_RETRY_POLICY.evaluate(NeverRetryUpstream("billed", status=500), 1, 3)
+    assert decision.action is RetryAction.FAIL
+
+
+def test_other_exceptions_fall_through_to_airflows_standard_retries() -> None:
+    decision = OPENROUTER_RETRY_POLICY.evaluate(KeyError("boom"), try_number=1, max_tries=3)
+    assert decision.action is RetryAction.DEFAULT
+
+
+def test_policy_serializes_to_json_for_the_dag_processor() -> None:
+    serialized = OPENROUTER_RETRY_POLICY.serialize()
+    json.dumps(serialized)
+    paths = {rule["exception"] for rule in serialized["rules"]}
+    assert "airflow_provider_openrouter.exceptions.OpenRouterInsufficientCreditsError" in paths
