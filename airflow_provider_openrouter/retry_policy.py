@@ -1,8 +1,8 @@
 """A ready retry policy for Airflow's exception-aware retries (AIP-105, Airflow 3.3+).
 
-Airflow's own ``retries`` re-run a failed task blindly. For OpenRouter that is wrong both ways: a 402 (no credits) or
-a 401 (bad key) fails the same way on every attempt, and a retried chat task sends a new billable request. Pass the
-policy to any OpenRouter task::
+Airflow's own ``retries`` re-run a failed task blindly. For OpenRouter that is wrong both ways: a 402 (no
+credits) or a 401 (bad key) fails the same way on every attempt, and a retried chat task sends a new billable
+request. Pass the policy to any OpenRouter task::
 
     from airflow_provider_openrouter.retry_policy import openrouter_retry_policy
 
@@ -30,13 +30,13 @@ anything else                                          task's  Airflow's standar
                                                        default
 =====================================================  ======  ==============================================
 
-A RETRY rule is downgraded to FAIL when the exception itself says a retry cannot help (``retryable`` is false),
-for example an upstream error whose request may already have been billed. The transport has already retried what
-was safe to retry inside the attempt, so a task-level retry is the slow, second line of defence.
+A RETRY rule is downgraded to FAIL when the exception itself says a retry cannot help (``retryable`` is
+false), for example an upstream error whose request may already have been billed. The transport has already
+retried what was safe to retry inside the attempt, so a task-level retry is the slow, second line of defence.
 
 On Airflow older than 3.3 (no ``ExceptionRetryPolicy``) :data:`OPENROUTER_RETRY_POLICY` is ``None`` and
-:func:`openrouter_retry_policy` returns ``None``; such a core also has no ``retry_policy`` operator argument, so
-leave it out there and set ``retries=0`` on billable tasks.
+:func:`openrouter_retry_policy` returns ``None``; such a core also has no ``retry_policy`` operator argument,
+so leave it out there and set ``retries=0`` on billable tasks.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ if ExceptionRetryPolicy is not None:
     class OpenRouterRetryPolicy(ExceptionRetryPolicy):
         """``ExceptionRetryPolicy`` with two OpenRouter refinements.
 
-        * a 429's ``retry_after`` (seconds, from the server) lengthens the delay when it is longer than the rule's;
+        * a 429's ``retry_after`` (seconds, from the server) lengthens the delay when it is longer than the
+          rule's;
         * a RETRY rule becomes FAIL when the exception says ``retryable`` is false.
         """
 

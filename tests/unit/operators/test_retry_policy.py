@@ -39,7 +39,8 @@ def test_failures_a_retry_cannot_fix_fail_at_once(error: exc.OpenRouterError) ->
 
 def test_rate_limit_retries_after_the_configured_delay() -> None:
     policy = openrouter_retry_policy(rate_limit_delay=timedelta(seconds=42))
-    decision = policy.evaluate(exc.OpenRouterRateLimitError("slow down", status=429), try_number=1, max_tries=3)
+    error = exc.OpenRouterRateLimitError("slow down", status=429)
+    decision = policy.evaluate(error, try_number=1, max_tries=3)
     assert decision.action is RetryAction.RETRY
     assert decision.retry_delay == timedelta(seconds=42)
 
