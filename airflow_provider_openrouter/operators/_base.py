@@ -1,0 +1,203 @@
+"""What every OpenRouter operator shares: connection id, hook, rendered-value coercion, error logging.
+
+Operators stay thin: they render their parameters, coerce what a Jinja template turned into a string back into
+the type the hook expects, call one hook method and push the typed result. Rules (HTTP, retries, billing,
+parsing) live in the hook, the transport and the models.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterError,
+    OpenRouterRequestError,
+    OpenRouterResponseError,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from pydantic import BaseModel
+
+    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+    from airflow_provider_openrouter.models import ChatCompletion, TextCompletion
+
+    BillableResult = ChatCompletion | TextCompletion
+
+DEFAULT_CONN_ID = "openrouter_default"
+
+
+class OpenRouterBaseOperator(BaseOperator):
+    """Base class: ``openrouter_conn_id`` (templated), ``hook`` and the typed-XCom declaration.
+
+    Subclasses set ``result_type`` to the pydantic class they return. ``deserialization_allowed_class_fields``
+    names it, so an Airflow 3.3+ worker allow-lists that class (and every model nested in it) before a
+    downstream task deserializes the XCom, with Airflow's default ``[core] allowed_deserialization_classes``.
+    """
+
+    result_type: ClassVar[type[BaseModel]]
+    deserialization_allowed_class_fields: ClassVar[tuple[str, ...]] = ("result_type",)
+    template_fields: Sequence[str] = ("openrouter_conn_id",)
+    ui_color = "#e9e4fb"
+
+    def __init__(self, *, openrouter_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.openrouter_conn_id = openrouter_conn_id
+
+    @cached_property
+    def hook(self) -> OpenRouterHook:
+        """The hook for ``openrouter_conn_id`` (no I/O until a method is called)."""
+        from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+
+        return OpenRouterHook(openrouter_conn_id=self.openrouter_conn_id)
+
+    def log_failure(self, action: str, err: OpenRouterError) -> None:
+        """Put the one-line cause on its own log line, above Airflow's traceback."""
+        self.log.error("OpenRouter %s failed: %s", action, err)
+
+    # Rendered-value coercion. A Jinja template renders to a string, so "0.2", "256" or '{"type":
+    # "json_object"}' arrive where a number or a dict is meant. Each helper accepts the native type or its
+    # string form and names the parameter in its error.
+
+    def bad_parameter(self, name: str, value: Any, expected: str) -> OpenRouterRequestError:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        return OpenRouterRequestError(
+            f"task {self.task_id!r}: parameter {name!r} must be {expected}, got {shown}",
+            conn_id=self.openrouter_conn_id,
+            hint="Fix the value or the template that renders it; nothing was sent.",
+        )
+
+    def as_int(self, name: str, value: Any) -> int | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, bool):
+            raise self.bad_parameter(name, value, "an integer")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise self.bad_parameter(name, value, "an integer") from None
+
+    def as_float(self, name: str, value: Any) -> float | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, bool):
+            raise self.bad_parameter(name, value, "a number")
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise self.bad_parameter(name, value, "a number") from None
+
+    def as_bool(self, name: str, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no", "", "none"):
+            return False
+        raise self.bad_parameter(name, value, "true or false")
+
+    def as_json(self, name: str, value: Any, expected: tuple[type, ...], described: str) -> Any:
+        """A dict/list given natively, or as the JSON text a template rendered ("" and ``None``: unset)."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise self.bad_parameter(name, value, f"{described} (or its JSON text; {err.msg})") from None
+        if not isinstance(value, expected):
+            raise self.bad_parameter(name, value, described)
+        return value
+
+    def as_dict(self, name: str, value: Any) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.as_json(name, value, (dict,), "a JSON object")
+        return result
+
+    def as_list(self, name: str, value: Any) -> list[Any] | None:
+        result: list[Any] | None = self.as_json(name, value, (list,), "a JSON list")
+        return result
+
+    def as_str_list(self, name: str, value: Any) -> list[str] | None:
+        """A list of strings: a list, its JSON text, or a comma-separated string ("tools,seed")."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, str):
+            text = value.strip()
+            items = self.as_list(name, text) if text.startswith("[") else text.split(",")
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise self.bad_parameter(name, value, "a list of strings or a comma-separated string")
+        if items is None or not all(isinstance(item, str) for item in items):
+            raise self.bad_parameter(name, value, "a list of strings")
+        return [item.strip() for item in items if item.strip()]
+
+    def as_stop(self, value: Any) -> str | list[str] | None:
+        """``stop`` is one string or a list of strings; a rendered JSON list is turned back into a list."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return value
+        stops = self.as_list("stop", value) if isinstance(value, str) else value
+        if not isinstance(stops, list | tuple) or not all(isinstance(s, str) for s in stops):
+            raise self.bad_parameter("stop", value, "a string or a list of strings")
+        return list(stops)
+
+
+class OpenRouterGenerationOperator(OpenRouterBaseOperator):
+    """Base for the billable operators (chat, completion): the cost record is pushed before any validation.
+
+    A rejected answer (truncated, or not the JSON that ``response_format`` asked for) was still paid for, so
+    ``generation_id``, ``text``, ``usage`` and ``cost`` reach XCom, and one log line, before a check can fail.
+    """
+
+    def __init__(self, *, fail_on_truncation: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fail_on_truncation = fail_on_truncation
+
+    def push_generation_record(self, context: Context, result: BillableResult) -> None:
+        ti = context["ti"]
+        usage = result.usage.model_dump(mode="json") if result.usage is not None else None
+        if usage is not None:
+            # XCom is cleared when a retry starts; the attempt number says whether earlier attempts were paid.
+            usage["try_number"] = ti.try_number
+        self.log.info(
+            "OpenRouter generation %s: model %s, %s prompt + %s completion tokens, cost %s USD (attempt %s)",
+            result.id,
+            result.model,
+            result.usage.prompt_tokens if result.usage is not None else "?",
+            result.usage.completion_tokens if result.usage is not None else "?",
+            result.cost if result.cost is not None else "unknown",
+            ti.try_number,
+        )
+        if not self.do_xcom_push:
+            return
+        ti.xcom_push(key="generation_id", value=result.id)
+        ti.xcom_push(key="text", value=result.text)
+        ti.xcom_push(key="usage", value=usage)
+        ti.xcom_push(key="cost", value=result.cost)
+
+    def check_truncation(self, result: BillableResult) -> None:
+        if not self.as_bool("fail_on_truncation", self.fail_on_truncation):
+            return
+        finish_reason = result.choices[0].finish_reason if result.choices else None
+        if finish_reason == "length":
+            raise OpenRouterResponseError(
+                f"task {self.task_id!r}: the answer stopped at the token limit (finish_reason 'length') and "
+                "fail_on_truncation is set",
+                conn_id=self.openrouter_conn_id,
+                generation_id=result.id,
+                billed=True,
+                hint="Raise max_tokens or shorten the input. The answer was billed; its cost is in XCom "
+                "'cost'.",
+            )

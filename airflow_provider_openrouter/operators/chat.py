@@ -1,0 +1,193 @@
+"""Chat completion: the connector's "Chat completion" action (POST /chat/completions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_openrouter.exceptions import OpenRouterError, OpenRouterResponseError
+from airflow_provider_openrouter.models import ChatCompletion
+from airflow_provider_openrouter.operators._base import OpenRouterGenerationOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_JSON_FORMATS = ("json_object", "json_schema")
+
+
+class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
+    """Send one chat completion request and return the typed answer.
+
+    The connector's flat form is ``model`` + ``role`` + ``content`` (one message); the full API is
+    ``messages`` (a list of ``{"role": ..., "content": ...}``) plus the optional fields below. Give
+    ``content`` or ``messages`` (or both: ``content`` is appended as the last message). ``system_prompt`` is
+    prepended as a system message.
+
+    :param model: model id, e.g. ``"openai/gpt-4o-mini"``; empty uses the connection's default model.
+    :param role: role of ``content`` (``user``, ``system``, ``assistant``, ``developer``); default ``user``.
+    :param content: the message text (or a list of content parts).
+    :param messages: the conversation, a list of message dicts (or its JSON text).
+    :param system_prompt: a system message placed first.
+    :param temperature: sampling temperature (number, or its text).
+    :param max_tokens: upper bound on completion tokens.
+    :param stop: a stop string or a list of them.
+    :param seed: integer seed for providers that support it.
+    :param response_format: e.g. ``{"type": "json_object"}`` or ``{"type": "json_schema", ...}``. With a JSON
+        format the answer must parse as JSON, or the task fails *after* pushing its cost.
+    :param tools: tool (function) definitions.
+    :param tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a dict naming a function.
+    :param models: fallback model ids, tried in order when ``model`` is unavailable.
+    :param provider: provider routing preferences (``order``, ``only``, ``ignore``, ``sort``, ...).
+    :param reasoning: reasoning settings, e.g. ``{"effort": "low"}``.
+    :param extra_body: any further request body field, merged last.
+    :param fail_on_truncation: fail the task when the answer stopped at ``max_tokens`` (``finish_reason ==
+        "length"``), after pushing its cost.
+    :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
+
+    Every parameter above is a template field. Rendered numbers and JSON text are converted back to numbers,
+    dicts and lists before the request is built.
+
+    **XCom contract**
+
+    ====================  =============================  ================================================
+    key                   type                           value
+    ====================  =============================  ================================================
+    ``return_value``      ``models.ChatCompletion``      the whole typed answer (``.text``, ``.cost``,
+                                                         ``.usage``, ``.choices[0].message``, ...)
+    ``generation_id``     ``str``                        the generation id (for Get generation)
+    ``text``              ``str | None``                 the first choice's text (``None`` for tool calls)
+    ``usage``             ``dict | None``                token counts and cost as JSON, plus ``try_number``
+    ``cost``              ``decimal.Decimal | None``     USD charged, as reported in ``usage.cost``
+    ====================  =============================  ================================================
+
+    ``generation_id``, ``text``, ``usage`` and ``cost`` are pushed (and logged) *before* the
+    ``response_format`` and ``fail_on_truncation`` checks, because a rejected answer was still paid for. XCom
+    of a task instance is cleared when a retry starts; each attempt's cost line stays in that attempt's log.
+    """
+
+    result_type = ChatCompletion
+    template_fields: Sequence[str] = (
+        "openrouter_conn_id",
+        "model",
+        "role",
+        "content",
+        "messages",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "stop",
+        "seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "models",
+        "provider",
+        "reasoning",
+        "extra_body",
+        "fail_on_truncation",
+    )
+    template_fields_renderers = {
+        "messages": "json",
+        "response_format": "json",
+        "tools": "json",
+        "tool_choice": "json",
+        "models": "json",
+        "provider": "json",
+        "reasoning": "json",
+        "extra_body": "json",
+    }
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        role: str = "user",
+        content: str | list[dict[str, Any]] | None = None,
+        messages: list[dict[str, Any]] | str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | str | None = None,
+        max_tokens: int | str | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | str | None = None,
+        response_format: dict[str, Any] | str | None = None,
+        tools: list[dict[str, Any]] | str | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        models: list[str] | str | None = None,
+        provider: dict[str, Any] | str | None = None,
+        reasoning: dict[str, Any] | str | None = None,
+        extra_body: dict[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if content is None and messages is None:
+            raise self.bad_parameter("content", None, "given (or 'messages'): there is nothing to send")
+        self.model = model
+        self.role = role
+        self.content = content
+        self.messages = messages
+        self.system_prompt = system_prompt
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.seed = seed
+        self.response_format = response_format
+        self.tools = tools
+        self.tool_choice = tool_choice
+        self.models = models
+        self.provider = provider
+        self.reasoning = reasoning
+        self.extra_body = extra_body
+
+    def _tool_choice(self) -> str | dict[str, Any] | None:
+        if isinstance(self.tool_choice, str) and not self.tool_choice.lstrip().startswith("{"):
+            return self.tool_choice or None
+        return self.as_dict("tool_choice", self.tool_choice)
+
+    def execute(self, context: Context) -> ChatCompletion:
+        response_format = self.as_dict("response_format", self.response_format)
+        request: dict[str, Any] = {
+            "model": self.model or None,
+            "role": self.role or "user",
+            "content": self.content if self.content != "" else None,
+            "messages": self.as_list("messages", self.messages),
+            "system_prompt": self.system_prompt or None,
+            "temperature": self.as_float("temperature", self.temperature),
+            "max_tokens": self.as_int("max_tokens", self.max_tokens),
+            "stop": self.as_stop(self.stop),
+            "seed": self.as_int("seed", self.seed),
+            "response_format": response_format,
+            "tools": self.as_list("tools", self.tools),
+            "tool_choice": self._tool_choice(),
+            "models": self.as_str_list("models", self.models),
+            "provider": self.as_dict("provider", self.provider),
+            "reasoning": self.as_dict("reasoning", self.reasoning),
+            "extra_body": self.as_dict("extra_body", self.extra_body),
+        }
+        try:
+            result = self.hook.chat_completion(**request)
+        except OpenRouterError as err:
+            self.log_failure("chat completion", err)
+            raise
+        self.push_generation_record(context, result)
+        self.check_truncation(result)
+        self.check_response_format(result, response_format)
+        return result
+
+    def check_response_format(self, result: ChatCompletion, response_format: dict[str, Any] | None) -> None:
+        """With a JSON ``response_format`` the text must parse as JSON (the schema is not re-checked)."""
+        wanted = (response_format or {}).get("type")
+        if wanted not in _JSON_FORMATS:
+            return
+        try:
+            json.loads(result.text or "")
+        except json.JSONDecodeError as err:
+            raise OpenRouterResponseError(
+                f"task {self.task_id!r}: response_format {wanted!r} asked for JSON but the answer is not "
+                f"valid JSON ({err.msg} at character {err.pos})",
+                conn_id=self.openrouter_conn_id,
+                generation_id=result.id,
+                billed=True,
+                hint="Use a model that supports structured outputs, or make the instructions stricter. The "
+                "answer was billed; its cost is in XCom 'cost'.",
+            ) from None
