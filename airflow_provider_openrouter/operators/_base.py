@@ -190,8 +190,7 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
     def check_truncation(self, result: BillableResult) -> None:
         if not self.as_bool("fail_on_truncation", self.fail_on_truncation):
             return
-        finish_reason = result.choices[0].finish_reason if result.choices else None
-        if finish_reason == "length":
+        if result.finish_reason == "length":
             raise OpenRouterResponseError(
                 f"task {self.task_id!r}: the answer stopped at the token limit (finish_reason 'length') and "
                 "fail_on_truncation is set",

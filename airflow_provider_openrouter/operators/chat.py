@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +55,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
     ``return_value``      ``models.ChatCompletion``      the whole typed answer (``.text``, ``.cost``,
                                                          ``.usage``, ``.choices[0].message``, ...)
     ``generation_id``     ``str``                        the generation id (for Get generation)
-    ``text``              ``str | None``                 the first choice's text (``None`` for tool calls)
+    ``text``              ``str``                        the first choice's text (``""`` for tool calls)
     ``usage``             ``dict | None``                token counts and cost as JSON, plus ``try_number``
     ``cost``              ``decimal.Decimal | None``     USD charged, as reported in ``usage.cost``
     ====================  =============================  ================================================
@@ -175,16 +174,15 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         return result
 
     def check_response_format(self, result: ChatCompletion, response_format: dict[str, Any] | None) -> None:
-        """With a JSON ``response_format`` the text must parse as JSON (the schema is not re-checked)."""
+        """With a JSON ``response_format`` the text must decode (``parsed_json()``; the schema is not re-checked)."""
         wanted = (response_format or {}).get("type")
         if wanted not in _JSON_FORMATS:
             return
         try:
-            json.loads(result.text or "")
-        except json.JSONDecodeError as err:
+            result.parsed_json()
+        except ValueError as err:
             raise OpenRouterResponseError(
-                f"task {self.task_id!r}: response_format {wanted!r} asked for JSON but the answer is not "
-                f"valid JSON ({err.msg} at character {err.pos})",
+                f"task {self.task_id!r}: response_format {wanted!r} asked for JSON: {err}",
                 conn_id=self.openrouter_conn_id,
                 generation_id=result.id,
                 billed=True,

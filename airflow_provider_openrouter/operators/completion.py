@@ -40,7 +40,7 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
     ====================  =============================  ================================================
     ``return_value``      ``models.TextCompletion``      the whole typed answer (``.text``, ``.cost``, ...)
     ``generation_id``     ``str``                        the generation id (for Get generation)
-    ``text``              ``str | None``                 the first choice's text
+    ``text``              ``str``                        the first choice's text
     ``usage``             ``dict | None``                token counts and cost as JSON, plus ``try_number``
     ``cost``              ``decimal.Decimal | None``     USD charged, as reported in ``usage.cost``
     ====================  =============================  ================================================
