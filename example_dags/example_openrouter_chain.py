@@ -2,14 +2,14 @@
 
 1. ``list_models`` asks OpenRouter for the text models that accept the request parameters this job needs.
 2. ``pick_model`` keeps those with a long enough context and a real price (free variants are heavily rate
-   limited; routers such as ``openrouter/auto`` list a price of -1) and picks the one whose list price for this
-   request (prompt tokens x prompt price + ``max_tokens`` x completion price) is lowest. Prices are ``Decimal``.
+   limited; routers such as ``openrouter/auto`` list a price of -1) and picks the one whose list price for
+   this request (prompt tokens x prompt price + ``max_tokens`` x completion price) is lowest (``Decimal``).
 3. ``chat`` sends the question to that model.
 4. ``get_generation`` looks the answer up by its generation id. The stats appear a moment after the answer, so
    it asks again on 404 for up to ``wait_for_stats`` seconds (idempotent GETs; the chat is never resent).
 5. ``report`` reads all of it as typed objects and returns a small summary.
 
-Run it: ``./run-example`` (against the bundled emulator without OPENROUTER_API_KEY, against OpenRouter with it).
+Run it: ``./run-example`` (against the bundled emulator without OPENROUTER_API_KEY, else against OpenRouter).
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         return result
 
     def check_response_format(self, result: ChatCompletion, response_format: dict[str, Any] | None) -> None:
-        """With a JSON ``response_format`` the text must decode (``parsed_json()``; the schema is not re-checked)."""
+        """A JSON ``response_format`` needs text that ``parsed_json()`` decodes (schema not re-checked)."""
         wanted = (response_format or {}).get("type")
         if wanted not in _JSON_FORMATS:
             return
