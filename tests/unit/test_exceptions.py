@@ -1,0 +1,129 @@
+"""The error hierarchy: one-line messages that say what, where and what to do; keys never shown."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterAuthenticationError,
+    OpenRouterConnectionError,
+    OpenRouterEndpointGoneError,
+    OpenRouterError,
+    OpenRouterInsufficientCreditsError,
+    OpenRouterModerationError,
+    OpenRouterNotFoundError,
+    OpenRouterOutcomeUnknownError,
+    OpenRouterPermissionError,
+    OpenRouterRateLimitError,
+    OpenRouterRequestError,
+    OpenRouterUpstreamError,
+    scrub,
+)
+
+KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
+
+
+def test_every_error_is_an_airflow_exception() -> None:
+    assert issubclass(OpenRouterError, AirflowException)
+    assert issubclass(OpenRouterModerationError, OpenRouterPermissionError)
+    assert issubclass(OpenRouterEndpointGoneError, OpenRouterNotFoundError)
+
+
+def test_str_is_one_line_with_what_where_and_what_to_do() -> None:
+    err = OpenRouterAuthenticationError(
+        "User not found.\n  (key disabled)",
+        status=401,
+        code=401,
+        conn_id="openrouter_prod",
+        request="POST /chat/completions",
+    )
+    text = str(err)
+    assert "\n" not in text
+    assert text.startswith("OpenRouter did not accept the API key (HTTP 401): User not found. (key disabled)")
+    assert "[POST /chat/completions on connection 'openrouter_prod']" in text
+    assert text.endswith("Check the API key (password field) of connection 'openrouter_prod'.")
+
+
+def test_api_key_is_scrubbed_from_message_metadata_and_hint() -> None:
+    err = OpenRouterRequestError(
+        f"bad header Authorization: Bearer {KEY}",
+        metadata={"headers": {"authorization": f"Bearer {KEY}"}, "raw": [f"echo {KEY}"]},
+        hint=f"do not use {KEY}",
+        status=400,
+    )
+    assert KEY not in str(err)
+    assert KEY not in repr(err.metadata)
+    assert KEY not in err.hint
+    assert "***" in err.message
+
+
+def test_scrub_removes_a_given_secret_that_does_not_look_like_a_key() -> None:
+    assert scrub({"a": ["token emu-secret-123 here"]}, secrets=["emu-secret-123"]) == {
+        "a": ["token *** here"]
+    }
+    assert scrub(42) == 42
+
+
+def test_long_messages_are_cut() -> None:
+    err = OpenRouterUpstreamError("x" * 5000, status=502)
+    assert len(err.message) <= 300
+
+
+def test_moderation_hint_lists_reasons_and_flagged_input() -> None:
+    err = OpenRouterModerationError(
+        "Input flagged",
+        status=403,
+        metadata={"reasons": ["violence", "harassment"], "flagged_input": "the bad...part"},
+    )
+    assert err.reasons == ["violence", "harassment"]
+    assert "Reasons: violence, harassment; flagged input: 'the bad...part'" in str(err)
+
+
+def test_credits_permission_hint_names_the_management_key() -> None:
+    err = OpenRouterPermissionError("Forbidden", status=403, conn_id="c", request="GET /credits")
+    assert "management key" in str(err)
+    assert "connection 'c'" in str(err)
+
+
+@pytest.mark.parametrize(
+    "err, phrase",
+    [
+        (OpenRouterInsufficientCreditsError("need credits", status=402), "lower max_tokens"),
+        (OpenRouterRequestError("acme/nope is not a valid model ID", status=400), "list_models()"),
+        (OpenRouterRequestError("messages must not be empty"), "nothing was sent"),
+        (OpenRouterNotFoundError("nope", status=404, request="GET /generation"), "wait_seconds"),
+        (OpenRouterEndpointGoneError("gone", status=404), "OpenRouterChatCompletionOperator"),
+        (OpenRouterRateLimitError("slow down", status=429, retry_after=2.5), "retry after 2.5 s"),
+        (OpenRouterConnectionError("refused", conn_id="c"), "Base URL of connection 'c'"),
+        (OpenRouterOutcomeUnknownError("read timeout"), "may have been processed and billed"),
+    ],
+)
+def test_hints_say_what_to_do(err: OpenRouterError, phrase: str) -> None:
+    assert phrase in str(err)
+
+
+def test_generation_id_appears_in_where() -> None:
+    err = OpenRouterUpstreamError("Provider returned error", status=502, generation_id="gen-9", in_body=True)
+    assert "[generation gen-9]" in str(err)
+    assert err.in_body
+
+
+def test_retryable_and_billed_defaults() -> None:
+    assert OpenRouterRateLimitError.retryable and OpenRouterUpstreamError.retryable
+    assert not OpenRouterAuthenticationError.retryable
+    assert not OpenRouterOutcomeUnknownError.retryable
+    assert OpenRouterOutcomeUnknownError("x").billed is None
+    assert OpenRouterUpstreamError("x").billed is False
+    assert OpenRouterUpstreamError("x", billed=None).billed is None
+    assert OpenRouterUpstreamError("x", billed=True).billed is True
+
+
+def test_errors_survive_pickling_with_their_attributes() -> None:
+    err = OpenRouterRateLimitError("slow", status=429, retry_after=3.0, conn_id="c", request="GET /key")
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is OpenRouterRateLimitError
+    assert copy.retry_after == 3.0
+    assert str(copy) == str(err)
