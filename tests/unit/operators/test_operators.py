@@ -1,0 +1,579 @@
+"""Operators in isolation: template fields, rendered-value coercion, the XCom contract, errors.
+
+The hook is replaced by a recording fake (pure units); the real hook against the emulator is covered by the
+integration and DAG tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterAuthenticationError,
+    OpenRouterNotFoundError,
+    OpenRouterRequestError,
+    OpenRouterResponseError,
+)
+from airflow_provider_openrouter.models import (
+    ChatCompletion,
+    Credits,
+    Generation,
+    ModelEndpoints,
+    ModelList,
+    TextCompletion,
+)
+from airflow_provider_openrouter.operators import (
+    OpenRouterChatCompletionOperator,
+    OpenRouterCompletionOperator,
+    OpenRouterGetCreditsOperator,
+    OpenRouterGetGenerationOperator,
+    OpenRouterListModelEndpointsOperator,
+    OpenRouterListModelsOperator,
+)
+from airflow_provider_openrouter.operators import generation as generation_module
+
+
+def chat_result(text: str = "Paris.", finish_reason: str = "stop", cost: str = "0.0000066") -> ChatCompletion:
+    return ChatCompletion.model_validate(
+        {
+            "id": "gen-123",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "openai/gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish_reason,
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "cost": float(cost)},
+        }
+    )
+
+
+def text_result(finish_reason: str = "stop") -> TextCompletion:
+    return TextCompletion.model_validate(
+        {
+            "id": "gen-456",
+            "model": "openai/gpt-3.5-turbo-instruct",
+            "choices": [{"index": 0, "text": " red, yellow and blue.", "finish_reason": finish_reason}],
+            "usage": {"prompt_tokens": 6, "completion_tokens": 7, "total_tokens": 13, "cost": 0.000023},
+        }
+    )
+
+
+class FakeHook:
+    """Records each call and answers from a script: a value is returned, an exception raised."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def _answer(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((name, args, kwargs))
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def chat_completion(self, **kwargs: Any) -> Any:
+        return self._answer("chat_completion", **kwargs)
+
+    def completion(self, **kwargs: Any) -> Any:
+        return self._answer("completion", **kwargs)
+
+    def get_credits(self) -> Any:
+        return self._answer("get_credits")
+
+    def get_generation(self, generation_id: str) -> Any:
+        return self._answer("get_generation", generation_id)
+
+    def list_model_endpoints(self, author: str, slug: str) -> Any:
+        return self._answer("list_model_endpoints", author, slug)
+
+    def list_models(self, **filters: Any) -> Any:
+        return self._answer("list_models", **filters)
+
+
+class FakeTaskInstance:
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def run(operator: Any, hook: FakeHook, ti: FakeTaskInstance | None = None) -> tuple[Any, FakeTaskInstance]:
+    operator.hook = hook
+    ti = ti or FakeTaskInstance()
+    return operator.execute({"ti": ti}), ti
+
+
+def render(operator: Any, **context: Any) -> None:
+    """Render the template fields the way a task run does (a Jinja template always renders to a string)."""
+    operator.render_template_fields(context)
+
+
+# --- template fields ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operator_class", "expected"),
+    [
+        (
+            OpenRouterChatCompletionOperator,
+            {
+                "openrouter_conn_id",
+                "model",
+                "role",
+                "content",
+                "messages",
+                "system_prompt",
+                "temperature",
+                "max_tokens",
+                "stop",
+                "seed",
+                "response_format",
+                "tools",
+                "tool_choice",
+                "models",
+                "provider",
+                "reasoning",
+                "extra_body",
+                "fail_on_truncation",
+            },
+        ),
+        (
+            OpenRouterCompletionOperator,
+            {
+                "openrouter_conn_id",
+                "model",
+                "prompt",
+                "max_tokens",
+                "temperature",
+                "stop",
+                "seed",
+                "extra_body",
+                "fail_on_truncation",
+            },
+        ),
+        (OpenRouterGetCreditsOperator, {"openrouter_conn_id"}),
+        (OpenRouterGetGenerationOperator, {"openrouter_conn_id", "generation_id", "wait_for_stats"}),
+        (OpenRouterListModelEndpointsOperator, {"openrouter_conn_id", "author", "slug", "model"}),
+        (
+            OpenRouterListModelsOperator,
+            {
+                "openrouter_conn_id",
+                "category",
+                "supported_parameters",
+                "output_modalities",
+                "input_modalities",
+                "filters",
+                "output_path",
+            },
+        ),
+    ],
+)
+def test_every_parameter_and_the_conn_id_is_a_template_field(
+    operator_class: type, expected: set[str]
+) -> None:
+    assert set(operator_class.template_fields) == expected
+    for field, renderer in operator_class.template_fields_renderers.items():
+        assert field in expected
+        assert renderer == "json"
+
+
+def test_typed_result_class_is_declared_for_the_worker_allow_list() -> None:
+    expected = {
+        OpenRouterChatCompletionOperator: ChatCompletion,
+        OpenRouterCompletionOperator: TextCompletion,
+        OpenRouterGetCreditsOperator: Credits,
+        OpenRouterGetGenerationOperator: Generation,
+        OpenRouterListModelEndpointsOperator: ModelEndpoints,
+        OpenRouterListModelsOperator: ModelList,
+    }
+    for operator_class, result_class in expected.items():
+        assert operator_class.deserialization_allowed_class_fields == ("result_type",)
+        assert operator_class.result_type is result_class
+
+
+def test_conn_id_renders_from_a_template() -> None:
+    op = OpenRouterGetCreditsOperator(task_id="c", openrouter_conn_id="{{ params.conn }}")
+    render(op, params={"conn": "openrouter_management"})
+    assert op.openrouter_conn_id == "openrouter_management"
+    assert op.hook.openrouter_conn_id == "openrouter_management"
+
+
+# --- chat: coercion of rendered values --------------------------------------------------------------------
+
+
+def test_chat_rendered_strings_become_numbers_dicts_and_lists() -> None:
+    op = OpenRouterChatCompletionOperator(
+        task_id="chat",
+        model="{{ params.model }}",
+        content="Capital of {{ params.country }}?",
+        temperature="{{ params.temperature }}",
+        max_tokens="{{ params.max_tokens }}",
+        seed="{{ params.seed }}",
+        stop='["{{ params.stop }}"]',
+        response_format='{"type": "{{ params.format }}"}',
+        models="{{ params.fallbacks | join(',') }}",
+        provider="{{ params.provider | tojson }}",
+        tool_choice="auto",
+        extra_body='{"top_p": 0.9}',
+    )
+    render(
+        op,
+        params={
+            "model": "openai/gpt-4o-mini",
+            "country": "France",
+            "temperature": 0.2,
+            "max_tokens": 64,
+            "seed": 7,
+            "stop": "END",
+            "format": "json_object",
+            "fallbacks": ["a/one", "b/two"],
+            "provider": {"order": ["OpenAI"], "allow_fallbacks": False},
+        },
+    )
+    hook = FakeHook(chat_result(text='{"capital": "Paris"}'))
+    run(op, hook)
+
+    ((name, _, request),) = hook.calls
+    assert name == "chat_completion"
+    assert request["model"] == "openai/gpt-4o-mini"
+    assert request["role"] == "user"
+    assert request["content"] == "Capital of France?"
+    assert request["temperature"] == 0.2 and isinstance(request["temperature"], float)
+    assert request["max_tokens"] == 64 and isinstance(request["max_tokens"], int)
+    assert request["seed"] == 7
+    assert request["stop"] == ["END"]
+    assert request["response_format"] == {"type": "json_object"}
+    assert request["models"] == ["a/one", "b/two"]
+    assert request["provider"] == {"order": ["OpenAI"], "allow_fallbacks": False}
+    assert request["tool_choice"] == "auto"
+    assert request["extra_body"] == {"top_p": 0.9}
+    assert request["messages"] is None and request["tools"] is None and request["reasoning"] is None
+
+
+def test_chat_native_values_pass_through_unchanged() -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    op = OpenRouterChatCompletionOperator(
+        task_id="chat",
+        messages=messages,
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": "f"}},
+        stop="\n\n",
+        temperature=1,
+    )
+    hook = FakeHook(chat_result())
+    run(op, hook)
+    request = hook.calls[0][2]
+    assert request["messages"] == messages
+    assert request["tools"] == tools
+    assert request["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert request["stop"] == "\n\n"
+    assert request["temperature"] == 1.0
+    assert request["model"] is None  # the connection's default model applies
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "expected_words"),
+    [
+        ("temperature", "warm", "must be a number"),
+        ("max_tokens", "2.5", "must be an integer"),
+        ("max_tokens", True, "must be an integer"),
+        ("response_format", '{"type": json_object}', "must be a JSON object"),
+        ("response_format", "[1, 2]", "must be a JSON object"),
+        ("messages", '{"role": "user"}', "must be a JSON list"),
+        ("models", "[1, 2]", "must be a list of strings"),
+        ("stop", "[1]", "must be a string or a list of strings"),
+    ],
+)
+def test_chat_bad_rendered_value_names_task_and_parameter_and_sends_nothing(
+    parameter: str, value: Any, expected_words: str
+) -> None:
+    op = OpenRouterChatCompletionOperator(task_id="ask", content="hi", **{parameter: value})
+    hook = FakeHook()
+    with pytest.raises(OpenRouterRequestError) as caught:
+        run(op, hook)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'ask'" in message and repr(parameter) in message and expected_words in message
+    assert "nothing was sent" in message
+    assert hook.calls == []
+
+
+def test_chat_without_content_or_messages_is_rejected_when_the_dag_is_parsed() -> None:
+    with pytest.raises(OpenRouterRequestError, match="nothing to send"):
+        OpenRouterChatCompletionOperator(task_id="empty", model="openai/gpt-4o-mini")
+
+
+# --- chat and completion: the XCom contract ---------------------------------------------------------------
+
+
+def test_chat_returns_the_typed_result_and_pushes_the_cost_record() -> None:
+    result = chat_result()
+    value, ti = run(
+        OpenRouterChatCompletionOperator(task_id="chat", content="hi"), FakeHook(result), FakeTaskInstance(2)
+    )
+    assert value is result
+    assert ti.pushed["generation_id"] == "gen-123"
+    assert ti.pushed["text"] == "Paris."
+    assert ti.pushed["cost"] == Decimal("0.0000066")
+    usage = ti.pushed["usage"]
+    assert usage["prompt_tokens"] == 12 and usage["completion_tokens"] == 3 and usage["total_tokens"] == 15
+    assert Decimal(str(usage["cost"])) == Decimal("0.0000066")
+    assert usage["try_number"] == 2
+    json.dumps(usage)  # plain JSON, readable in the UI
+
+
+def test_chat_truncated_answer_fails_only_after_its_cost_was_pushed() -> None:
+    op = OpenRouterChatCompletionOperator(
+        task_id="chat", content="hi", fail_on_truncation="{{ params.strict }}"
+    )
+    render(op, params={"strict": True})
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterResponseError) as caught:
+        run(op, FakeHook(chat_result(finish_reason="length")), ti)
+    assert ti.pushed["generation_id"] == "gen-123"
+    assert ti.pushed["cost"] == Decimal("0.0000066")
+    assert caught.value.billed is True
+    assert caught.value.generation_id == "gen-123"
+    assert "finish_reason 'length'" in str(caught.value)
+
+
+def test_chat_truncated_answer_passes_when_truncation_is_allowed() -> None:
+    value, _ = run(
+        OpenRouterChatCompletionOperator(task_id="chat", content="hi"),
+        FakeHook(chat_result(finish_reason="length")),
+    )
+    assert value.finish_reason == "length"
+
+
+def test_chat_answer_that_is_not_the_requested_json_fails_after_its_cost_was_pushed() -> None:
+    op = OpenRouterChatCompletionOperator(
+        task_id="chat", content="hi", response_format={"type": "json_schema", "json_schema": {"name": "x"}}
+    )
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterResponseError) as caught:
+        run(op, FakeHook(chat_result(text="Sure! Here it is: {oops")), ti)
+    assert set(ti.pushed) == {"generation_id", "text", "usage", "cost"}
+    assert ti.pushed["text"] == "Sure! Here it is: {oops"
+    assert "json_schema" in str(caught.value) and "gen-123" in str(caught.value)
+
+
+def test_chat_json_answer_in_a_code_fence_is_accepted() -> None:
+    op = OpenRouterChatCompletionOperator(
+        task_id="chat", content="hi", response_format='{"type": "json_object"}'
+    )
+    value, _ = run(op, FakeHook(chat_result(text='```json\n{"a": 1}\n```')))
+    assert value.parsed_json() == {"a": 1}
+
+
+def test_do_xcom_push_false_pushes_no_extra_keys() -> None:
+    op = OpenRouterChatCompletionOperator(task_id="chat", content="hi", do_xcom_push=False)
+    _, ti = run(op, FakeHook(chat_result()))
+    assert ti.pushed == {}
+
+
+def test_completion_coerces_and_pushes_the_cost_record_before_the_truncation_check() -> None:
+    op = OpenRouterCompletionOperator(
+        task_id="complete",
+        model="openai/gpt-3.5-turbo-instruct",
+        prompt="The primary colours are",
+        max_tokens="{{ params.n }}",
+        temperature="0",
+        stop="END",
+        fail_on_truncation=True,
+    )
+    render(op, params={"n": 7})
+    hook = FakeHook(text_result(finish_reason="length"))
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterResponseError):
+        run(op, hook, ti)
+    request = hook.calls[0][2]
+    assert request == {
+        "model": "openai/gpt-3.5-turbo-instruct",
+        "prompt": "The primary colours are",
+        "max_tokens": 7,
+        "temperature": 0.0,
+        "stop": "END",
+        "seed": None,
+        "extra_body": None,
+    }
+    assert ti.pushed["generation_id"] == "gen-456"
+    assert ti.pushed["text"] == " red, yellow and blue."
+    assert ti.pushed["cost"] == Decimal("0.000023")
+
+
+def test_hook_error_propagates_unchanged() -> None:
+    error = OpenRouterAuthenticationError(
+        "No auth credentials found", status=401, conn_id="openrouter_default"
+    )
+    with pytest.raises(OpenRouterAuthenticationError) as caught:
+        run(OpenRouterChatCompletionOperator(task_id="chat", content="hi"), FakeHook(error))
+    assert caught.value is error
+
+
+# --- read-only operators ----------------------------------------------------------------------------------
+
+
+def test_credits_returns_the_typed_balance() -> None:
+    credits = Credits.model_validate({"total_credits": 10.5, "total_usage": 0.25})
+    value, ti = run(OpenRouterGetCreditsOperator(task_id="c"), FakeHook(credits))
+    assert value is credits and value.remaining == Decimal("10.25")
+    assert ti.pushed == {}
+
+
+GENERATION = Generation.model_validate({"id": "gen-123", "total_cost": 0.0000066, "tokens_prompt": 12})
+
+
+def test_generation_asks_again_while_the_stats_are_not_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(generation_module.time, "sleep", slept.append)
+    not_yet = OpenRouterNotFoundError("Generation not found", status=404)
+    hook = FakeHook(not_yet, not_yet, not_yet, GENERATION)
+    op = OpenRouterGetGenerationOperator(task_id="g", generation_id="{{ params.id }}", wait_for_stats="30")
+    render(op, params={"id": " gen-123 "})
+    value, _ = run(op, hook)
+    assert value is GENERATION
+    assert [call[1] for call in hook.calls] == [("gen-123",)] * 4
+    assert slept == [0.5, 1.0, 2.0]
+
+
+def test_generation_not_found_after_the_wait_fails_with_the_404(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(range(0, 1000, 10))  # every look at the clock is 10 s later
+    monkeypatch.setattr(generation_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(generation_module.time, "sleep", lambda seconds: None)
+    not_found = OpenRouterNotFoundError("Generation not found", status=404)
+    hook = FakeHook(*[not_found] * 10)
+    with pytest.raises(OpenRouterNotFoundError):
+        run(OpenRouterGetGenerationOperator(task_id="g", generation_id="gen-x", wait_for_stats=25), hook)
+    assert len(hook.calls) == 3  # at t=10 and t=20 there is time left, at t=30 there is none
+
+
+def test_generation_without_waiting_asks_once() -> None:
+    hook = FakeHook(OpenRouterNotFoundError("Generation not found", status=404))
+    with pytest.raises(OpenRouterNotFoundError):
+        run(OpenRouterGetGenerationOperator(task_id="g", generation_id="gen-x", wait_for_stats=0), hook)
+    assert len(hook.calls) == 1
+
+
+def test_generation_id_that_renders_empty_is_a_clear_error() -> None:
+    op = OpenRouterGetGenerationOperator(task_id="g", generation_id="{{ params.id }}")
+    render(op, params={"id": ""})
+    with pytest.raises(OpenRouterRequestError, match="'generation_id' must be a generation id"):
+        run(op, FakeHook())
+
+
+ENDPOINTS = ModelEndpoints.model_validate({"id": "meta-llama/llama-3.3-70b-instruct:free", "endpoints": []})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"author": "openai", "slug": "gpt-4o-mini"}, ("openai", "gpt-4o-mini")),
+        ({"model": "meta-llama/llama-3.3-70b-instruct:free"}, ("meta-llama", "llama-3.3-70b-instruct:free")),
+        ({"model": "{{ params.m }}"}, ("openai", "gpt-4o")),
+    ],
+)
+def test_endpoints_take_author_and_slug_or_one_model_id(
+    kwargs: dict[str, str], expected: tuple[str, str]
+) -> None:
+    op = OpenRouterListModelEndpointsOperator(task_id="e", **kwargs)
+    render(op, params={"m": "openai/gpt-4o"})
+    hook = FakeHook(ENDPOINTS)
+    value, _ = run(op, hook)
+    assert value is ENDPOINTS
+    assert hook.calls == [("list_model_endpoints", expected, {})]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"author": "openai"}, {"model": "openai/gpt-4o", "author": "openai"}])
+def test_endpoints_need_exactly_one_way_of_naming_the_model(kwargs: dict[str, str]) -> None:
+    with pytest.raises(OpenRouterRequestError, match="'model'"):
+        OpenRouterListModelEndpointsOperator(task_id="e", **kwargs)
+
+
+def test_endpoints_model_without_a_slash_is_a_clear_error() -> None:
+    with pytest.raises(OpenRouterRequestError, match="'author/slug'"):
+        run(OpenRouterListModelEndpointsOperator(task_id="e", model="gpt-4o"), FakeHook())
+
+
+CATALOG = ModelList.model_validate(
+    {
+        "data": [
+            {"id": "openai/gpt-4o-mini", "pricing": {"prompt": "0.00000015", "completion": "0.0000006"}},
+            {"id": "mistralai/mistral-nemo", "pricing": {"prompt": "0.00000002", "completion": "0.00000004"}},
+        ]
+    }
+)
+
+
+def test_list_models_passes_filters_and_returns_the_typed_catalog() -> None:
+    op = OpenRouterListModelsOperator(
+        task_id="m",
+        category="{{ params.category }}",
+        supported_parameters="tools, seed",
+        output_modalities=["text"],
+        filters='{"sort": "pricing-low-to-high"}',
+    )
+    render(op, params={"category": "programming"})
+    hook = FakeHook(CATALOG)
+    value, _ = run(op, hook)
+    assert value is CATALOG
+    assert hook.calls == [
+        (
+            "list_models",
+            (),
+            {
+                "category": "programming",
+                "supported_parameters": ["tools", "seed"],
+                "output_modalities": ["text"],
+                "sort": "pricing-low-to-high",
+            },
+        )
+    ]
+
+
+def test_list_models_to_output_path_writes_the_catalog_and_returns_a_manifest(tmp_path: Any) -> None:
+    target = tmp_path / "catalog" / "models.json"
+    op = OpenRouterListModelsOperator(
+        task_id="m", output_path=str(tmp_path / "catalog" / "{{ params.name }}")
+    )
+    render(op, params={"name": "models.json"})
+    manifest, _ = run(op, FakeHook(CATALOG))
+    written = target.read_bytes()
+    assert manifest == {"path": str(target), "count": 2, "bytes": len(written)}
+    assert ModelList.model_validate_json(written).ids == ["openai/gpt-4o-mini", "mistralai/mistral-nemo"]
+
+
+# --- the package ------------------------------------------------------------------------------------------
+
+
+def test_importing_the_operators_package_imports_no_operator_module() -> None:
+    code = (
+        "import sys, airflow_provider_openrouter.operators as ops\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('airflow_provider_openrouter.'))\n"
+        "print(loaded)\n"
+        "assert loaded == ['airflow_provider_openrouter.operators'], loaded\n"
+        "module = ops.OpenRouterGetCreditsOperator.__module__\n"
+        "assert module == 'airflow_provider_openrouter.operators.credits', module\n"
+        "try:\n"
+        "    ops.NoSuchOperator\n"
+        "except AttributeError as err:\n"
+        "    assert 'NoSuchOperator' in str(err)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
