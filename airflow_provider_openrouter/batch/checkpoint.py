@@ -1,0 +1,256 @@
+"""The checkpoint: an append-only JSONL journal of finished rows; a rerun never requests a finished row again.
+
+Layout: line 1 is a header ``{"checkpoint": 1, "identity": ..., "total": ...}``; every other line is one
+finished row's output record (see :mod:`airflow_provider_openrouter.batch.outputs`), carrying its ``index``
+and ``custom_id``. When a row appears twice (a row resent on purpose), the later line wins.
+
+Crash safety:
+
+* each record is one ``os.write`` to a file opened with ``O_APPEND``, done the moment the row finishes. Once
+  ``record()`` returns, the line is in the kernel, so it survives SIGKILL of the worker;
+* ``fsync`` runs at most every ``fsync_interval`` seconds (group commit) and on close, which bounds what a
+  power loss can take without making every row wait for the disk;
+* a SIGKILL in the middle of a write leaves a torn last line: opening the journal cuts it off (that row was
+  not recorded, so it runs again; its idempotency key is the same);
+* a journal whose header names another identity (other input rows, model or parameters) is refused, so rows
+  from one input are never presented as results of another.
+
+Memory: the journal keeps one 8-byte offset per row of the run (``array('q')``), never the records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_openrouter.batch.errors import BatchStateError
+
+CHECKPOINT_VERSION = 1
+_MISSING = -1
+
+# What a recorded row means for a rerun, one byte per slot.
+_NONE, _FINAL, _RESENDABLE, _UNKNOWN = 0, 1, 2, 3
+
+
+def _code(record: dict[str, Any]) -> int:
+    """``_RESENDABLE``: failed, provably not billed and transient, so sending it again is safe."""
+    status = record.get("status")
+    if status == "outcome_unknown":
+        return _UNKNOWN
+    error = record.get("error")
+    if (
+        status == "failed"
+        and isinstance(error, dict)
+        and error.get("billed") is False
+        and error.get("retryable")
+    ):
+        return _RESENDABLE
+    return _FINAL
+
+
+class Checkpoint:
+    """The journal for one run of ``total`` rows; ``slot`` maps a row's input index to 0..total-1.
+
+    Thread-safe: worker threads call :meth:`record` concurrently.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        identity: str,
+        total: int,
+        shard_count: int = 1,
+        fsync_interval: float = 0.2,
+    ) -> None:
+        self.path = path
+        self.identity = identity
+        self.total = total
+        self._shard_count = shard_count
+        self._fsync_interval = fsync_interval
+        self._offsets = array("q", [_MISSING]) * total
+        self._codes = bytearray(total)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+        self._last_fsync = 0.0
+        self._dirty = False
+
+    def slot(self, index: int) -> int:
+        return index // self._shard_count
+
+    # -- opening and resuming ----------------------------------------------------------------------------
+
+    def open(self) -> int:
+        """Open (creating or resuming) the journal; return how many rows it already holds.
+
+        Raises :class:`BatchStateError` when the file belongs to another identity or is corrupt before its
+        last line, and ``OSError`` when the directory cannot be written.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._load_existing()
+        else:
+            header = {"checkpoint": CHECKPOINT_VERSION, "identity": self.identity, "total": self.total}
+            self.path.write_bytes(_line(header))
+            self._size = self.path.stat().st_size
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._sync_directory()
+        return self.recorded_count()
+
+    def _load_existing(self) -> None:
+        good_end = 0
+        with self.path.open("rb") as handle:
+            first = handle.readline()
+            header = _parse(first)
+            if header is None or header.get("checkpoint") != CHECKPOINT_VERSION:
+                raise BatchStateError(
+                    f"Checkpoint {self.path} has no valid header; it was not written by this operator. "
+                    "Move it away (or choose another output_path) and run again."
+                )
+            if header.get("identity") != self.identity:
+                raise BatchStateError(
+                    f"Checkpoint {self.path} belongs to a different batch (other input rows, model or "
+                    "parameters). Delete it to start over, or write to another output_path."
+                )
+            good_end = len(first)
+            line_number = 1
+            for raw in handle:
+                line_number += 1
+                record = _parse(raw) if raw.endswith(b"\n") else None
+                if record is None:
+                    if handle.read(1):
+                        raise BatchStateError(
+                            f"Checkpoint {self.path} is corrupt at line {line_number} (not JSON). "
+                            "Restore it or delete it; deleting it resends rows that were already paid for."
+                        )
+                    break  # a torn last line from a crash mid-write: that row was never recorded
+                self._remember(record, good_end)
+                good_end += len(raw)
+        if good_end < self.path.stat().st_size:
+            with self.path.open("r+b") as handle:
+                handle.truncate(good_end)
+        self._size = good_end
+
+    def _remember(self, record: dict[str, Any], offset: int) -> None:
+        index = record.get("index")
+        if not isinstance(index, int):
+            raise BatchStateError(f"Checkpoint {self.path} holds a record without an index; delete it.")
+        slot = self.slot(index)
+        if not 0 <= slot < self.total:
+            raise BatchStateError(
+                f"Checkpoint {self.path} holds row index {index}, outside this input of {self.total} rows. "
+                "Delete it to start over."
+            )
+        self._offsets[slot] = offset
+        self._codes[slot] = _code(record)
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Append one finished row (with ``index`` and ``custom_id``); durable against SIGKILL on return."""
+        data = _line(record)
+        with self._lock:
+            if self._fd is None:
+                raise BatchStateError(f"Checkpoint {self.path} is not open")
+            offset = self._size
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            self._size += len(data)
+            slot = self.slot(record["index"])
+            self._offsets[slot] = offset
+            self._codes[slot] = _code(record)
+            self._dirty = True
+            now = time.monotonic()
+            if now - self._last_fsync >= self._fsync_interval:
+                os.fsync(self._fd)
+                self._last_fsync = now
+                self._dirty = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is None:
+                return
+            if self._dirty:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def _sync_directory(self) -> None:
+        """Make the journal's directory entry durable, so a machine crash cannot lose the whole file."""
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def has(self, index: int) -> bool:
+        return self._offsets[self.slot(index)] != _MISSING
+
+    def needs_sending(self, index: int, *, resend_unknown: bool = False) -> bool:
+        """True unless the row is recorded with an outcome a rerun must keep.
+
+        Kept: succeeded rows, and failures that were billed or would fail again. Sent again: rows never
+        recorded, failures that were provably not billed and transient, and (only with ``resend_unknown``)
+        rows whose outcome is unknown.
+        """
+        code = self._codes[self.slot(index)]
+        return code in (_NONE, _RESENDABLE) or (resend_unknown and code == _UNKNOWN)
+
+    def pending_count(self, *, resend_unknown: bool = False) -> int:
+        wanted = {_NONE, _RESENDABLE} | ({_UNKNOWN} if resend_unknown else set())
+        return sum(self._codes.count(code) for code in wanted)
+
+    def recorded_count(self) -> int:
+        return self.total - self._offsets.count(_MISSING)
+
+    def read(self, index: int) -> dict[str, Any] | None:
+        """The latest record of the row at ``index``, or ``None`` when it has none."""
+        offset = self._offsets[self.slot(index)]
+        if offset == _MISSING:
+            return None
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            record = _parse(handle.readline())
+        if record is None:
+            raise BatchStateError(f"Checkpoint {self.path} changed under this run at byte {offset}")
+        return record
+
+    def records_in_order(self) -> Iterator[dict[str, Any] | None]:
+        """Every slot's latest record in input order (``None`` for a slot without one), one read at a time."""
+        with self.path.open("rb") as handle:
+            for offset in self._offsets:
+                if offset == _MISSING:
+                    yield None
+                    continue
+                handle.seek(offset)
+                record = _parse(handle.readline())
+                if record is None:
+                    raise BatchStateError(f"Checkpoint {self.path} changed under this run at byte {offset}")
+                yield record
+
+    def delete(self) -> None:
+        """Remove the journal once the output that replaces it is committed."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,309 @@
+"""What both modes share: input validation, the run's identity, the checkpoint, the output and the manifest.
+
+A run goes: :meth:`BatchJob.scan` reads the whole input once (validating every row and building its request
+body, so a bad row fails the run before anything is paid for) and derives the identity; :meth:`BatchJob.open`
+checks the output can be written and opens the checkpoint; a mode sends the pending rows, recording each in
+the checkpoint; :meth:`BatchJob.finish` writes the output in input order from the checkpoint and commits it.
+
+The identity is a SHA-256 over the run key (DAG, task, run and map index, so a retry or a cleared task of the
+same run resumes, and the next run starts afresh) and every row's custom_id and exact request body. Each
+row's ``X-Idempotency-Key`` is derived from the identity and the row's custom_id: the same row of the same run
+always carries the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_openrouter.batch.checkpoint import Checkpoint
+from airflow_provider_openrouter.batch.errors import BatchInputError, BatchStateError
+from airflow_provider_openrouter.batch.inputs import BatchRow, InputSource, iter_rows
+from airflow_provider_openrouter.batch.manifest import BatchManifest, BatchMode, BatchTimings, Tally
+from airflow_provider_openrouter.batch.outputs import (
+    NOT_SENT,
+    failure_record,
+    is_local,
+    probe_writable,
+    remove_commit_marker,
+    sibling,
+    write_commit_marker,
+    write_output,
+)
+from airflow_provider_openrouter.exceptions import OpenRouterError, OpenRouterRequestError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+BuildBody = Callable[[BatchRow], dict[str, Any]]
+
+CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything that defines one run of one shard.
+
+    ``build_body`` turns a row into its full chat request body (the operator's defaults merged in);
+    ``checkpoint_dir`` holds checkpoints of outputs on remote stores, which cannot be appended to.
+    """
+
+    source: InputSource
+    output_path: ObjectStoragePath
+    model: str
+    build_body: BuildBody
+    run_key: str = ""
+    shard_index: int = 0
+    shard_count: int = 1
+    resend_unknown: bool = False
+    checkpoint_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class InputScan:
+    """What one pass over the input found: row count, digest, and the models the rows ask for."""
+
+    total: int
+    input_digest: str
+    identity: str
+    row_models: frozenset[str] = field(default_factory=frozenset)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def idempotency_key(identity: str, custom_id: str) -> str:
+    """The ``X-Idempotency-Key`` of one row of one run: stable across retries, distinct across runs."""
+    return "orb-" + hashlib.sha256(f"{identity}\n{custom_id}".encode()).hexdigest()[:48]
+
+
+class BatchJob:
+    """One run of one shard: input scan, checkpoint, output and manifest (no HTTP here)."""
+
+    def __init__(self, spec: BatchSpec, log: logging.Logger) -> None:
+        if not 0 <= spec.shard_index < spec.shard_count:
+            raise BatchInputError(
+                f"shard_index must be between 0 and shard_count - 1 ({spec.shard_count - 1}), "
+                f"got {spec.shard_index}"
+            )
+        self.spec = spec
+        self.log = log
+        self.started_at = datetime.now(UTC)
+        self._started = time.monotonic()
+        self.scan_result: InputScan | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.resumed_rows = 0
+
+    # -- pass 1 ------------------------------------------------------------------------------------------
+
+    def rows(self) -> Iterator[BatchRow]:
+        return iter_rows(self.spec.source, self.spec.shard_index, self.spec.shard_count)
+
+    def body(self, row: BatchRow) -> dict[str, Any]:
+        """The row's request body; a row the builder refuses becomes an error naming the row."""
+        try:
+            return self.spec.build_body(row)
+        except BatchInputError:
+            raise
+        except OpenRouterRequestError as err:
+            raise BatchInputError(f"Input row at {row.where} ({row.custom_id}): {err.message}") from err
+
+    def scan(self) -> InputScan:
+        """Validate every row of this shard and build its body once; raise on the first bad row."""
+        digest = hashlib.sha256()
+        digest.update(canonical_json({"model": self.spec.model, "shard": self.spec.shard_count}).encode())
+        seen: dict[str, int] = {}
+        models: set[str] = set()
+        total = 0
+        for row in self.rows():
+            earlier = seen.get(row.custom_id)
+            if earlier is not None:
+                raise BatchInputError(
+                    f"Input row at {row.where} repeats custom_id {row.custom_id!r} of row {earlier + 1}. "
+                    "Each custom_id must be unique; its result is matched by it"
+                )
+            seen[row.custom_id] = row.index
+            body = self.body(row)
+            if isinstance(body.get("model"), str):
+                models.add(body["model"])
+            digest.update(f"{row.custom_id}\0{canonical_json(body)}\n".encode())
+            total += 1
+        if total == 0:
+            self._refuse_empty()
+        input_digest = digest.hexdigest()
+        identity = hashlib.sha256(f"{self.spec.run_key}\n{input_digest}".encode()).hexdigest()
+        self.scan_result = InputScan(total, input_digest, identity, frozenset(models))
+        return self.scan_result
+
+    def _refuse_empty(self) -> None:
+        if self.spec.shard_count > 1 and next(iter_rows(self.spec.source), None) is not None:
+            return  # more shards than rows: this shard is legitimately empty
+        raise BatchInputError(
+            f"The input {self.spec.source.description} has no rows. Give at least one prompt, message list "
+            "or request body (blank JSONL lines are skipped)"
+        )
+
+    @property
+    def scanned(self) -> InputScan:
+        if self.scan_result is None:
+            raise BatchStateError("the input was not scanned yet")
+        return self.scan_result
+
+    def idempotency_key(self, row: BatchRow) -> str:
+        return idempotency_key(self.scanned.identity, row.custom_id)
+
+    # -- checkpoint ----------------------------------------------------------------------------------------
+
+    def checkpoint_path(self) -> Path:
+        output = self.spec.output_path
+        if is_local(output):
+            return Path(sibling(output, CHECKPOINT_SUFFIX).path)
+        directory = self.spec.checkpoint_dir or Path(tempfile.gettempdir()) / "openrouter-batch-checkpoints"
+        name = hashlib.sha256(str(output).encode()).hexdigest()[:24]
+        return directory / f"{name}{CHECKPOINT_SUFFIX}"
+
+    def open(self) -> Checkpoint:
+        """Check the output can be written, withdraw its old commit marker, and open the checkpoint."""
+        scan = self.scanned
+        probe_writable(self.spec.output_path)
+        remove_commit_marker(self.spec.output_path)
+        path = self.checkpoint_path()
+        checkpoint = Checkpoint(
+            path, identity=scan.identity, total=scan.total, shard_count=self.spec.shard_count
+        )
+        try:
+            self.resumed_rows = checkpoint.open()
+        except OSError as err:
+            raise BatchInputError(
+                f"The checkpoint {path} cannot be written ({type(err).__name__}: {err}). "
+                "Give a writable checkpoint_dir"
+            ) from err
+        if self.resumed_rows:
+            self.log.info(
+                "resuming from checkpoint %s: %d of %d rows already finished and will not be requested again",
+                path,
+                self.resumed_rows,
+                scan.total,
+            )
+        self.checkpoint = checkpoint
+        return checkpoint
+
+    @property
+    def opened(self) -> Checkpoint:
+        if self.checkpoint is None:
+            raise BatchStateError("the checkpoint is not open")
+        return self.checkpoint
+
+    def pending_rows(self) -> Iterator[BatchRow]:
+        """Rows a send must (re)send: never recorded, safely resendable failures, unknown ones if asked."""
+        checkpoint = self.opened
+        resend_unknown = self.spec.resend_unknown
+        return (
+            row for row in self.rows() if checkpoint.needs_sending(row.index, resend_unknown=resend_unknown)
+        )
+
+    def pending_count(self) -> int:
+        return self.opened.pending_count(resend_unknown=self.spec.resend_unknown)
+
+    # -- output --------------------------------------------------------------------------------------------
+
+    def _output_records(self, stop_error: OpenRouterError | None, tally: Tally) -> Iterator[dict[str, Any]]:
+        checkpoint = self.opened
+        missing = checkpoint.total - checkpoint.recorded_count()
+        records = checkpoint.records_in_order()
+        if missing:
+            reason = (
+                {
+                    "type": type(stop_error).__name__,
+                    "status": stop_error.status,
+                    "message": str(stop_error),
+                    "retryable": True,
+                    "billed": False,
+                }
+                if stop_error is not None
+                else {
+                    "type": "NotSent",
+                    "status": None,
+                    "message": "the run stopped before this row was sent",
+                    "retryable": True,
+                    "billed": False,
+                }
+            )
+            for row, recorded in zip(self.rows(), records, strict=True):
+                record = recorded or failure_record(row.index, row.custom_id, NOT_SENT, reason, 0)
+                tally.add(record)
+                yield record
+            return
+        for recorded in records:
+            if recorded is None:  # pragma: no cover - ruled out by the count above
+                raise BatchStateError("checkpoint lost a row while the output was written")
+            tally.add(recorded)
+            yield recorded
+
+    def finish(
+        self,
+        *,
+        mode: BatchMode,
+        mode_reason: str,
+        requests_sent: int,
+        stop_error: OpenRouterError | None = None,
+        batch_ids: list[str] | None = None,
+        submit_seconds: float = 0.0,
+        wait_seconds: float = 0.0,
+        landing_seconds: float = 0.0,
+    ) -> BatchManifest:
+        """Write the output from the checkpoint (input order), commit it, and return the manifest."""
+        checkpoint = self.opened
+        checkpoint.close()
+        tally = Tally()
+        summary = write_output(self.spec.output_path, self._output_records(stop_error, tally))
+        finished_at = datetime.now(UTC)
+        manifest = BatchManifest(
+            mode=mode,
+            mode_reason=mode_reason,
+            model=self.spec.model,
+            input=self.spec.source.description,
+            output_path=str(self.spec.output_path),
+            identity=self.scanned.identity,
+            counts=tally.counts(),
+            tokens=tally.tokens(),
+            cost=tally.cost,
+            batch_ids=list(batch_ids or []),
+            resumed_rows=self.resumed_rows,
+            requests_sent=requests_sent,
+            shard_index=self.spec.shard_index,
+            shard_count=self.spec.shard_count,
+            output_rows=summary.rows,
+            output_sha256=summary.sha256,
+            timings=BatchTimings(
+                started_at=self.started_at,
+                finished_at=finished_at,
+                wall_seconds=time.monotonic() - self._started,
+                submit_seconds=submit_seconds,
+                wait_seconds=wait_seconds,
+                landing_seconds=landing_seconds,
+            ),
+        )
+        write_commit_marker(self.spec.output_path, manifest.model_dump(mode="json"))
+        self.log.info(
+            "batch output committed: %s (%d rows: %d succeeded, %d failed, %d outcome unknown, %d not sent; "
+            "%d tokens, cost %s USD)",
+            manifest.output_path,
+            manifest.counts.total,
+            manifest.counts.succeeded,
+            manifest.counts.failed,
+            manifest.counts.outcome_unknown,
+            manifest.counts.not_sent,
+            manifest.tokens.total_tokens,
+            manifest.cost,
+        )
+        return manifest

@@ -1,0 +1,215 @@
+"""Output records and the output JSONL, written so that a half-written file is never presented as complete.
+
+One output line per input row, in input order::
+
+    {"custom_id": "row-1", "index": 0, "status": "succeeded", "text": "...", "finish_reason": "stop",
+     "model": "openai/gpt-4o-mini", "generation_id": "gen-...", "usage": {...}, "cost": 0.000021,
+     "tool_calls": null, "error": null, "attempts": 1}
+
+``status`` is one of :data:`STATUSES`. ``error`` is ``null`` on success, else ``{"type", "status", "message",
+"retryable", "billed"}``. ``cost`` is the USD amount OpenRouter reported (``usage.cost``), ``null`` if none.
+
+Commit protocol (local paths and object stores alike):
+
+1. before a run writes anything, the previous commit marker ``<output>.manifest.json`` is removed, so an old
+   marker never vouches for a new, unfinished output;
+2. the lines go to ``<output>.partial-<token>``, which is then renamed onto ``<output>`` (``os.replace`` on a
+   local path; a copy that appears whole, then a delete, on an object store);
+3. only then is the commit marker written: it holds the manifest with the row count and SHA-256 of the output.
+
+A reader trusts ``<output>`` only when the marker exists and matches; :func:`read_commit_marker` does that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_openrouter.batch.errors import BatchInputError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+SUCCEEDED: Final = "succeeded"
+FAILED: Final = "failed"
+OUTCOME_UNKNOWN: Final = "outcome_unknown"
+NOT_SENT: Final = "not_sent"
+STATUSES: Final = (SUCCEEDED, FAILED, OUTCOME_UNKNOWN, NOT_SENT)
+
+MARKER_SUFFIX = ".manifest.json"
+
+
+def sibling(path: ObjectStoragePath, suffix: str) -> ObjectStoragePath:
+    """``path`` with ``suffix`` appended to its name, in the same directory and store."""
+    return path.with_name(path.name + suffix)
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+# -- records ---------------------------------------------------------------------------------------------
+
+
+def error_info(err: BaseException) -> dict[str, Any]:
+    """The JSON form of a row's error: machine-readable fields first, then the one-line message."""
+    return {
+        "type": type(err).__name__,
+        "status": getattr(err, "status", None),
+        "message": str(err),
+        "retryable": getattr(err, "retryable", None),
+        "billed": getattr(err, "billed", None),
+    }
+
+
+def success_record(index: int, custom_id: str, response: dict[str, Any], attempts: int) -> dict[str, Any]:
+    """The output record of a chat completion body (from /chat/completions or a Batch API result)."""
+    choices = response.get("choices") or []
+    first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    message = first.get("message") or {}
+    usage = response.get("usage")
+    return {
+        "custom_id": custom_id,
+        "index": index,
+        "status": SUCCEEDED,
+        "text": message.get("content"),
+        "finish_reason": first.get("finish_reason"),
+        "model": response.get("model"),
+        "generation_id": response.get("id"),
+        "usage": usage,
+        "cost": usage.get("cost") if isinstance(usage, dict) else None,
+        "tool_calls": message.get("tool_calls"),
+        "error": None,
+        "attempts": attempts,
+    }
+
+
+def failure_record(
+    index: int, custom_id: str, status: str, error: dict[str, Any], attempts: int
+) -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "index": index,
+        "status": status,
+        "text": None,
+        "finish_reason": None,
+        "model": None,
+        "generation_id": error.get("generation_id"),
+        "usage": None,
+        "cost": None,
+        "tool_calls": None,
+        "error": error,
+        "attempts": attempts,
+    }
+
+
+def record_cost(record: dict[str, Any]) -> Decimal:
+    """The row's cost as an exact Decimal (the JSON float's shortest repr is the amount OpenRouter sent)."""
+    cost = record.get("cost")
+    if cost is None or isinstance(cost, bool):
+        return Decimal(0)
+    try:
+        return Decimal(str(cost))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+# -- the output file -------------------------------------------------------------------------------------
+
+
+def probe_writable(output_path: ObjectStoragePath) -> None:
+    """Create the output's directory and write/delete a probe file; raise :class:`BatchInputError` if not."""
+    probe = sibling(output_path, f".probe-{secrets.token_hex(4)}")
+    try:
+        if is_local(output_path):
+            output_path.parent.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as handle:
+            handle.write(b"{}\n")
+        probe.unlink()
+    except (OSError, ValueError) as err:
+        raise BatchInputError(
+            f"output_path {output_path} cannot be written ({type(err).__name__}: {err}). "
+            "Fix the path or the storage connection's permissions; nothing was sent."
+        ) from err
+
+
+def remove_commit_marker(output_path: ObjectStoragePath) -> None:
+    marker = sibling(output_path, MARKER_SUFFIX)
+    if marker.exists():
+        marker.unlink()
+
+
+def read_commit_marker(output_path: ObjectStoragePath) -> dict[str, Any] | None:
+    """The committed manifest of ``output_path``, or ``None`` when the output is absent or not committed."""
+    marker = sibling(output_path, MARKER_SUFFIX)
+    try:
+        if not marker.exists() or not output_path.exists():
+            return None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_commit_marker(output_path: ObjectStoragePath, manifest_json: dict[str, Any]) -> None:
+    marker = sibling(output_path, MARKER_SUFFIX)
+    partial = sibling(output_path, f"{MARKER_SUFFIX}.partial-{secrets.token_hex(4)}")
+    with partial.open("w", encoding="utf-8") as handle:
+        json.dump(manifest_json, handle, indent=2, sort_keys=True)
+    _publish(partial, marker)
+
+
+class OutputSummary:
+    """What was written: row count and SHA-256 of the bytes, for the commit marker."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.bytes = 0
+        self._digest = hashlib.sha256()
+
+    def add(self, data: bytes) -> None:
+        self.rows += 1
+        self.bytes += len(data)
+        self._digest.update(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any]]) -> OutputSummary:
+    """Write ``records`` as JSONL to a partial file, then move it onto ``output_path`` in one step."""
+    summary = OutputSummary()
+    partial = sibling(output_path, f".partial-{secrets.token_hex(4)}")
+    try:
+        with partial.open("wb") as handle:
+            for record in records:
+                data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+                handle.write(data)
+                summary.add(data)
+            if is_local(partial):
+                handle.flush()
+                os.fsync(handle.fileno())
+        _publish(partial, output_path)
+    except BaseException:
+        if partial.exists():
+            partial.unlink()
+        raise
+    return summary
+
+
+def _publish(partial: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    if is_local(final):
+        os.replace(partial.path, final.path)
+        directory = os.open(os.path.dirname(final.path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    else:
+        partial.move(final)

@@ -1,0 +1,115 @@
+"""The output file and its commit marker: whole or absent, never half-written and presented as complete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_openrouter.batch.errors import BatchInputError
+from airflow_provider_openrouter.batch.manifest import Tally
+from airflow_provider_openrouter.batch.outputs import (
+    probe_writable,
+    read_commit_marker,
+    record_cost,
+    remove_commit_marker,
+    success_record,
+    write_commit_marker,
+    write_output,
+)
+
+
+def _records(count: int, fail_at: int | None = None) -> Iterator[dict[str, Any]]:
+    for index in range(count):
+        if index == fail_at:
+            raise RuntimeError("worker died while writing")
+        yield {"custom_id": f"row-{index + 1}", "index": index, "status": "succeeded"}
+
+
+def test_output_is_written_whole_with_its_digest(tmp_path: Path) -> None:
+    output = ObjectStoragePath(str(tmp_path / "out" / "result.jsonl"))
+    probe_writable(output)
+    summary = write_output(output, _records(3))
+    lines = Path(output.path).read_bytes().splitlines()
+    assert [json.loads(line)["custom_id"] for line in lines] == ["row-1", "row-2", "row-3"]
+    assert summary.rows == 3
+    assert summary.sha256 == hashlib.sha256(Path(output.path).read_bytes()).hexdigest()
+    assert sorted(p.name for p in Path(output.path).parent.iterdir()) == ["result.jsonl"]
+
+
+def test_a_failure_mid_write_leaves_the_previous_output_untouched(tmp_path: Path) -> None:
+    output = ObjectStoragePath(str(tmp_path / "result.jsonl"))
+    write_output(output, _records(2))
+    before = Path(output.path).read_bytes()
+    with pytest.raises(RuntimeError, match="worker died"):
+        write_output(output, _records(5, fail_at=3))
+    assert Path(output.path).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.jsonl"]
+
+
+def test_commit_marker_vouches_only_for_an_existing_output(tmp_path: Path) -> None:
+    output = ObjectStoragePath(str(tmp_path / "result.jsonl"))
+    assert read_commit_marker(output) is None
+    write_output(output, _records(1))
+    write_commit_marker(output, {"output_rows": 1})
+    assert read_commit_marker(output) == {"output_rows": 1}
+    remove_commit_marker(output)
+    assert read_commit_marker(output) is None
+    assert Path(output.path).exists()
+
+
+def test_object_store_output_is_published_by_move() -> None:
+    from airflow.sdk.io.store import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())  # an object store without rename or append, in memory
+    output = ObjectStoragePath("memory://batch-tests/run-1/result.jsonl")
+    probe_writable(output)
+    write_output(output, _records(2))
+    write_commit_marker(output, {"output_rows": 2})
+    store = output.parent
+    assert sorted(p.name for p in store.iterdir()) == ["result.jsonl", "result.jsonl.manifest.json"]
+    assert len(output.read_text().splitlines()) == 2
+    assert read_commit_marker(output) == {"output_rows": 2}
+
+
+def test_an_unwritable_output_path_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(BatchInputError, match=r"output_path .*taken/out\.jsonl cannot be written"):
+        probe_writable(ObjectStoragePath(str(blocker / "out.jsonl")))
+
+
+def test_success_record_takes_text_usage_cost_and_id_from_the_answer() -> None:
+    response = {
+        "id": "gen-1",
+        "model": "openai/gpt-4o-mini",
+        "choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, "cost": 0.000021},
+    }
+    record = success_record(4, "r5", response, attempts=2)
+    assert record["text"] == "hi"
+    assert record["generation_id"] == "gen-1"
+    assert record["cost"] == 0.000021
+    assert record["status"] == "succeeded"
+    assert record["attempts"] == 2
+    assert record_cost(record) == Decimal("0.000021")
+
+
+def test_tally_sums_cost_exactly_and_counts_outcomes() -> None:
+    tally = Tally()
+    for cost in (0.1, 0.2, 0.000003):
+        tally.add({"status": "succeeded", "cost": cost, "usage": {"total_tokens": 10, "prompt_tokens": 7}})
+    tally.add({"status": "failed", "cost": None, "usage": None})
+    tally.add({"status": "not_sent", "cost": None, "usage": None})
+    assert tally.cost == Decimal("0.300003")  # float addition would give 0.30000300000000004
+    counts = tally.counts()
+    assert (counts.total, counts.succeeded, counts.failed, counts.not_sent) == (5, 3, 1, 1)
+    assert tally.tokens().total_tokens == 30
+    assert tally.tokens().prompt_tokens == 21
