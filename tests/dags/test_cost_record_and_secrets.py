@@ -1,0 +1,71 @@
+"""A rejected answer keeps its cost record; the API key reaches no log, XCom or database row."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from dag_harness import API_KEY, TEST_DAGS, AirflowSandbox, openrouter_connection
+
+pytestmark = pytest.mark.dag
+
+
+def generation_stats(base_url: str, generation_id: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{base_url}/generation?id={generation_id}", headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data: dict[str, Any] = json.loads(response.read())["data"]
+    return data
+
+
+def test_rejected_answers_fail_the_task_but_their_cost_was_pushed_first(
+    airflow_sandbox: AirflowSandbox, emulator: Any
+) -> None:
+    run = airflow_sandbox.dags_test("openrouter_rejected_answers", dags_folder=TEST_DAGS)
+    assert not run.succeeded, run.explain()
+    assert run.task_states() == {"truncated": "failed", "not_json": "failed"}, run.explain()
+    assert "finish_reason 'length'" in run.output
+    assert "asked for JSON" in run.output
+
+    for task_id in ("truncated", "not_json"):
+        assert run.xcom_keys(task_id) == {"generation_id", "text", "usage", "cost"}, task_id
+        generation_id = run.xcom(task_id, "generation_id")
+        billed = generation_stats(emulator.base_url, generation_id)  # OpenRouter's own record of the charge
+        assert Decimal(str(billed["total_cost"])) > 0
+        assert Decimal(str(run.xcom(task_id, "usage")["cost"])) == Decimal(str(billed["total_cost"]))
+        assert run.xcom(task_id, "usage")["completion_tokens"] == billed["tokens_completion"]
+
+
+def test_api_key_appears_in_no_log_xcom_or_database_row(airflow_sandbox: AirflowSandbox) -> None:
+    run = airflow_sandbox.dags_test("example_openrouter_generation")
+    assert run.succeeded, run.explain()
+    assert run.xcom_keys("chat") == {"return_value", "generation_id", "text", "usage", "cost"}
+    rendered = run.query(
+        "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?", run.dag_id
+    )
+    assert rendered, "rendered template fields were stored"
+
+    assert API_KEY not in run.output
+    assert API_KEY not in run.log_files_text()
+    assert API_KEY not in run.all_text_in_database()
+
+
+def test_rejected_key_fails_naming_the_connection_and_never_the_key(
+    airflow_sandbox: AirflowSandbox, emulator: Any
+) -> None:
+    wrong_key = "sk-or-v1-wrongwrongwrongwrongwrongwrongwrongwrongwrongwrongwrong0003"
+    airflow_sandbox.connections["openrouter_default"] = openrouter_connection(emulator.base_url, wrong_key)
+    run = airflow_sandbox.dags_test("example_openrouter_chat")
+    assert not run.succeeded
+    assert run.task_states()["chat"] == "failed", run.explain()
+    failure_lines = [line for line in run.output.splitlines() if "OpenRouter chat completion failed" in line]
+    assert failure_lines, run.explain()
+    assert "HTTP 401" in failure_lines[0] and "'openrouter_default'" in failure_lines[0]
+
+    for text in (run.output, run.log_files_text(), run.all_text_in_database()):
+        assert wrong_key not in text
+        assert API_KEY not in text
