@@ -1,0 +1,177 @@
+"""``openrouter-emulator`` (also ``python -m airflow_provider_openrouter.emulator``): run the emulator.
+
+Process contract: the first line on stdout, flushed at once, is ``listening on http://HOST:PORT/api/v1``
+(``--port 0`` picks a free port); SIGTERM and SIGINT stop the server cleanly with exit code 0; logs go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow_provider_openrouter.emulator.config import SPECS, EmulatorSettings, SettingError
+
+_EPILOG = """\
+keys:
+  inference key   any bearer token starting sk-or- (or only the --api-key values, when given);
+                  used for completions, batches, /key and /generation. /credits answers it with 403.
+  management key  any bearer token starting sk-or-mgmt-; used for /credits, /key and /generation.
+                  Completion and batch endpoints answer it with 403, as OpenRouter does.
+  A missing header gets 401 "No auth credentials found"; an unknown key gets 401 "User not found.".
+  /models, /models/count, /model/..., /models/.../endpoints and /providers need no key.
+
+admin endpoints (no auth; at the server root and under /api/v1):
+  GET  /__emulator/stats    requests by "METHOD /route" and status, billed_generations, total_cost (a decimal
+                            string), duplicate_billed, rate_limited, faults, credits
+  POST /__emulator/reset    clear usage, generations, batches, stats and limits; restore the startup settings
+  GET|POST /__emulator/config   read or change settings live: JSON with the flag names in snake_case,
+                            e.g. {"latency_ms": 500, "fault_rate": 0.1, "fail_next": {"GET /credits": [503]}}
+
+directives, anywhere in a message text or prompt:
+  [[emulator: fault=503, times=2]]   fail the first 2 attempts of this exact body with 503, then answer
+  fault = an HTTP status | reset | truncate | html | error_in_200 | empty_choices | mid_stream
+  times = N, latency_ms = N, status = N (for html / error_in_200 / mid_stream), retry_after = S
+  Error statuses, error_in_200, empty_choices and mid_stream are not billed; reset, truncate and html bill the
+  generation first and then lose the answer.
+
+See docs/emulator.md for everything else.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openrouter-emulator",
+        description="An offline OpenRouter API (as at https://openrouter.ai/api/v1) on 127.0.0.1.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Address to bind. Default: 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="Port to bind; 0 picks a free one. Default: 0.")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="Server log level (stderr). Default: warning.",
+    )
+    for spec in SPECS:
+        if not spec.cli:
+            continue
+        default = spec.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = (
+            spec.help
+            if "Default" in spec.help or shown in ((), "", None)
+            else f"{spec.help} Default: {shown}."
+        )
+        parser.add_argument(
+            "--" + spec.name.replace("_", "-"),
+            dest=spec.name,
+            metavar=spec.metavar,
+            action="append" if spec.repeatable else "store",
+            default=None,
+            help=help_text,
+        )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
+    values: dict[str, Any] = {
+        spec.name: getattr(args, spec.name)
+        for spec in SPECS
+        if spec.cli and getattr(args, spec.name) is not None
+    }
+    return EmulatorSettings(**values)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(
+    settings: EmulatorSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Run the emulator until SIGTERM/SIGINT; ``on_listening`` gets the base URL once it is accepting."""
+    import uvicorn
+
+    from airflow_provider_openrouter.emulator.app import Emulator
+
+    sock = _bind(host, port)
+    base_url = f"http://{_url_host(host)}:{sock.getsockname()[1]}/api/v1"
+
+    early_stop: list[int] = []
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if early_stop:
+                self.should_exit = True
+            elif self.started and on_listening is not None:
+                on_listening(base_url)
+
+    config = uvicorn.Config(
+        Emulator(settings),
+        lifespan="off",
+        access_log=False,
+        log_level=log_level,
+        loop="auto",  # uvloop and httptools when installed: the hot path needs them
+        http="auto",
+        backlog=4096,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=3,
+    )
+    # uvicorn re-raises the signal that stopped it once it has shut down; with this handler in place that
+    # re-raise is harmless, so the process ends with exit code 0 instead of dying by the signal. Before
+    # uvicorn installs its own handlers, the same handler remembers a stop so that startup ends at once.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda signum, _frame: early_stop.append(signum))
+    _Server(config).run(sockets=[sock])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except SettingError as exc:
+        parser.error(str(exc))
+    try:
+        serve(
+            settings,
+            args.host,
+            args.port,
+            args.log_level,
+            on_listening=lambda url: print(f"listening on {url}", flush=True),
+        )
+    except OSError as exc:
+        print(
+            f"openrouter-emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

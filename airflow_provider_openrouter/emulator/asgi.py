@@ -1,0 +1,153 @@
+"""Raw ASGI plumbing for the emulator: requests, JSON responses, the error envelope, and dropped connections.
+
+The emulator speaks ASGI directly instead of through a framework's request and response objects: the hot path
+(a non-streaming chat completion) must stay well above 2,000 requests per second on one core, and faults such
+as a connection reset need the transport, which no framework exposes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+USER_ID = "user_emulator"
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+JSON_TYPE = (b"content-type", b"application/json")
+
+
+def dumps(payload: Any) -> bytes:
+    return _encode(payload).encode()
+
+
+def error_body(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenRouter's error envelope; ``code`` always equals the HTTP status it explains."""
+    error: dict[str, Any] = {"code": status, "message": message}
+    if metadata is not None:
+        error["metadata"] = metadata
+    return {"error": error, "user_id": USER_ID}
+
+
+class HTTPError(Exception):
+    """Answer the current request with ``status`` and the error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.metadata = metadata
+        self.headers = headers or []
+
+
+class Response:
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else [JSON_TYPE]
+
+    @classmethod
+    def json(
+        cls, payload: Any, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> Response:
+        return cls(status, dumps(payload), [JSON_TYPE, *(headers or ())])
+
+    @classmethod
+    def error(cls, exc: HTTPError) -> Response:
+        return cls.json(error_body(exc.status, exc.message, exc.metadata), exc.status, exc.headers)
+
+
+class Request:
+    """One HTTP request: the parts handlers use. ``status`` records what was answered, for the stats."""
+
+    __slots__ = ("body", "headers", "method", "path", "query", "route", "send", "status")
+
+    def __init__(self, scope: Scope, send: Send, path: str, body: bytes) -> None:
+        self.method: str = scope["method"]
+        self.path = path
+        self.query: bytes = scope.get("query_string", b"")
+        self.headers: dict[str, str] = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        self.body = body
+        self.send = send
+        self.route = ""
+        self.status = ""
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object, or 400 with the parse error's position."""
+        try:
+            body = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPError(400, f"request body is not valid JSON ({exc}); send a JSON object") from None
+        if not isinstance(body, dict):
+            raise HTTPError(400, f"request body must be a JSON object, got {type(body).__name__}")
+        return body
+
+    async def respond(self, response: Response) -> None:
+        self.status = str(response.status)
+        await self.send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        await self.send({"type": "http.response.body", "body": response.body})
+
+    async def start_stream(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = "200"
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async def stream(self, data: bytes, more: bool = True) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def drop_connection(self, *, reset: bool) -> None:
+        """Close the connection without finishing the answer: a TCP reset, or a plain close mid-body.
+
+        uvicorn's send callable is a bound method of its request cycle, which holds the transport; that is the
+        only way to reach the socket from ASGI. Elsewhere, raising makes the server close the connection too.
+        """
+        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
+        self.status = self.status or "reset"
+        if transport is None:
+            raise ConnectionAbortedError("emulator fault: connection dropped")
+        if reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
+        # Let the server notice the lost connection before the handler returns, so it does not log the
+        # unfinished answer as an application error.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,319 @@
+"""Emulator settings: one table drives the CLI flags, ``--help`` and ``POST /__emulator/config``.
+
+Every live setting has a flag ``--some-name`` and a JSON name ``some_name``. Process-only flags (host, port,
+log level) are defined in ``__main__``, because they cannot change while the server runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+DEFAULT_FAULT_STATUSES = (500, 502, 503, 524, 529)
+LEGACY_COMPLETIONS_MODES = ("enabled", "404", "410")
+
+
+def key_label(key: str) -> str:
+    """How a key is shown anywhere (GET /key, settings, logs): never the whole key."""
+    return f"{key[:8]}...{key[-3:]}" if len(key) > 14 else f"{key[:3]}..."
+
+
+class SettingError(ValueError):
+    """A setting value that cannot be used; the message names the setting and what it accepts."""
+
+
+def _non_negative_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise SettingError(f"{name}: expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"{name}: expected a number, got {value!r}") from None
+    if number < 0 or number != number:
+        raise SettingError(f"{name}: must be >= 0, got {value!r}")
+    return number
+
+
+def _probability(name: str, value: Any) -> float:
+    number = _non_negative_float(name, value)
+    if number > 1:
+        raise SettingError(f"{name}: must be between 0 and 1, got {value!r}")
+    return number
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise SettingError(f"{name}: expected a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"{name}: expected a whole number, got {value!r}") from None
+    if number < 0 or (isinstance(value, float) and value != number):
+        raise SettingError(f"{name}: expected a whole number >= 0, got {value!r}")
+    return number
+
+
+def _usd(name: str, value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise SettingError(f"{name}: expected an amount in USD, got {value!r}")
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise SettingError(f"{name}: expected an amount in USD such as 12.5, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise SettingError(f"{name}: must be a finite amount >= 0, got {value!r}")
+    return amount
+
+
+def _optional_usd(name: str, value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return _usd(name, value)
+
+
+def _statuses(name: str, value: Any) -> tuple[int, ...]:
+    items: Iterable[Any] = value.split(",") if isinstance(value, str) else value
+    try:
+        statuses = tuple(int(str(item).strip()) for item in items)
+    except (TypeError, ValueError):
+        raise SettingError(f"{name}: expected HTTP statuses such as 500,502,503, got {value!r}") from None
+    if not statuses or any(not 400 <= status <= 599 for status in statuses):
+        raise SettingError(f"{name}: expected one or more HTTP error statuses (400-599), got {value!r}")
+    return statuses
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
+        raise SettingError(f"{name}: expected a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingError(f"{name}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _legacy_mode(name: str, value: Any) -> str:
+    text = str(value)
+    if text not in LEGACY_COMPLETIONS_MODES:
+        raise SettingError(f"{name}: expected one of {', '.join(LEGACY_COMPLETIONS_MODES)}, got {value!r}")
+    return text
+
+
+def _fail_next(name: str, value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise SettingError(
+            f'{name}: expected an object such as {{"GET /credits": [503, 503]}}, got {value!r}'
+        )
+    script: dict[str, list[str]] = {}
+    for route, faults in value.items():
+        if not isinstance(route, str) or " /" not in route:
+            raise SettingError(f"{name}: keys are 'METHOD /path' as in the stats, got {route!r}")
+        if not isinstance(faults, list):
+            raise SettingError(
+                f"{name}[{route!r}]: expected a list of statuses or fault names, got {faults!r}"
+            )
+        script[route.upper().split(" ", 1)[0] + " " + route.split(" ", 1)[1]] = [str(f) for f in faults]
+    return script
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    parse: Callable[[str, Any], Any]
+    default: Any
+    metavar: str
+    help: str
+    repeatable: bool = False
+    cli: bool = True
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "api_key",
+        _strings,
+        (),
+        "KEY",
+        "Accept only this inference key (repeatable). Default: any bearer token starting sk-or-.",
+        repeatable=True,
+    ),
+    SettingSpec("credits", _usd, Decimal("100"), "USD", "Total account credits in USD (GET /credits)."),
+    SettingSpec(
+        "key_limit",
+        _optional_usd,
+        None,
+        "USD",
+        "Spending limit of every inference key in USD (GET /key). Default: unlimited.",
+    ),
+    SettingSpec(
+        "generation_delay_s",
+        _non_negative_float,
+        0.0,
+        "S",
+        "GET /generation answers 404 until this many seconds after the completion.",
+    ),
+    SettingSpec(
+        "batch_duration_s",
+        _non_negative_float,
+        1.0,
+        "S",
+        "Time from batch creation to completed (validating, in_progress, finalizing on the way).",
+    ),
+    SettingSpec(
+        "latency_ms",
+        _non_negative_float,
+        0.0,
+        "MEAN",
+        "Mean latency added to each completion request, in milliseconds.",
+    ),
+    SettingSpec(
+        "latency_jitter_ms",
+        _non_negative_float,
+        0.0,
+        "J",
+        "Latency varies uniformly within +/- J milliseconds around the mean.",
+    ),
+    SettingSpec(
+        "fault_rate",
+        _probability,
+        0.0,
+        "P",
+        "Fraction (0..1) of completion requests answered with a random --fault-statuses error "
+        "before any generation (never billed).",
+    ),
+    SettingSpec(
+        "fault_statuses",
+        _statuses,
+        DEFAULT_FAULT_STATUSES,
+        "LIST",
+        "Comma-separated statuses that --fault-rate draws from. Default: 500,502,503,524,529.",
+    ),
+    SettingSpec(
+        "rate_limit_rpm",
+        _non_negative_float,
+        0.0,
+        "R",
+        "Requests per minute per key on completion and batch-create endpoints (token bucket); 0 = off.",
+    ),
+    SettingSpec(
+        "rate_limit_burst",
+        _non_negative_int,
+        0,
+        "B",
+        "Bucket size of that limit; 0 = one minute's worth (same as R).",
+    ),
+    SettingSpec(
+        "free_model_rpm",
+        _non_negative_float,
+        20.0,
+        "R",
+        "Requests per minute per key to :free models, independent of --rate-limit-rpm (OpenRouter: 20).",
+    ),
+    SettingSpec(
+        "max_body_bytes", _non_negative_int, 32 * 1024 * 1024, "N", "Request bodies larger than this get 413."
+    ),
+    SettingSpec(
+        "flagged_word",
+        _strings,
+        (),
+        "WORD",
+        "A prompt containing this word (case-insensitive) gets 403 with moderation metadata (repeatable).",
+        repeatable=True,
+    ),
+    SettingSpec(
+        "down_model",
+        _strings,
+        (),
+        "MODEL",
+        "Treat this model as unavailable, so the request falls back to the next of `models` (repeatable).",
+        repeatable=True,
+    ),
+    SettingSpec(
+        "default_model", _text, "openai/gpt-4o-mini", "MODEL", "Model used when a request names none."
+    ),
+    SettingSpec(
+        "legacy_completions",
+        _legacy_mode,
+        "enabled",
+        "MODE",
+        "POST /completions: enabled, or answer 404 / 410 as a server that dropped the legacy endpoint.",
+    ),
+    SettingSpec(
+        "seed", _non_negative_int, 0, "N", "Seed of the generated text and of random faults and latency."
+    ),
+    SettingSpec(
+        "fail_next",
+        _fail_next,
+        {},
+        "",
+        'Admin only: {"METHOD /path": [status or fault name, ...]} fails the next requests of that route.',
+        cli=False,
+    ),
+)
+
+SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+class EmulatorSettings:
+    """The live settings. Attribute names are the JSON names; values are already validated."""
+
+    api_key: tuple[str, ...]
+    credits: Decimal
+    key_limit: Decimal | None
+    generation_delay_s: float
+    batch_duration_s: float
+    latency_ms: float
+    latency_jitter_ms: float
+    fault_rate: float
+    fault_statuses: tuple[int, ...]
+    rate_limit_rpm: float
+    rate_limit_burst: int
+    free_model_rpm: float
+    max_body_bytes: int
+    flagged_word: tuple[str, ...]
+    down_model: tuple[str, ...]
+    default_model: str
+    legacy_completions: str
+    seed: int
+    fail_next: dict[str, list[str]]
+
+    def __init__(self, **values: Any) -> None:
+        for spec in SPECS:
+            setattr(self, spec.name, copy.deepcopy(spec.default))
+        self.update(values)
+
+    def update(self, values: dict[str, Any]) -> list[str]:
+        """Validate every value first, then apply them all (all or nothing). Returns the names changed."""
+        unknown = sorted(set(values) - set(SPECS_BY_NAME))
+        if unknown:
+            raise SettingError(
+                f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(SPECS_BY_NAME)}"
+            )
+        parsed = {name: SPECS_BY_NAME[name].parse(name, value) for name, value in values.items()}
+        for name, value in parsed.items():
+            setattr(self, name, value)
+        return list(parsed)
+
+    def copy(self) -> EmulatorSettings:
+        clone = EmulatorSettings.__new__(EmulatorSettings)
+        clone.__dict__.update(copy.deepcopy(self.__dict__))
+        return clone
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in SPECS:
+            value = getattr(self, spec.name)
+            if spec.name == "api_key":
+                value = [key_label(key) for key in value]
+            elif isinstance(value, Decimal):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[spec.name] = value
+        return out
