@@ -248,8 +248,8 @@ class OpenRouterNotFoundError(OpenRouterError):
         path = self._path()
         if path.startswith("/generation"):
             return (
-                "Check the id; generation stats appear a moment after the completion, so a fresh id "
-                "may need a retry (get_generation(..., wait_seconds=N))."
+                "Check the id; stats appear a moment after the completion, so a fresh id may need another "
+                "try (OpenRouterGetGenerationOperator waits with wait_for_stats)."
             )
         if path.startswith("/models/") or path.startswith("/model/"):
             return "Check author/slug against the catalog (OpenRouterListModelsOperator)."

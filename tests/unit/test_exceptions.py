@@ -94,7 +94,7 @@ def test_credits_permission_hint_names_the_management_key() -> None:
         (OpenRouterInsufficientCreditsError("need credits", status=402), "lower max_tokens"),
         (OpenRouterRequestError("acme/nope is not a valid model ID", status=400), "list_models()"),
         (OpenRouterRequestError("messages must not be empty"), "nothing was sent"),
-        (OpenRouterNotFoundError("nope", status=404, request="GET /generation"), "wait_seconds"),
+        (OpenRouterNotFoundError("nope", status=404, request="GET /generation"), "wait_for_stats"),
         (OpenRouterEndpointGoneError("gone", status=404), "OpenRouterChatCompletionOperator"),
         (OpenRouterRateLimitError("slow down", status=429, retry_after=2.5), "retry after 2.5 s"),
         (OpenRouterConnectionError("refused", conn_id="c"), "Base URL of connection 'c'"),

@@ -1,0 +1,7 @@
+"""Hooks of the OpenRouter provider."""
+
+from __future__ import annotations
+
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+
+__all__ = ["OpenRouterHook"]

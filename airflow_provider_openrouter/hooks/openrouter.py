@@ -1,0 +1,797 @@
+"""``OpenRouterHook``: an Airflow connection turned into typed OpenRouter calls, one method per API action.
+
+The hook does no I/O in ``__init__`` (DAG files build hooks at parse time): the connection is read on first
+use (:attr:`OpenRouterHook.settings`) and the pooled HTTP session is built then
+(:attr:`OpenRouterHook.transport`). The wire (headers, retries, rate limit, error mapping) belongs to
+:mod:`airflow_provider_openrouter.transport`, imported lazily so that importing this module stays cheap.
+
+Every request is validated before it is sent (and paid for): a bad argument raises
+:class:`~airflow_provider_openrouter.exceptions.OpenRouterRequestError` with ``status=None``, naming the
+argument, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from airflow.sdk import BaseHook
+from pydantic import ValidationError
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterConfigurationError,
+    OpenRouterError,
+    OpenRouterRequestError,
+    OpenRouterResponseError,
+    scrub,
+)
+from airflow_provider_openrouter.models import (
+    ChatCompletion,
+    Credits,
+    Generation,
+    KeyInfo,
+    ModelEndpoints,
+    ModelList,
+    OpenRouterModel,
+    TextCompletion,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_openrouter.transport import (
+        AsyncOpenRouterTransport,
+        OpenRouterTransport,
+        TransportSettings,
+    )
+
+__all__ = ["ROLES", "OpenRouterHook", "build_chat_request", "normalize_base_url", "settings_from_connection"]
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+ROLES = ("system", "developer", "user", "assistant", "tool")
+"""Message roles OpenRouter accepts."""
+
+_CHAT_PATH = "/chat/completions"
+_COMPLETIONS_PATH = "/completions"
+_LEGACY_EXTRA_PREFIX = "extra__openrouter__"
+_MODELS_PAGE_SIZE = 500
+_LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", "f", ""})
+
+ResultT = TypeVar("ResultT", bound=OpenRouterModel)
+
+
+# --- connection -> settings -------------------------------------------------------------------------------
+
+
+def normalize_base_url(host: str | None, *, port: int | None = None, schema: str | None = None) -> str:
+    """The API base URL from a connection's Base URL (host) field.
+
+    Empty means OpenRouter itself. A host without a scheme gets ``https://`` (``http://`` for loopback); a
+    host without a path gets the connection's schema field as path, else ``/api/v1``; a separate port is
+    added when the host carries none.
+    """
+    text = (host or "").strip()
+    if not text:
+        return DEFAULT_BASE_URL
+    if "://" not in text:
+        bare = (
+            text.split("/", 1)[0].rsplit(":", 1)[0] if not text.startswith("[") else text.split("]")[0] + "]"
+        )
+        loopback = bare in _LOOPBACK_HOSTS or bare.startswith("127.")
+        text = f"{'http' if loopback else 'https'}://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Base URL {host!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    if not path:
+        path = "/" + schema.strip("/") if schema and schema.strip("/") else "/api/v1"
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def _extra_value(extra: Mapping[str, Any], name: str) -> Any:
+    """An extra by name, falling back to the legacy ``extra__openrouter__<name>`` form; blanks are None."""
+    for key in (name, _LEGACY_EXTRA_PREFIX + name):
+        value = extra.get(key)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return value.strip() if isinstance(value, str) else value
+    return None
+
+
+def settings_from_connection(conn: Connection, conn_id: str | None = None) -> TransportSettings:
+    """Read a connection into :class:`TransportSettings`; bad values raise one clear configuration error.
+
+    Fields: password = API key; host = Base URL (default ``https://openrouter.ai/api/v1``). Extras (each also
+    read as ``extra__openrouter__<name>``): ``app_url``, ``app_title``, ``default_model``, ``timeout``,
+    ``connect_timeout``, ``max_retries``, ``max_retry_wait``, ``requests_per_minute`` (0 disables the client
+    limit), ``retry_ambiguous``.
+    """
+    from airflow_provider_openrouter.transport import TransportSettings
+
+    conn_id = conn_id or conn.conn_id
+
+    def fail(message: str) -> OpenRouterConfigurationError:
+        return OpenRouterConfigurationError(message, conn_id=conn_id, secrets=(conn.password or "",))
+
+    api_key = (conn.password or "").strip()
+    if api_key.lower().startswith("bearer "):
+        api_key = api_key[7:].strip()
+    if not api_key:
+        raise fail(f"connection '{conn_id}' has no API key: put the OpenRouter key in its password field")
+    try:
+        base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    try:
+        extra = conn.extra_dejson
+    except Exception:
+        extra = {}
+    if not isinstance(extra, Mapping):
+        raise fail(f"the extra of connection '{conn_id}' must be a JSON object, got {type(extra).__name__}")
+
+    def number(name: str, default: float, *, integer: bool = False) -> Any:
+        value = _extra_value(extra, name)
+        if value is None:
+            return default
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number_value = float(value)
+            if number_value < 0 or number_value != number_value:
+                raise ValueError
+            if integer:
+                if number_value != int(number_value):
+                    raise ValueError
+                return int(number_value)
+            return number_value
+        except (TypeError, ValueError):
+            kind = "a whole number" if integer else "a number"
+            raise fail(f"extra '{name}' must be {kind} >= 0, got {value!r}") from None
+
+    retry_ambiguous = _extra_value(extra, "retry_ambiguous")
+    if retry_ambiguous is not None and not isinstance(retry_ambiguous, bool):
+        flag = str(retry_ambiguous).strip().lower()
+        if flag not in _TRUE | _FALSE:
+            raise fail(f"extra 'retry_ambiguous' must be true or false, got {retry_ambiguous!r}")
+        retry_ambiguous = flag in _TRUE
+
+    def string(name: str) -> str | None:
+        value = _extra_value(extra, name)
+        return None if value is None else str(value)
+
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDK: the connection's password is masked anyway
+        pass
+    else:
+        mask_secret(api_key)
+
+    return TransportSettings(
+        conn_id=conn_id,
+        base_url=base_url,
+        api_key=api_key,
+        app_url=string("app_url"),
+        app_title=string("app_title"),
+        timeout=number("timeout", 120.0),
+        connect_timeout=number("connect_timeout", 10.0),
+        max_retries=number("max_retries", 5, integer=True),
+        max_retry_wait=number("max_retry_wait", 300.0),
+        requests_per_minute=number("requests_per_minute", 100.0),
+        retry_ambiguous=bool(retry_ambiguous),
+        default_model=string("default_model"),
+    )
+
+
+# --- request building and validation (pure) ---------------------------------------------------------------
+
+
+def _bad(name: str, value: Any, expected: str, request: str) -> OpenRouterRequestError:
+    shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:77] + "...")
+    return OpenRouterRequestError(f"{name} must be {expected}, got {shown}", request=request)
+
+
+def _decode_json(name: str, value: Any, request: str) -> Any:
+    """Templates render to strings: accept a JSON text where an object or list is expected."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise _bad(name, value, "JSON (an object or a list)", request) from None
+    return value
+
+
+def _as_number(
+    name: str, value: Any, request: str, *, low: float | None = None, high: float | None = None
+) -> float | None:
+    if value is None:
+        return None
+    expected = "a number" + (f" from {low:g} to {high:g}" if low is not None and high is not None else "")
+    if isinstance(value, bool):
+        raise _bad(name, value, expected, request)
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise _bad(name, value, expected, request) from None
+    if number != number or (low is not None and number < low) or (high is not None and number > high):
+        raise _bad(name, value, expected, request)
+    return number
+
+
+def _as_integer(name: str, value: Any, request: str, *, low: int | None = None) -> int | None:
+    if value is None:
+        return None
+    expected = "a whole number" + (f" >= {low}" if low is not None else "")
+    if isinstance(value, bool):
+        raise _bad(name, value, expected, request)
+    try:
+        if isinstance(value, str):
+            number = int(value.strip())
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, int):
+            number = value
+        else:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise _bad(name, value, expected, request) from None
+    if low is not None and number < low:
+        raise _bad(name, value, expected, request)
+    return number
+
+
+def _as_object(name: str, value: Any, request: str) -> dict[str, Any] | None:
+    value = _decode_json(name, value, request)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _bad(name, value, "an object (dict)", request)
+    return dict(value)
+
+
+def _as_string_list(name: str, value: Any, request: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        items: Any = (
+            _decode_json(name, stripped, request) if stripped.startswith("[") else stripped.split(",")
+        )
+    else:
+        items = value
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise _bad(name, value, "a list of strings", request)
+    result = [item.strip() for item in items if isinstance(item, str) and item.strip()]
+    if len(result) != len(items):
+        raise _bad(name, value, "a list of non-empty strings", request)
+    return result
+
+
+def _as_stop(value: Any, request: str) -> str | list[str] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Sequence) and len(value) <= 4 and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise _bad("stop", value, "a string or a list of at most 4 strings", request)
+
+
+def _check_messages(messages: Any, request: str) -> list[dict[str, Any]]:
+    messages = _decode_json("messages", messages, request)
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
+        raise _bad("messages", messages, "a list of {role, content} objects", request)
+    checked = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, Mapping):
+            raise _bad(where, message, "an object with 'role' and 'content'", request)
+        role = message.get("role")
+        if role not in ROLES:
+            raise _bad(f"{where}.role", role, f"one of {', '.join(ROLES)}", request)
+        content = message.get("content")
+        if content is None and role == "assistant" and message.get("tool_calls"):
+            pass
+        elif not isinstance(content, str | list):
+            raise _bad(f"{where}.content", content, "a string or a list of content parts", request)
+        elif isinstance(content, list):
+            for part_index, part in enumerate(content):
+                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                    raise _bad(
+                        f"{where}.content[{part_index}]",
+                        part,
+                        "a content part such as {'type': 'text', ...}",
+                        request,
+                    )
+        if role == "tool" and not message.get("tool_call_id"):
+            raise _bad(
+                f"{where}.tool_call_id", message.get("tool_call_id"), "the id of the tool call", request
+            )
+        checked.append(dict(message))
+    return checked
+
+
+def _resolve_model(
+    model: Any, models: list[str] | None, default_model: str | None, request: str, conn_id: str | None
+) -> str | None:
+    if model is not None and not isinstance(model, str):
+        raise _bad("model", model, "a model id string such as 'openai/gpt-4o-mini'", request)
+    chosen = (model or "").strip() or (default_model or "").strip() or None
+    if chosen is None and not models:
+        where = f"connection '{conn_id}'" if conn_id else "the connection"
+        raise OpenRouterRequestError(
+            f"no model given and {where} has no default_model",
+            request=request,
+            conn_id=conn_id,
+            hint="Pass model='author/slug' (see OpenRouterListModelsOperator), a models=[...] fallback list, "
+            f"or set the default_model extra of {where}.",
+        )
+    return chosen
+
+
+def _merge_extra_body(body: dict[str, Any], extra_body: Any, request: str) -> dict[str, Any]:
+    extra = _as_object("extra_body", extra_body, request)
+    if extra:
+        if extra.get("stream"):
+            raise _bad(
+                "extra_body.stream", extra["stream"], "false: this call reads one JSON answer", request
+            )
+        body.update(extra)
+    return body
+
+
+def build_chat_request(
+    model: str | None = None,
+    role: str | None = None,
+    content: str | list[Any] | None = None,
+    *,
+    messages: Sequence[Mapping[str, Any]] | str | None = None,
+    system_prompt: str | None = None,
+    temperature: float | str | None = None,
+    max_tokens: int | str | None = None,
+    top_p: float | str | None = None,
+    stop: str | Sequence[str] | None = None,
+    seed: int | str | None = None,
+    response_format: Mapping[str, Any] | str | None = None,
+    tools: Sequence[Mapping[str, Any]] | str | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    models: Sequence[str] | str | None = None,
+    provider: Mapping[str, Any] | str | None = None,
+    reasoning: Mapping[str, Any] | str | None = None,
+    extra_body: Mapping[str, Any] | str | None = None,
+    default_model: str | None = None,
+    conn_id: str | None = None,
+) -> dict[str, Any]:
+    """Validate arguments and build a ``POST /chat/completions`` body; nothing is sent.
+
+    Messages are, in order: ``system_prompt`` (as a system message), ``messages``, then the connector's
+    flat form ``role`` + ``content`` (role defaults to ``user``). Numeric arguments accept numeric strings
+    (templates render strings). ``extra_body`` is merged last and may set any other body field
+    (``plugins``, ``user``, ...).
+    """
+    request = f"POST {_CHAT_PATH}"
+    fallbacks = _as_string_list("models", models, request)
+    chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
+    conversation: list[dict[str, Any]] = []
+    if system_prompt is not None:
+        if not isinstance(system_prompt, str):
+            raise _bad("system_prompt", system_prompt, "a string", request)
+        if system_prompt.strip():
+            conversation.append({"role": "system", "content": system_prompt})
+    if messages is not None:
+        conversation.extend(_check_messages(messages, request))
+    if content is not None or role is not None:
+        flat_role = role or "user"
+        if isinstance(content, str) and not content.strip():
+            raise _bad("content", content, "non-empty text", request)
+        conversation.extend(_check_messages([{"role": flat_role, "content": content}], request))
+    if not any(message["role"] != "system" for message in conversation):
+        raise OpenRouterRequestError(
+            "messages are empty: there is nothing to send"
+            if not conversation
+            else "only a system prompt was given: there is nothing to answer",
+            request=request,
+            hint="Pass content='...' (role defaults to 'user') or messages=[{'role': 'user', ...}].",
+        )
+    body: dict[str, Any] = {"messages": conversation}
+    if chosen is not None:
+        body["model"] = chosen
+    if fallbacks:
+        body["models"] = fallbacks
+    optional: dict[str, Any] = {
+        "temperature": _as_number("temperature", temperature, request, low=0.0, high=2.0),
+        "max_tokens": _as_integer("max_tokens", max_tokens, request, low=1),
+        "top_p": _as_number("top_p", top_p, request, low=0.0, high=1.0),
+        "stop": _as_stop(stop, request),
+        "seed": _as_integer("seed", seed, request),
+        "response_format": _response_format(response_format, request),
+        "tools": _tools(tools, request),
+        "tool_choice": _tool_choice(tool_choice, request),
+        "provider": _as_object("provider", provider, request),
+        "reasoning": _as_object("reasoning", reasoning, request),
+    }
+    body.update((key, value) for key, value in optional.items() if value is not None)
+    return _merge_extra_body(body, extra_body, request)
+
+
+def _response_format(value: Any, request: str) -> dict[str, Any] | None:
+    if isinstance(value, str) and value.strip() in ("text", "json_object"):
+        return {"type": value.strip()}
+    fmt = _as_object("response_format", value, request)
+    if fmt is not None and not isinstance(fmt.get("type"), str):
+        raise _bad(
+            "response_format", fmt, "an object with a 'type' (text, json_object or json_schema)", request
+        )
+    return fmt
+
+
+def _tools(value: Any, request: str) -> list[dict[str, Any]] | None:
+    tools = _decode_json("tools", value, request)
+    if tools is None:
+        return None
+    if not isinstance(tools, Sequence) or isinstance(tools, str):
+        raise _bad("tools", tools, "a list of tool objects", request)
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
+            raise _bad(
+                f"tools[{index}]", tool, "an object such as {'type': 'function', 'function': {...}}", request
+            )
+    return [dict(tool) for tool in tools]
+
+
+def _tool_choice(value: Any, request: str) -> str | dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.lstrip().startswith("{"):
+        return value.strip() or None
+    return _as_object("tool_choice", value, request)
+
+
+def build_completion_request(
+    model: str | None = None,
+    prompt: str | Sequence[str] | None = None,
+    *,
+    max_tokens: int | str | None = None,
+    temperature: float | str | None = None,
+    stop: str | Sequence[str] | None = None,
+    seed: int | str | None = None,
+    models: Sequence[str] | str | None = None,
+    provider: Mapping[str, Any] | str | None = None,
+    extra_body: Mapping[str, Any] | str | None = None,
+    default_model: str | None = None,
+    conn_id: str | None = None,
+) -> dict[str, Any]:
+    """Validate arguments and build a legacy ``POST /completions`` body; nothing is sent."""
+    request = f"POST {_COMPLETIONS_PATH}"
+    fallbacks = _as_string_list("models", models, request)
+    chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise _bad("prompt", prompt, "non-empty text", request)
+    elif not (
+        isinstance(prompt, Sequence) and prompt and all(isinstance(item, str) and item for item in prompt)
+    ):
+        raise _bad("prompt", prompt, "non-empty text (or a list of texts)", request)
+    body: dict[str, Any] = {"prompt": prompt if isinstance(prompt, str) else list(prompt)}
+    if chosen is not None:
+        body["model"] = chosen
+    if fallbacks:
+        body["models"] = fallbacks
+    optional: dict[str, Any] = {
+        "max_tokens": _as_integer("max_tokens", max_tokens, request, low=1),
+        "temperature": _as_number("temperature", temperature, request, low=0.0, high=2.0),
+        "stop": _as_stop(stop, request),
+        "seed": _as_integer("seed", seed, request),
+        "provider": _as_object("provider", provider, request),
+    }
+    body.update((key, value) for key, value in optional.items() if value is not None)
+    return _merge_extra_body(body, extra_body, request)
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+# --- the hook ----------------------------------------------------------------------------------------------
+
+
+class OpenRouterHook(BaseHook):
+    """Talk to OpenRouter through an Airflow connection of type ``openrouter``.
+
+    Connection: password = API key; host = Base URL (default ``https://openrouter.ai/api/v1``); extras are
+    described in docs/connection.md. ``__init__`` does no I/O; one pooled session per hook is built on first
+    use and reused by every call (and by every thread sharing the hook).
+
+    :param openrouter_conn_id: the connection id.
+    :param tenacity_kwargs: optional ``tenacity.Retrying`` arguments for the transport (``stop``, ``wait``,
+        ...); what may be resent is fixed by the billing rules.
+    """
+
+    conn_name_attr = "openrouter_conn_id"
+    default_conn_name = "openrouter_default"
+    conn_type = "openrouter"
+    hook_name = "OpenRouter"
+
+    def __init__(
+        self,
+        openrouter_conn_id: str = default_conn_name,
+        *,
+        tenacity_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.openrouter_conn_id = openrouter_conn_id
+        self.tenacity_kwargs = tenacity_kwargs
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form customisation for Airflow < 3.2 (newer cores read get_provider_info)."""
+        from airflow_provider_openrouter.get_provider_info import get_provider_info
+
+        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+        return {key.replace("-", "_"): value for key, value in behaviour.items()}
+
+    @cached_property
+    def settings(self) -> TransportSettings:
+        """The connection, read once and validated."""
+        return settings_from_connection(self.get_connection(self.openrouter_conn_id), self.openrouter_conn_id)
+
+    @cached_property
+    def transport(self) -> OpenRouterTransport:
+        """The pooled synchronous transport of this hook."""
+        from airflow_provider_openrouter.transport import OpenRouterTransport
+
+        return OpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
+
+    def get_conn(self) -> OpenRouterTransport:
+        return self.transport
+
+    def get_async_transport(self) -> AsyncOpenRouterTransport:
+        """A new async transport (for triggers) with this connection's settings; close with ``aclose()``."""
+        from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
+
+        return AsyncOpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
+
+    async def aget_async_transport(self) -> AsyncOpenRouterTransport:
+        """:meth:`get_async_transport` that reads the connection without blocking the event loop."""
+        from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
+
+        if "settings" not in self.__dict__:
+            conn = await self.aget_connection(self.openrouter_conn_id)
+            self.__dict__["settings"] = settings_from_connection(conn, self.openrouter_conn_id)
+        return AsyncOpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
+
+    # --- building requests (no network) -------------------------------------------------------------------
+
+    def build_chat_request(
+        self,
+        model: str | None = None,
+        role: str | None = None,
+        content: str | list[Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """:func:`build_chat_request` with the connection's ``default_model`` filling a missing model."""
+        default_model = self.settings.default_model if not model else None
+        return build_chat_request(
+            model, role, content, default_model=default_model, conn_id=self.openrouter_conn_id, **kwargs
+        )
+
+    # --- actions ------------------------------------------------------------------------------------------
+
+    def chat_completion(
+        self,
+        model: str | None = None,
+        role: str | None = None,
+        content: str | list[Any] | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | str | None = None,
+        max_tokens: int | str | None = None,
+        top_p: float | str | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | str | None = None,
+        response_format: Mapping[str, Any] | str | None = None,
+        tools: Sequence[Mapping[str, Any]] | str | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        models: Sequence[str] | str | None = None,
+        provider: Mapping[str, Any] | str | None = None,
+        reasoning: Mapping[str, Any] | str | None = None,
+        extra_body: Mapping[str, Any] | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ChatCompletion:
+        """Send a chat completion (billable) and return the typed answer.
+
+        Accepts the connector's flat form (``model``, ``role``, ``content``) and the full API; see
+        :func:`build_chat_request`. An error OpenRouter reports inside a 200 body raises like its status.
+        """
+        body = self.build_chat_request(
+            model,
+            role,
+            content,
+            messages=messages,
+            system_prompt=system_prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+            response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice,
+            models=models,
+            provider=provider,
+            reasoning=reasoning,
+            extra_body=extra_body,
+        )
+        return self.send_chat_request(body, idempotency_key=idempotency_key)
+
+    def send_chat_request(
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> ChatCompletion:
+        """POST a body built by :meth:`build_chat_request` (the batch engine's per-row call)."""
+        data = self.transport.post(_CHAT_PATH, body, idempotency_key=idempotency_key)
+        return self._result(ChatCompletion, data, f"POST {_CHAT_PATH}", billed=True)
+
+    def completion(
+        self,
+        model: str | None = None,
+        prompt: str | Sequence[str] | None = None,
+        *,
+        max_tokens: int | str | None = None,
+        temperature: float | str | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | str | None = None,
+        models: Sequence[str] | str | None = None,
+        provider: Mapping[str, Any] | str | None = None,
+        extra_body: Mapping[str, Any] | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TextCompletion:
+        """Send a legacy text completion (``POST /completions``, billable).
+
+        OpenRouter removed this endpoint from its current API; where it answers 404/410 this raises
+        :class:`~airflow_provider_openrouter.exceptions.OpenRouterEndpointGoneError`, which points to the chat
+        operator.
+        """
+        body = build_completion_request(
+            model,
+            prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            seed=seed,
+            models=models,
+            provider=provider,
+            extra_body=extra_body,
+            default_model=self.settings.default_model if not model else None,
+            conn_id=self.openrouter_conn_id,
+        )
+        data = self.transport.post(_COMPLETIONS_PATH, body, idempotency_key=idempotency_key)
+        return self._result(TextCompletion, data, f"POST {_COMPLETIONS_PATH}", billed=True)
+
+    def get_credits(self) -> Credits:
+        """Credits bought and used (``GET /credits``; OpenRouter requires a management key for it)."""
+        return self._result(
+            Credits, self._data(self.transport.get("/credits"), "GET /credits"), "GET /credits"
+        )
+
+    def get_generation(self, generation_id: str) -> Generation:
+        """What a generation cost and how it ran (``GET /generation?id=``).
+
+        Stats appear a moment after the completion; until then OpenRouter answers 404
+        (:class:`~airflow_provider_openrouter.exceptions.OpenRouterNotFoundError`).
+        """
+        request = "GET /generation"
+        if not isinstance(generation_id, str) or not generation_id.strip():
+            raise _bad("generation_id", generation_id, "a generation id such as 'gen-...'", request)
+        data = self.transport.get("/generation", {"id": generation_id.strip()})
+        return self._result(Generation, self._data(data, request), request)
+
+    def list_model_endpoints(self, author: str, slug: str | None = None) -> ModelEndpoints:
+        """The provider endpoints serving ``author/slug`` (``GET /models/{author}/{slug}/endpoints``).
+
+        ``author`` may be a whole model id (``"openai/gpt-4o"``) when ``slug`` is omitted.
+        """
+        if slug is None and isinstance(author, str) and "/" in author:
+            author, slug = author.split("/", 1)
+        request = "GET /models/{author}/{slug}/endpoints"
+        parts = []
+        for name, value in (("author", author), ("slug", slug)):
+            if not isinstance(value, str) or not value.strip() or (name == "author" and "/" in value):
+                raise _bad(name, value, "the two parts of a model id 'author/slug'", request)
+            parts.append(value.strip())
+        path = f"/models/{quote(parts[0], safe='')}/{quote(parts[1], safe=':/')}/endpoints"
+        return self._result(
+            ModelEndpoints, self._data(self.transport.get(path), f"GET {path}"), f"GET {path}"
+        )
+
+    def list_models(
+        self, *, limit: int | None = None, offset: int | None = None, **filters: Any
+    ) -> ModelList:
+        """The model catalog (``GET /models``), every page unless ``limit`` asks for one page.
+
+        ``filters`` are OpenRouter's query parameters (``category``, ``supported_parameters``,
+        ``output_modalities``, ``q``, ``sort``, ...); lists are sent comma-separated, booleans as true/false.
+        """
+        request = "GET /models"
+        params = {key: _query_value(value) for key, value in filters.items() if value is not None}
+        page_limit = _as_integer("limit", limit, request, low=1)
+        start = _as_integer("offset", offset, request, low=0)
+        if page_limit is not None:
+            params.update(limit=page_limit, offset=start or 0)
+            return self._result(ModelList, self.transport.get("/models", params), request)
+        if start:
+            params["offset"] = start
+        first = self.transport.get("/models", params)
+        rows = list(first.get("data") or [])
+        total = first.get("total_count")
+        next_link = (first.get("links") or {}).get("next")
+        while next_link or (isinstance(total, int) and len(rows) + (start or 0) < total):
+            page = self.transport.get(
+                "/models", {**params, "offset": (start or 0) + len(rows), "limit": _MODELS_PAGE_SIZE}
+            )
+            page_rows = page.get("data") or []
+            if not page_rows:
+                break
+            rows.extend(page_rows)
+            next_link = (page.get("links") or {}).get("next")
+        merged = {**first, "data": rows, "links": {**(first.get("links") or {}), "next": None}}
+        return self._result(ModelList, merged, request)
+
+    def get_key(self) -> KeyInfo:
+        """Limits and usage of the connection's API key (``GET /key``; any key may call it)."""
+        return self._result(KeyInfo, self._data(self.transport.get("/key"), "GET /key"), "GET /key")
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection with ``GET /key`` (not billable). The message never contains the key."""
+        try:
+            key = self.get_key()
+        except OpenRouterError as err:
+            return False, str(err)
+        except Exception as err:  # the UI shows the message; keep it one scrubbed line
+            secrets = (self.settings.api_key,) if "settings" in self.__dict__ else ()
+            return False, " ".join(scrub(f"{type(err).__name__}: {err}", secrets).split())[:300]
+        limit = f"limit {key.limit} USD" if key.limit is not None else "no spending limit"
+        return True, (
+            f"Connected to {self.settings.base_url} with connection '{self.openrouter_conn_id}': the API key "
+            f"works ({limit}, {key.usage if key.usage is not None else 0} USD used)."
+        )
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _data(self, payload: Mapping[str, Any], request: str) -> Any:
+        """The ``data`` member of an OpenRouter envelope."""
+        data = payload.get("data")
+        if not isinstance(data, Mapping):
+            raise OpenRouterResponseError(
+                f"the answer has no 'data' object (keys: {', '.join(sorted(payload)) or 'none'})",
+                conn_id=self.openrouter_conn_id,
+                request=request,
+                billed=False,
+            )
+        return data
+
+    def _result(
+        self, cls: type[ResultT], data: Mapping[str, Any], request: str, *, billed: bool | None = False
+    ) -> ResultT:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            location = ".".join(str(part) for part in first.get("loc", ())) or "body"
+            generation_id = data.get("id") if isinstance(data.get("id"), str) else None
+            raise OpenRouterResponseError(
+                f"the answer does not fit {cls.__name__}: {location}: {first.get('msg')}",
+                conn_id=self.openrouter_conn_id,
+                request=request,
+                generation_id=generation_id,
+                billed=billed,
+            ) from None

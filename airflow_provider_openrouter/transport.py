@@ -1,0 +1,773 @@
+"""The one owner of the wire: headers, timeouts, rate limiting, retries and error mapping.
+
+Nothing else in the provider builds headers, sleeps for a retry or turns an HTTP status into an exception.
+
+Billing safety (docs/design.md, "Money and retries") is decided here from what came back:
+
+* a request that never left (connection refused, connect timeout, DNS, TLS) is resent;
+* 429 and 502/503/529 answered with OpenRouter's JSON envelope are resent (rejected before generation), after
+  ``Retry-After`` / ``X-RateLimit-Reset`` when given;
+* 408/500/504/524, an error inside a 200 body, and every "sent but no complete answer" outcome (read
+  timeout, reset after send, truncated body, proxy HTML page) are resent for a billable POST only when the
+  connection sets ``retry_ambiguous``; otherwise they raise at once (the last as
+  :class:`OpenRouterOutcomeUnknownError`);
+* 400/401/402/403/404/413/422 are never resent.
+
+Idempotent requests (GET, DELETE, non-billable POST) are resent on 408, 429, 5xx and any transport failure.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterAuthenticationError,
+    OpenRouterConnectionError,
+    OpenRouterEndpointGoneError,
+    OpenRouterError,
+    OpenRouterInsufficientCreditsError,
+    OpenRouterModerationError,
+    OpenRouterNotFoundError,
+    OpenRouterOutcomeUnknownError,
+    OpenRouterPayloadTooLargeError,
+    OpenRouterPermissionError,
+    OpenRouterRateLimitError,
+    OpenRouterRequestError,
+    OpenRouterResponseError,
+    OpenRouterTimeoutError,
+    OpenRouterUpstreamError,
+)
+from airflow_provider_openrouter.ratelimit import TokenBucket, bucket_for
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "USER_AGENT",
+    "AsyncOpenRouterTransport",
+    "OpenRouterTransport",
+    "TransportSettings",
+    "error_for_status",
+    "raise_for_openrouter_error",
+    "should_retry",
+]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"airflow-provider-openrouter/{__version__}"
+POOL_MAXSIZE = 128
+"""Connections kept per host: enough for the batch engine's worker threads to share one session."""
+
+# Statuses a billable POST may resend: OpenRouter answered before any generation ran.
+_SAFE_BILLABLE_STATUSES = frozenset({429, 502, 503, 529})
+# Answered with the envelope, but a generation may have started (the issue's conservative rule).
+_AMBIGUOUS_STATUSES = frozenset({408, 500, 504, 524})
+_COMPLETION_PATHS = frozenset({"/chat/completions", "/completions"})
+_LEGACY_COMPLETIONS_PATH = "/completions"
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """Everything the wire needs, read once from an Airflow connection. ``api_key`` never shows in repr."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    app_url: str | None = None
+    app_title: str | None = None
+    timeout: float = 120.0
+    connect_timeout: float = 10.0
+    max_retries: int = 5
+    max_retry_wait: float = 300.0
+    requests_per_minute: float | None = 100.0
+    retry_ambiguous: bool = False
+    default_model: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """Headers sent on every request: auth, attribution and identification."""
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        if self.app_url:
+            headers["HTTP-Referer"] = self.app_url
+        if self.app_title:
+            # X-OpenRouter-Title is current; X-Title is what older deployments read.
+            headers["X-OpenRouter-Title"] = self.app_title
+            headers["X-Title"] = self.app_title
+        return headers
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key,) if self.api_key else ()
+
+
+# --- error mapping (shared by the sync and async transports) ---------------------------------------------
+
+
+def _retry_after_seconds(
+    headers: Mapping[str, str], metadata: Mapping[str, Any] | None = None
+) -> float | None:
+    """Seconds to wait as the server asked: ``retry-after-ms``, ``Retry-After`` (seconds or HTTP-date), or
+    ``X-RateLimit-Reset`` (epoch milliseconds), also when copied into ``error.metadata.headers``."""
+    sources: list[Mapping[str, Any]] = [headers]
+    nested = (metadata or {}).get("headers")
+    if isinstance(nested, Mapping):
+        sources.append({str(key).lower(): value for key, value in nested.items()})
+    for source in sources:
+        value = source.get("retry-after-ms")
+        if value is not None:
+            try:
+                return max(0.0, float(value) / 1000.0)
+            except (TypeError, ValueError):
+                pass
+        value = source.get("retry-after")
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                try:
+                    when = email.utils.parsedate_to_datetime(str(value))
+                except (TypeError, ValueError):
+                    when = None
+                if when is not None:
+                    return max(0.0, when.timestamp() - time.time())
+        value = source.get("x-ratelimit-reset")
+        if value is not None:
+            try:
+                reset = float(value)
+            except (TypeError, ValueError):
+                continue
+            # Epoch milliseconds per OpenRouter's docs; tolerate seconds from other gateways.
+            reset_seconds = reset / 1000.0 if reset > 1e11 else reset
+            return max(0.0, reset_seconds - time.time())
+    return None
+
+
+def error_for_status(
+    status: int | None,
+    message: str,
+    *,
+    method: str,
+    path: str,
+    conn_id: str | None,
+    code: int | str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    generation_id: str | None = None,
+    in_body: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> OpenRouterError:
+    """Build the exception for an OpenRouter error answer (HTTP status or the code of an error in a 200)."""
+    common: dict[str, Any] = {
+        "status": status,
+        "code": code if code is not None else status,
+        "metadata": metadata,
+        "generation_id": generation_id,
+        "conn_id": conn_id,
+        "request": f"{method} {path}",
+        "secrets": secrets,
+    }
+    if status in (400, 422):
+        return OpenRouterRequestError(message, **common)
+    if status == 401:
+        return OpenRouterAuthenticationError(message, **common)
+    if status == 402:
+        return OpenRouterInsufficientCreditsError(message, **common)
+    if status == 403:
+        if metadata and ("reasons" in metadata or "flagged_input" in metadata):
+            return OpenRouterModerationError(message, **common)
+        return OpenRouterPermissionError(message, **common)
+    if status in (404, 410):
+        if path == _LEGACY_COMPLETIONS_PATH:
+            return OpenRouterEndpointGoneError(message, **common)
+        return OpenRouterNotFoundError(message, **common)
+    if status == 408:
+        return OpenRouterTimeoutError(message, **common)
+    if status == 413:
+        return OpenRouterPayloadTooLargeError(message, **common)
+    if status == 429:
+        return OpenRouterRateLimitError(
+            message, retry_after=_retry_after_seconds(headers or {}, metadata), **common
+        )
+    if status is not None and 400 <= status < 500:
+        return OpenRouterRequestError(message, **common)
+    return OpenRouterUpstreamError(message, in_body=in_body, **common)
+
+
+def _envelope(payload: Any) -> tuple[int | str | None, str, dict[str, Any] | None] | None:
+    """``(code, message, metadata)`` of an ``{"error": {...}}`` payload, or None."""
+    if not isinstance(payload, Mapping):
+        return None
+    error = payload.get("error")
+    if isinstance(error, Mapping):
+        metadata = error.get("metadata")
+        code = error.get("code", error.get("http_status"))
+        return (
+            code,
+            str(error.get("message") or ""),
+            dict(metadata) if isinstance(metadata, Mapping) else None,
+        )
+    if isinstance(error, str) and error:
+        return None, error, None
+    return None
+
+
+def _status_from_code(code: int | str | None, default: int) -> int:
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+        return code
+    if isinstance(code, str) and code.isdigit() and 100 <= int(code) <= 599:
+        return int(code)
+    return default
+
+
+def _error_in_completion(
+    payload: Mapping[str, Any],
+) -> tuple[int, int | str | None, str, dict[str, Any] | None] | None:
+    """An error hidden in a 200 completion body: ``(status, code, message, metadata)`` or None."""
+    envelope = _envelope(payload)
+    choices = payload.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, Mapping) and choice.get("finish_reason") == "error":
+                found = _envelope(choice) or envelope
+                code, message, metadata = found or (
+                    None,
+                    "the model stopped with finish_reason 'error'",
+                    None,
+                )
+                return _status_from_code(code, 502), code, message or "finish_reason 'error'", metadata
+    if envelope is not None:
+        code, message, metadata = envelope
+        return _status_from_code(code, 502), code, message or "error in a 200 body", metadata
+    if not choices:
+        return 502, "empty_choices", "OpenRouter answered 200 with no choices (no usable completion)", None
+    return None
+
+
+def _short_body(content: bytes, content_type: str) -> str:
+    kind = content_type.split(";")[0].strip() or "no content type"
+    if not content:
+        return f"empty body ({kind})"
+    if "html" in kind:
+        return f"an HTML page instead of OpenRouter's JSON ({len(content)} bytes)"
+    snippet = content[:120].decode("utf-8", "replace")
+    return f"a non-JSON body ({kind}): {snippet!r}"
+
+
+def raise_for_openrouter_error(
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    method: str,
+    path: str,
+    conn_id: str | None,
+    billable: bool,
+    secrets: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Return the parsed JSON object of a successful answer, or raise the mapped :class:`OpenRouterError`.
+
+    This is the one mapping from what came back to an exception, shared by both transports.
+    """
+    content_type = headers.get("content-type") or ""
+    generation_id = headers.get("x-generation-id")
+    request = f"{method} {path}"
+    try:
+        payload = json.loads(content) if content else None
+    except ValueError:
+        payload = None
+        parsed = False
+    else:
+        parsed = payload is not None
+
+    if 200 <= status < 300:
+        if not parsed:
+            if billable or "html" not in content_type:
+                # Cut off or replaced in transit after the server answered: the work may be done and billed.
+                raise OpenRouterOutcomeUnknownError(
+                    f"HTTP {status} with {_short_body(content, content_type)}",
+                    status=status,
+                    generation_id=generation_id,
+                    conn_id=conn_id,
+                    request=request,
+                    secrets=secrets,
+                )
+            raise OpenRouterResponseError(
+                f"HTTP {status} with {_short_body(content, content_type)}",
+                status=status,
+                conn_id=conn_id,
+                request=request,
+                billed=False,
+                hint=f"Check the Base URL of connection '{conn_id}': it should end in /api/v1.",
+                secrets=secrets,
+            )
+        if not isinstance(payload, dict):
+            raise OpenRouterResponseError(
+                f"HTTP {status} with a JSON {type(payload).__name__} where an object was expected",
+                status=status,
+                generation_id=generation_id,
+                conn_id=conn_id,
+                request=request,
+                secrets=secrets,
+            )
+        if path in _COMPLETION_PATHS:
+            hidden = _error_in_completion(payload)
+            if hidden is not None:
+                hidden_status, code, message, metadata = hidden
+                body_id = payload.get("id")
+                raise error_for_status(
+                    hidden_status,
+                    message,
+                    method=method,
+                    path=path,
+                    conn_id=conn_id,
+                    code=code,
+                    metadata=metadata,
+                    headers=headers,
+                    generation_id=body_id if isinstance(body_id, str) else generation_id,
+                    in_body=True,
+                    secrets=secrets,
+                )
+        return payload
+
+    envelope = _envelope(payload) if parsed else None
+    if envelope is None:
+        message = f"HTTP {status} with {_short_body(content, content_type)}"
+        if billable and (status >= 500 or status == 408):
+            # A proxy's page, not OpenRouter's verdict: the request may have reached OpenRouter and run.
+            raise OpenRouterOutcomeUnknownError(
+                message,
+                status=status,
+                generation_id=generation_id,
+                conn_id=conn_id,
+                request=request,
+                secrets=secrets,
+            )
+        raise error_for_status(
+            status,
+            message,
+            method=method,
+            path=path,
+            conn_id=conn_id,
+            headers=headers,
+            generation_id=generation_id,
+            secrets=secrets,
+        )
+    code, message, metadata = envelope
+    raise error_for_status(
+        status,
+        message or f"HTTP {status}",
+        method=method,
+        path=path,
+        conn_id=conn_id,
+        code=code,
+        metadata=metadata,
+        headers=headers,
+        generation_id=generation_id,
+        secrets=secrets,
+    )
+
+
+# --- retry policy ------------------------------------------------------------------------------------------
+
+
+def should_retry(error: BaseException, *, billable: bool, retry_ambiguous: bool) -> bool:
+    """The retry decision table of docs/design.md: may this failed request be sent again?"""
+    if isinstance(error, OpenRouterConnectionError | OpenRouterRateLimitError):
+        return True
+    if not billable:
+        return isinstance(
+            error, OpenRouterOutcomeUnknownError | OpenRouterTimeoutError | OpenRouterUpstreamError
+        )
+    if isinstance(error, OpenRouterUpstreamError):
+        if not error.in_body and error.status in _SAFE_BILLABLE_STATUSES:
+            return True
+        return retry_ambiguous
+    if isinstance(error, OpenRouterTimeoutError | OpenRouterOutcomeUnknownError):
+        return retry_ambiguous
+    return False
+
+
+class wait_retry_after_or_backoff(tenacity.wait.wait_base):
+    """Wait what the server asked (``retry_after`` of a 429), else exponential backoff with jitter.
+
+    The backoff for attempt ``n`` is drawn uniformly from ``[b/2, b]`` with
+    ``b = min(cap, initial * 2**(n-1))``, so concurrent callers spread out but never retry at once.
+    """
+
+    def __init__(self, initial: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.cap = cap
+        self._uniform = (rng or random.Random()).uniform
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        base = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
+        return self._uniform(base / 2, base)
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None else None
+    method, path = retry_state.args[0], retry_state.args[1]
+    log.warning(
+        "OpenRouter %s %s attempt %d failed (%s: %s); retrying in %.1f s",
+        method,
+        path,
+        retry_state.attempt_number,
+        type(error).__name__,
+        getattr(error, "message", error),
+        retry_state.upcoming_sleep,
+    )
+
+
+def _retrying_kwargs(
+    settings: TransportSettings,
+    *,
+    billable: bool,
+    retry_wait: tenacity.wait.wait_base | None,
+    tenacity_kwargs: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    if tenacity_kwargs and "retry" in tenacity_kwargs:
+        raise ValueError(
+            "tenacity_kwargs may not set 'retry': what is resent follows the billing rules "
+            "(set retry_ambiguous on the connection to resend ambiguous failures)"
+        )
+    retry_ambiguous = settings.retry_ambiguous
+
+    def decide(error: BaseException) -> bool:
+        return should_retry(error, billable=billable, retry_ambiguous=retry_ambiguous)
+
+    kwargs: dict[str, Any] = {
+        "retry": tenacity.retry_if_exception(decide),
+        "stop": tenacity.stop_after_attempt(max(0, settings.max_retries) + 1)
+        | tenacity.stop_before_delay(max(0.0, settings.max_retry_wait)),
+        "wait": retry_wait or wait_retry_after_or_backoff(),
+        "before_sleep": _log_retry,
+        "reraise": True,
+    }
+    kwargs.update(tenacity_kwargs or {})
+    return kwargs
+
+
+# --- sync transport ---------------------------------------------------------------------------------------
+
+
+def _was_never_sent(error: requests.ConnectionError) -> bool:
+    """True when requests failed before any byte of the request reached the server."""
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    reason = error.args[0] if error.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+
+
+class OpenRouterTransport:
+    """Synchronous OpenRouter client: one pooled ``requests.Session`` shared by every thread using it.
+
+    :param settings: connection settings.
+    :param retry_wait: a tenacity wait replacing the default (Retry-After, else backoff with jitter).
+    :param tenacity_kwargs: further ``tenacity.Retrying`` arguments (``stop``, ``wait``, ``before_sleep``,
+        ...), as apache-airflow-providers-http's ``tenacity_kwargs``; ``retry`` follows the billing rules.
+    """
+
+    def __init__(
+        self,
+        settings: TransportSettings,
+        *,
+        retry_wait: tenacity.wait.wait_base | None = None,
+        tenacity_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
+        self._timeout = (settings.connect_timeout, settings.timeout)
+        self._secrets = settings.secrets
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update(settings.headers())
+        self._session = session
+        self._retry_billable = tenacity.Retrying(
+            **_retrying_kwargs(
+                settings, billable=True, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs
+            )
+        )
+        self._retry_idempotent = tenacity.Retrying(
+            **_retrying_kwargs(
+                settings, billable=False, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenRouterTransport(conn_id={self.settings.conn_id!r}, base_url={self.base_url!r})"
+
+    def __enter__(self) -> OpenRouterTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """GET ``path`` (relative to the base URL); retried as an idempotent request."""
+        return self._retry_idempotent(self._attempt, "GET", path, params, None, None, False)
+
+    def delete(self, path: str) -> dict[str, Any]:
+        """DELETE ``path``; retried as an idempotent request."""
+        return self._retry_idempotent(self._attempt, "DELETE", path, None, None, None, False)
+
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        billable: bool = True,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """POST a JSON body. A billable POST carries ``X-Idempotency-Key`` (one per call, kept across its
+        retries; generated when not given) and is resent only where it provably did not run."""
+        if not billable:
+            return self._retry_idempotent(self._attempt, "POST", path, None, body, None, False)
+        headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        return self._retry_billable(self._attempt, "POST", path, None, body, headers, True)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        billable: bool,
+    ) -> dict[str, Any]:
+        if self.bucket is not None:
+            self.bucket.acquire()
+        request = f"{method} {path}"
+        conn_id = self.settings.conn_id
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self._timeout,
+            )
+        except requests.ConnectionError as error:
+            if _was_never_sent(error):
+                raise OpenRouterConnectionError(
+                    f"{type(error).__name__} to {self.base_url}: {_reason(error)}",
+                    conn_id=conn_id,
+                    request=request,
+                    secrets=self._secrets,
+                ) from None
+            raise OpenRouterOutcomeUnknownError(
+                f"connection lost after sending ({_reason(error)})",
+                conn_id=conn_id,
+                request=request,
+                secrets=self._secrets,
+            ) from None
+        except requests.Timeout as error:  # a read timeout: connect timeouts are ConnectionErrors above
+            raise OpenRouterOutcomeUnknownError(
+                f"no answer within {self.settings.timeout:g} s ({type(error).__name__})",
+                conn_id=conn_id,
+                request=request,
+                secrets=self._secrets,
+            ) from None
+        except requests.RequestException as error:  # truncated chunked body, undecodable content
+            raise OpenRouterOutcomeUnknownError(
+                f"incomplete answer ({type(error).__name__}: {_reason(error)})",
+                conn_id=conn_id,
+                request=request,
+                secrets=self._secrets,
+            ) from None
+        try:
+            return raise_for_openrouter_error(
+                response.status_code,
+                response.headers,
+                response.content,
+                method=method,
+                path=path,
+                conn_id=conn_id,
+                billable=billable,
+                secrets=self._secrets,
+            )
+        except OpenRouterRateLimitError as error:
+            _pause_bucket(self.bucket, error)
+            raise
+
+
+def _pause_bucket(bucket: TokenBucket | None, error: OpenRouterRateLimitError) -> None:
+    """A 429 with a reset time holds back every caller of the connection, not only this one."""
+    if bucket is not None and error.retry_after:
+        bucket.pause_until(time.monotonic() + error.retry_after)
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, without the URL-laden wrapper text."""
+    inner: Any = error.args[0] if error.args else error
+    inner = getattr(inner, "reason", inner)
+    return " ".join(str(inner).split())[:200]
+
+
+# --- async transport --------------------------------------------------------------------------------------
+
+
+class AsyncOpenRouterTransport:
+    """The asynchronous twin for triggers: ``httpx.AsyncClient``, same settings, headers, limiter, retry
+    rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`."""
+
+    def __init__(
+        self,
+        settings: TransportSettings,
+        *,
+        retry_wait: tenacity.wait.wait_base | None = None,
+        tenacity_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        import httpx
+
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
+        self._secrets = settings.secrets
+        self._client = httpx.AsyncClient(
+            headers=settings.headers(),
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(max_connections=POOL_MAXSIZE, max_keepalive_connections=POOL_MAXSIZE),
+        )
+        self._kwargs = {
+            billable: _retrying_kwargs(
+                settings, billable=billable, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs
+            )
+            for billable in (True, False)
+        }
+
+    async def __aenter__(self) -> AsyncOpenRouterTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return await self._send("GET", path, params, None, None, False)
+
+    async def delete(self, path: str) -> dict[str, Any]:
+        return await self._send("DELETE", path, None, None, None, False)
+
+    async def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        billable: bool = True,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex} if billable else None
+        return await self._send("POST", path, None, body, headers, billable)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        billable: bool,
+    ) -> dict[str, Any]:
+        retrying = tenacity.AsyncRetrying(**self._kwargs[billable])
+        result: dict[str, Any] = await retrying(self._attempt, method, path, params, body, headers, billable)
+        return result
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        billable: bool,
+    ) -> dict[str, Any]:
+        import httpx
+
+        if self.bucket is not None:
+            await self.bucket.acquire_async()
+        request = f"{method} {path}"
+        conn_id = self.settings.conn_id
+        try:
+            response: httpx.Response = await self._client.request(
+                method,
+                self.base_url + path,
+                params=_httpx_params(params),
+                json=body,
+                headers=headers,
+            )
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+        ) as error:
+            raise OpenRouterConnectionError(
+                f"{type(error).__name__} to {self.base_url}: {error}",
+                conn_id=conn_id,
+                request=request,
+                secrets=self._secrets,
+            ) from None
+        except httpx.TimeoutException as error:
+            raise OpenRouterOutcomeUnknownError(
+                f"no answer within {self.settings.timeout:g} s ({type(error).__name__})",
+                conn_id=conn_id,
+                request=request,
+                secrets=self._secrets,
+            ) from None
+        except httpx.TransportError as error:
+            raise OpenRouterOutcomeUnknownError(
+                f"connection lost after sending ({type(error).__name__}: {error})",
+                conn_id=conn_id,
+                request=request,
+                secrets=self._secrets,
+            ) from None
+        try:
+            return raise_for_openrouter_error(
+                response.status_code,
+                response.headers,
+                response.content,
+                method=method,
+                path=path,
+                conn_id=conn_id,
+                billable=billable,
+                secrets=self._secrets,
+            )
+        except OpenRouterRateLimitError as error:
+            _pause_bucket(self.bucket, error)
+            raise
+
+
+def _httpx_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return {key: value for key, value in params.items() if value is not None} if params else None
