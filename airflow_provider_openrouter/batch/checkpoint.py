@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_openrouter.batch.errors import BatchStateError
+from airflow_provider_openrouter.batch.outputs import FAILED, OUTCOME_UNKNOWN, dumps_record
 
 CHECKPOINT_VERSION = 1
 _MISSING = -1
@@ -41,11 +42,11 @@ _NONE, _FINAL, _RESENDABLE, _UNKNOWN = 0, 1, 2, 3
 def _code(record: dict[str, Any]) -> int:
     """``_RESENDABLE``: failed, provably not billed and transient, so sending it again is safe."""
     status = record.get("status")
-    if status == "outcome_unknown":
+    if status == OUTCOME_UNKNOWN:
         return _UNKNOWN
     error = record.get("error")
     if (
-        status == "failed"
+        status == FAILED
         and isinstance(error, dict)
         and error.get("billed") is False
         and error.get("retryable")
@@ -98,7 +99,7 @@ class Checkpoint:
             self._load_existing()
         else:
             header = {"checkpoint": CHECKPOINT_VERSION, "identity": self.identity, "total": self.total}
-            self.path.write_bytes(_line(header))
+            self.path.write_bytes(dumps_record(header))
             self._size = self.path.stat().st_size
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._sync_directory()
@@ -155,7 +156,7 @@ class Checkpoint:
 
     def record(self, record: dict[str, Any]) -> None:
         """Append one finished row (with ``index`` and ``custom_id``); durable against SIGKILL on return."""
-        data = _line(record)
+        data = dumps_record(record)
         with self._lock:
             if self._fd is None:
                 raise BatchStateError(f"Checkpoint {self.path} is not open")
@@ -242,10 +243,6 @@ class Checkpoint:
         """Remove the journal once the output that replaces it is committed."""
         self.close()
         self.path.unlink(missing_ok=True)
-
-
-def _line(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

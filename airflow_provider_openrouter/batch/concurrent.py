@@ -16,7 +16,7 @@ retries)                                                    exponential backoff)
 an error the server answered before generating (``billed``  waits with exponential backoff and sends again,
 is False) that a retry may fix (``retryable``)              at most ``row_retries`` times, then records
                                                             ``failed``
-``OpenRouterOutcomeUnknownError`` / ``ResponseError``       records ``outcome_unknown``: it may have been
+``OpenRouterOutcomeUnknownError``                           records ``outcome_unknown``: it may have been
                                                             billed, so it is never sent again automatically
 any other error (400, 404, moderation ...)                  records ``failed``
 401, 402, or a 403 that is not moderation                   stops sending: this row and every row left stay
@@ -54,10 +54,10 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterOutcomeUnknownError,
     OpenRouterPermissionError,
     OpenRouterRateLimitError,
-    OpenRouterResponseError,
 )
+from airflow_provider_openrouter.models import ChatCompletion
 
-SendRow = Callable[[BatchRow], dict[str, Any]]
+SendRow = Callable[[BatchRow], ChatCompletion]
 RecordRow = Callable[[dict[str, Any]], None]
 
 _MAX_RATE_LIMIT_ROUNDS = 50
@@ -263,7 +263,7 @@ class ConcurrentRunner:
                 if rate_limit_rounds < _MAX_RATE_LIMIT_ROUNDS:
                     continue
                 return failure_record(row.index, row.custom_id, FAILED, error_info(err), attempts)
-            except (OpenRouterOutcomeUnknownError, OpenRouterResponseError) as err:
+            except OpenRouterOutcomeUnknownError as err:
                 self._log.warning(
                     "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
                     row.custom_id,

@@ -35,6 +35,8 @@ from airflow_provider_openrouter.batch.errors import BatchInputError
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_openrouter.models import ChatCompletion
+
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 OUTCOME_UNKNOWN: Final = "outcome_unknown"
@@ -67,23 +69,24 @@ def error_info(err: BaseException) -> dict[str, Any]:
     }
 
 
-def success_record(index: int, custom_id: str, response: dict[str, Any], attempts: int) -> dict[str, Any]:
-    """The output record of a chat completion body (from /chat/completions or a Batch API result)."""
-    choices = response.get("choices") or []
-    first = choices[0] if choices and isinstance(choices[0], dict) else {}
-    message = first.get("message") or {}
-    usage = response.get("usage")
+def success_record(index: int, custom_id: str, completion: ChatCompletion, attempts: int) -> dict[str, Any]:
+    """The output record of a chat completion (from /chat/completions or a Batch API result).
+
+    Money stays Decimal here; :func:`dumps_record` writes it as a JSON number.
+    """
+    usage = completion.usage.model_dump(exclude_none=True) if completion.usage is not None else None
+    tool_calls = [call.model_dump(mode="json", exclude_none=True) for call in completion.tool_calls]
     return {
         "custom_id": custom_id,
         "index": index,
         "status": SUCCEEDED,
-        "text": message.get("content"),
-        "finish_reason": first.get("finish_reason"),
-        "model": response.get("model"),
-        "generation_id": response.get("id"),
+        "text": completion.text,
+        "finish_reason": completion.finish_reason,
+        "model": completion.model,
+        "generation_id": completion.id,
         "usage": usage,
-        "cost": usage.get("cost") if isinstance(usage, dict) else None,
-        "tool_calls": message.get("tool_calls"),
+        "cost": completion.cost,
+        "tool_calls": tool_calls or None,
         "error": None,
         "attempts": attempts,
     }
@@ -114,9 +117,22 @@ def record_cost(record: dict[str, Any]) -> Decimal:
     if cost is None or isinstance(cost, bool):
         return Decimal(0)
     try:
-        return Decimal(str(cost))
+        return cost if isinstance(cost, Decimal) else Decimal(str(cost))
     except InvalidOperation:
         return Decimal(0)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # float() of a Decimal parsed from a JSON number gives back that number's shortest repr exactly.
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps_record(record: dict[str, Any]) -> bytes:
+    """One JSONL line (with its newline) for the checkpoint and the output."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return (text + "\n").encode("utf-8")
 
 
 # -- the output file -------------------------------------------------------------------------------------
@@ -161,7 +177,7 @@ def write_commit_marker(output_path: ObjectStoragePath, manifest_json: dict[str,
     partial = sibling(output_path, f"{MARKER_SUFFIX}.partial-{secrets.token_hex(4)}")
     with partial.open("w", encoding="utf-8") as handle:
         json.dump(manifest_json, handle, indent=2, sort_keys=True)
-    _publish(partial, marker)
+    publish(partial, marker)
 
 
 class OutputSummary:
@@ -189,13 +205,13 @@ def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any
     try:
         with partial.open("wb") as handle:
             for record in records:
-                data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+                data = dumps_record(record)
                 handle.write(data)
                 summary.add(data)
             if is_local(partial):
                 handle.flush()
                 os.fsync(handle.fileno())
-        _publish(partial, output_path)
+        publish(partial, output_path)
     except BaseException:
         if partial.exists():
             partial.unlink()
@@ -203,7 +219,8 @@ def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any
     return summary
 
 
-def _publish(partial: ObjectStoragePath, final: ObjectStoragePath) -> None:
+def publish(partial: ObjectStoragePath, final: ObjectStoragePath) -> None:
+    """Move a fully written ``partial`` onto ``final`` (a rename locally; copy, then delete, on a store)."""
     if is_local(final):
         os.replace(partial.path, final.path)
         directory = os.open(os.path.dirname(final.path) or ".", os.O_RDONLY)

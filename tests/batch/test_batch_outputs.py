@@ -15,6 +15,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_openrouter.batch.errors import BatchInputError
 from airflow_provider_openrouter.batch.manifest import Tally
 from airflow_provider_openrouter.batch.outputs import (
+    dumps_record,
     probe_writable,
     read_commit_marker,
     record_cost,
@@ -23,6 +24,7 @@ from airflow_provider_openrouter.batch.outputs import (
     write_commit_marker,
     write_output,
 )
+from airflow_provider_openrouter.models import ChatCompletion
 
 
 def _records(count: int, fail_at: int | None = None) -> Iterator[dict[str, Any]]:
@@ -86,20 +88,22 @@ def test_an_unwritable_output_path_is_a_clear_error(tmp_path: Path) -> None:
         probe_writable(ObjectStoragePath(str(blocker / "out.jsonl")))
 
 
-def test_success_record_takes_text_usage_cost_and_id_from_the_answer() -> None:
+def test_success_record_keeps_text_usage_exact_cost_and_id_through_json() -> None:
     response = {
         "id": "gen-1",
         "model": "openai/gpt-4o-mini",
         "choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, "cost": 0.000021},
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, "cost": 0.00000735},
     }
-    record = success_record(4, "r5", response, attempts=2)
-    assert record["text"] == "hi"
-    assert record["generation_id"] == "gen-1"
-    assert record["cost"] == 0.000021
-    assert record["status"] == "succeeded"
-    assert record["attempts"] == 2
-    assert record_cost(record) == Decimal("0.000021")
+    record = success_record(4, "r5", ChatCompletion.model_validate(response), attempts=2)
+    line = json.loads(dumps_record(record))
+    assert line["text"] == "hi"
+    assert line["generation_id"] == "gen-1"
+    assert line["status"] == "succeeded"
+    assert line["attempts"] == 2
+    assert line["cost"] == 0.00000735
+    assert line["usage"]["total_tokens"] == 4
+    assert record_cost(line) == Decimal("0.00000735")
 
 
 def test_tally_sums_cost_exactly_and_counts_outcomes() -> None:

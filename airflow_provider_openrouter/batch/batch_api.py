@@ -1,0 +1,429 @@
+"""OpenRouter's Batch API (``POST /batches``, ``GET /batches/{id}``, ``GET /batches``) through the transport.
+
+Submitting: the pending rows are cut into chunks of at most ``max_requests`` requests and ``max_bytes`` of
+JSON, in input order, each chunk one batch. The state file ``<output>.batches.json`` brackets each submission:
+
+1. before the POST, the chunk is written to the state file as an *intent* (its first and last row index, row
+   count, and the time);
+2. the POST carries ``X-Idempotency-Key`` = hash(identity, chunk number);
+3. the moment the answer arrives, the batch id is written next to the intent.
+
+Re-attaching: a retry, a cleared task or a new worker reads the state file first. A chunk with a batch id is
+never submitted again; its batch is polled and landed. A chunk with an intent but no id (the worker died, or
+the answer was lost, between 1 and 3) is looked up in ``GET /batches``: a batch of the same model and row
+count, created from one minute before the intent on, not claimed by another chunk. One match is adopted; none
+means the POST never created a batch, so the chunk is submitted; several is an error that names them (nothing
+is sent). Landing checks that a batch's results carry only the chunk's custom_ids, so a wrong adoption cannot
+land another batch's rows.
+
+Landing: results come inline from ``GET /batches/{id}`` once the batch is terminal (there is no file
+endpoint). Each result becomes an output record in the checkpoint, so a landing interrupted half-way resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from airflow_provider_openrouter.batch.engine import BatchJob, canonical_json
+from airflow_provider_openrouter.batch.errors import BatchStateError
+from airflow_provider_openrouter.batch.inputs import BatchRow
+from airflow_provider_openrouter.batch.outputs import FAILED, failure_record, publish, sibling, success_record
+from airflow_provider_openrouter.exceptions import OpenRouterError
+from airflow_provider_openrouter.models import ChatCompletion
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+STATE_SUFFIX = ".batches.json"
+STATE_VERSION = 1
+DEFAULT_MAX_REQUESTS = 10_000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+_ADOPTION_SLACK_S = 60
+# Per-result error types worth sending again in a later run (the request never ran).
+_TRANSIENT_ERROR_TYPES = frozenset(
+    {
+        "server",
+        "server_error",
+        "provider_overloaded",
+        "provider_unavailable",
+        "rate_limit_exceeded",
+        "timeout",
+    }
+)
+
+
+class SyncTransport(Protocol):
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def post(
+        self, path: str, body: dict[str, Any], *, billable: bool = True, idempotency_key: str | None = None
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class ChunkState:
+    """One chunk of rows and the batch that runs it (``batch_id`` is None while only the intent exists)."""
+
+    chunk: int
+    first_index: int
+    last_index: int
+    rows: int
+    intent_at: float
+    batch_id: str | None = None
+    submitted_at: float | None = None
+    landed: bool = False
+
+
+@dataclass
+class BatchApiState:
+    """The state file: which chunks exist and which batch runs each. Small (one entry per batch)."""
+
+    identity: str
+    model: str
+    chunks: list[ChunkState] = field(default_factory=list)
+    all_submitted: bool = False
+
+    @property
+    def batch_ids(self) -> list[str]:
+        return [chunk.batch_id for chunk in self.chunks if chunk.batch_id]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchApiState:
+        return cls(
+            identity=data["identity"],
+            model=data["model"],
+            chunks=[ChunkState(**chunk) for chunk in data.get("chunks", [])],
+            all_submitted=bool(data.get("all_submitted")),
+        )
+
+
+def state_path(output_path: ObjectStoragePath) -> ObjectStoragePath:
+    return sibling(output_path, STATE_SUFFIX)
+
+
+def load_state(output_path: ObjectStoragePath, identity: str, model: str) -> BatchApiState:
+    """The state of this identity; a fresh one when there is none (or only one of an older run)."""
+    path = state_path(output_path)
+    if not path.exists():
+        return BatchApiState(identity=identity, model=model)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        state = BatchApiState.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BatchStateError(
+            f"The Batch API state file {path} cannot be read ({type(err).__name__}: {err}). It records which "
+            "batches were submitted; restore it, or delete it to submit again (which pays again)"
+        ) from err
+    if state.identity != identity:
+        return BatchApiState(identity=identity, model=model)
+    return state
+
+
+def save_state(output_path: ObjectStoragePath, state: BatchApiState) -> None:
+    """Write the state file whole (partial file, then rename), so a crash leaves the old or the new one."""
+    path = state_path(output_path)
+    partial = sibling(output_path, f"{STATE_SUFFIX}.partial-{secrets.token_hex(4)}")
+    with partial.open("w", encoding="utf-8") as handle:
+        json.dump(state.to_json(), handle, indent=1)
+    publish(partial, path)
+
+
+def submission_key(identity: str, chunk: int) -> str:
+    return "orbatch-" + hashlib.sha256(f"{identity}\nchunk {chunk}".encode()).hexdigest()[:48]
+
+
+# -- submitting -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    number: int
+    rows: list[BatchRow]
+    requests: list[dict[str, Any]]
+    size: int
+
+
+def _chunks(
+    job: BatchJob, rows: Iterator[BatchRow], first_number: int, max_requests: int, max_bytes: int
+) -> Iterator[_Chunk]:
+    current = _Chunk(first_number, [], [], 0)
+    for row in rows:
+        request = {"custom_id": row.custom_id, "body": job.body(row)}
+        size = len(canonical_json(request)) + 1
+        if current.rows and (len(current.rows) >= max_requests or current.size + size > max_bytes):
+            yield current
+            current = _Chunk(current.number + 1, [], [], 0)
+        current.rows.append(row)
+        current.requests.append(request)
+        current.size += size
+    if current.rows:
+        yield current
+
+
+class BatchApiClient:
+    """Submits, re-attaches and lands the batches of one :class:`BatchJob`."""
+
+    def __init__(
+        self,
+        job: BatchJob,
+        transport: SyncTransport,
+        *,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        provider: dict[str, Any] | None = None,
+        log: logging.Logger,
+    ) -> None:
+        self.job = job
+        self.transport = transport
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.provider = provider
+        self.log = log
+        self.requests_sent = 0
+        scan = job.scanned
+        self.state = load_state(job.spec.output_path, scan.identity, job.spec.model)
+
+    def _save(self) -> None:
+        save_state(self.job.spec.output_path, self.state)
+
+    def submit_all(self, on_submitted: Callable[[list[str]], None] | None = None) -> list[str]:
+        """Make sure every pending row is in a submitted batch; return every batch id of this run.
+
+        ``on_submitted`` gets the ids known so far after each submission (the operator pushes them to XCom).
+        """
+        self._resolve_intents()
+        if not self.state.all_submitted:
+            covered = self.state.chunks[-1].last_index if self.state.chunks else -1
+            rows = (row for row in self.job.pending_rows() if row.index > covered)
+            first_number = len(self.state.chunks)
+            for chunk in _chunks(self.job, rows, first_number, self.max_requests, self.max_bytes):
+                self._submit(chunk)
+                if on_submitted is not None:
+                    on_submitted(self.state.batch_ids)
+            self.state.all_submitted = True
+            self._save()
+        return self.state.batch_ids
+
+    def _submit(self, chunk: _Chunk) -> None:
+        entry = ChunkState(
+            chunk=chunk.number,
+            first_index=chunk.rows[0].index,
+            last_index=chunk.rows[-1].index,
+            rows=len(chunk.rows),
+            intent_at=time.time(),
+        )
+        self.state.chunks.append(entry)
+        self._save()
+        body: dict[str, Any] = {
+            "endpoint": BATCH_ENDPOINT,
+            "model": self.job.spec.model,
+            "requests": chunk.requests,
+            "completion_window": "24h",
+        }
+        if self.provider:
+            body["provider"] = self.provider
+        self.requests_sent += 1
+        try:
+            answer = self.transport.post(
+                "/batches",
+                body,
+                billable=True,
+                idempotency_key=submission_key(self.state.identity, chunk.number),
+            )
+        except OpenRouterError as err:
+            if err.billed is False:
+                # OpenRouter answered with an error, so no batch exists: drop the intent; a retry submits.
+                self.state.chunks.remove(entry)
+                self._save()
+                raise
+            if self._adopt(entry) is None:
+                raise  # the intent stays: the next attempt looks for the batch again before submitting
+            return
+        self._record_batch(entry, answer)
+
+    def _record_batch(self, entry: ChunkState, answer: dict[str, Any]) -> None:
+        batch_id = answer.get("id")
+        if not isinstance(batch_id, str) or not batch_id:
+            raise BatchStateError(f"POST /batches answered without a batch id: {sorted(answer)}")
+        entry.batch_id = batch_id
+        entry.submitted_at = time.time()
+        self._save()
+        self.log.info(
+            "submitted batch %s: chunk %d, %d requests (rows %d..%d)",
+            batch_id,
+            entry.chunk,
+            entry.rows,
+            entry.first_index,
+            entry.last_index,
+        )
+
+    def _resolve_intents(self) -> None:
+        """Give every chunk that has only an intent its batch, or drop the intent so it is submitted."""
+        for entry in list(self.state.chunks):
+            if entry.batch_id is not None:
+                continue
+            if self._adopt(entry) is None:
+                self.log.info("chunk %d was never created on OpenRouter; it will be submitted", entry.chunk)
+                self.state.chunks.remove(entry)
+                self.state.all_submitted = False
+                self._save()
+
+    def _adopt(self, entry: ChunkState) -> str | None:
+        claimed = set(self.state.batch_ids)
+        since = datetime.fromtimestamp(entry.intent_at - _ADOPTION_SLACK_S, tz=UTC)
+        candidates = [
+            item
+            for item in self._list_batches(since)
+            if item.get("model") == self.job.spec.model
+            and (item.get("request_counts") or {}).get("total") == entry.rows
+            and item.get("id") not in claimed
+        ]
+        if not candidates:
+            return None
+        if len(candidates) > 1:
+            ids = ", ".join(str(item.get("id")) for item in candidates)
+            raise BatchStateError(
+                f"Chunk {entry.chunk} ({entry.rows} rows) was submitted but its answer was lost, and several "
+                f"batches could be it: {ids}. Write the right id into "
+                f"{state_path(self.job.spec.output_path)} "
+                "(chunks[].batch_id) and retry; nothing was resubmitted"
+            )
+        self.log.warning(
+            "chunk %d: the answer to its submission was lost; adopting batch %s (same model, %d requests, "
+            "created after the submission); its results are checked against the chunk's custom_ids",
+            entry.chunk,
+            candidates[0]["id"],
+            entry.rows,
+        )
+        self._record_batch(entry, candidates[0])
+        return str(candidates[0]["id"])
+
+    def _list_batches(self, since: datetime) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": 100, "created_after": since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        while True:
+            page = self.transport.get("/batches", params)
+            data = page.get("data") or []
+            yield from data
+            last_id = page.get("last_id")
+            if not data or not last_id:
+                return
+            params = {**params, "after": last_id}
+
+    # -- landing ------------------------------------------------------------------------------------------
+
+    def pending_batch_ids(self) -> list[str]:
+        return [chunk.batch_id for chunk in self.state.chunks if chunk.batch_id and not chunk.landed]
+
+    def land_all(self) -> None:
+        """Fetch every submitted batch not landed yet and record its rows in the checkpoint.
+
+        One pass over the input; at most one chunk's rows and one batch's results are held at a time.
+        """
+        waiting = sorted(
+            (entry for entry in self.state.chunks if entry.batch_id and not entry.landed),
+            key=lambda entry: entry.first_index,
+        )
+        if not waiting:
+            return
+        chunks = iter(waiting)
+        entry: ChunkState | None = next(chunks)
+        rows: list[BatchRow] = []
+        for row in self.job.rows():
+            while entry is not None and row.index > entry.last_index:
+                self._land(entry, rows)
+                entry, rows = next(chunks, None), []
+            if entry is None:
+                break
+            if row.index >= entry.first_index:
+                rows.append(row)
+        while entry is not None:
+            self._land(entry, rows)
+            entry, rows = next(chunks, None), []
+
+    def _land(self, entry: ChunkState, chunk_rows: list[BatchRow]) -> None:
+        batch = self.transport.get(f"/batches/{entry.batch_id}")
+        status = batch.get("status")
+        if status not in TERMINAL_STATUSES:
+            raise BatchStateError(
+                f"Batch {entry.batch_id} is {status!r}, not finished, though the wait reported it finished. "
+                "Retry the task: it re-attaches to the batch and waits again"
+            )
+        results: dict[str, dict[str, Any]] = {
+            str(result.get("custom_id")): result for result in batch.get("results") or []
+        }
+        unexpected = set(results) - {row.custom_id for row in chunk_rows}
+        if unexpected:
+            raise BatchStateError(
+                f"Batch {entry.batch_id} holds results for custom_ids chunk {entry.chunk} never sent "
+                f"(e.g. {sorted(unexpected)[:3]}), so it is not this run's batch. Remove it from "
+                f"{state_path(self.job.spec.output_path)} and retry"
+            )
+        checkpoint = self.job.opened
+        resend_unknown = self.job.spec.resend_unknown
+        batch_error = (batch.get("error") or {}).get("message") or f"the batch ended {status!r}"
+        landed = 0
+        for row in chunk_rows:
+            if not checkpoint.needs_sending(row.index, resend_unknown=resend_unknown):
+                continue  # recorded by an earlier landing of this chunk
+            checkpoint.record(
+                _result_record(row, results.get(row.custom_id), batch_error, entry.batch_id or "")
+            )
+            landed += 1
+        entry.landed = True
+        self._save()
+        self.log.info(
+            "landed batch %s (%s): %d rows recorded, %d results", entry.batch_id, status, landed, len(results)
+        )
+
+
+def _result_record(
+    row: BatchRow, result: dict[str, Any] | None, batch_error: str, batch_id: str
+) -> dict[str, Any]:
+    if result is None:  # the batch failed, expired or was cancelled before this request ran: not billed
+        error = {
+            "type": "BatchResultMissing",
+            "status": None,
+            "message": f"{batch_id}: {batch_error}",
+            "retryable": True,
+            "billed": False,
+        }
+        return failure_record(row.index, row.custom_id, FAILED, error, 1)
+    response = result.get("response")
+    if isinstance(response, dict) and isinstance(response.get("body"), dict) and not result.get("error"):
+        try:
+            completion = ChatCompletion.model_validate(response["body"])
+        except ValidationError as err:
+            error = {
+                "type": "OpenRouterResponseError",
+                "status": response.get("status_code"),
+                "message": f"{batch_id}: the result body is not a chat completion ({err.errors()[0]['msg']})",
+                "retryable": False,
+                "billed": True,
+            }
+            return failure_record(row.index, row.custom_id, FAILED, error, 1)
+        return success_record(row.index, row.custom_id, completion, 1)
+    error_body = result.get("error") or {}
+    error_type = error_body.get("error_type") or error_body.get("type")
+    error = {
+        "type": str(error_body.get("type") or "BatchRequestError"),
+        "status": response.get("status_code") if isinstance(response, dict) else None,
+        "message": str(error_body.get("message") or "the batch request failed"),
+        "retryable": error_type in _TRANSIENT_ERROR_TYPES,
+        "billed": False,
+    }
+    return failure_record(row.index, row.custom_id, FAILED, error, 1)
