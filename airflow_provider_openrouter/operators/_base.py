@@ -7,6 +7,7 @@ parsing) live in the hook, the transport and the models.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from functools import cached_property
@@ -164,6 +165,16 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
     def __init__(self, *, fail_on_truncation: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fail_on_truncation = fail_on_truncation
+
+    @staticmethod
+    def idempotency_key(context: Context) -> str:
+        """One key per task instance (not per try): a retried attempt is recognisably the same request.
+
+        OpenRouter does not deduplicate on it today; the emulator counts a key billed twice in its stats.
+        """
+        ti = context["ti"]
+        identity = f"airflow:{ti.dag_id}:{ti.task_id}:{ti.run_id}:{ti.map_index}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
     def push_generation_record(self, context: Context, result: BillableResult) -> None:
         ti = context["ti"]

@@ -29,6 +29,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
     :param messages: the conversation, a list of message dicts (or its JSON text).
     :param system_prompt: a system message placed first.
     :param temperature: sampling temperature (number, or its text).
+    :param top_p: nucleus sampling probability mass.
     :param max_tokens: upper bound on completion tokens.
     :param stop: a stop string or a list of them.
     :param seed: integer seed for providers that support it.
@@ -45,7 +46,8 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
 
     Every parameter above is a template field. Rendered numbers and JSON text are converted back to numbers,
-    dicts and lists before the request is built.
+    dicts and lists before the request is built. The request carries an ``X-Idempotency-Key`` derived from the
+    task instance (dag, task, run, map index; not the try number).
 
     **XCom contract**
 
@@ -74,6 +76,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         "messages",
         "system_prompt",
         "temperature",
+        "top_p",
         "max_tokens",
         "stop",
         "seed",
@@ -106,6 +109,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         messages: list[dict[str, Any]] | str | None = None,
         system_prompt: str | None = None,
         temperature: float | str | None = None,
+        top_p: float | str | None = None,
         max_tokens: int | str | None = None,
         stop: str | list[str] | None = None,
         seed: int | str | None = None,
@@ -127,6 +131,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         self.messages = messages
         self.system_prompt = system_prompt
         self.temperature = temperature
+        self.top_p = top_p
         self.max_tokens = max_tokens
         self.stop = stop
         self.seed = seed
@@ -152,6 +157,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
             "messages": self.as_list("messages", self.messages),
             "system_prompt": self.system_prompt or None,
             "temperature": self.as_float("temperature", self.temperature),
+            "top_p": self.as_float("top_p", self.top_p),
             "max_tokens": self.as_int("max_tokens", self.max_tokens),
             "stop": self.as_stop(self.stop),
             "seed": self.as_int("seed", self.seed),
@@ -164,7 +170,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
             "extra_body": self.as_dict("extra_body", self.extra_body),
         }
         try:
-            result = self.hook.chat_completion(**request)
+            result = self.hook.chat_completion(**request, idempotency_key=self.idempotency_key(context))
         except OpenRouterError as err:
             self.log_failure("chat completion", err)
             raise

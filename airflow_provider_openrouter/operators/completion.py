@@ -27,6 +27,8 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
     :param temperature: sampling temperature.
     :param stop: a stop string or a list of them.
     :param seed: integer seed for providers that support it.
+    :param models: fallback model ids, tried in order when ``model`` is unavailable.
+    :param provider: provider routing preferences.
     :param extra_body: any further request body field, merged last.
     :param fail_on_truncation: fail the task when the text stopped at ``max_tokens``, after pushing its cost.
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
@@ -58,10 +60,12 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
         "temperature",
         "stop",
         "seed",
+        "models",
+        "provider",
         "extra_body",
         "fail_on_truncation",
     )
-    template_fields_renderers = {"extra_body": "json"}
+    template_fields_renderers = {"models": "json", "provider": "json", "extra_body": "json"}
 
     def __init__(
         self,
@@ -72,6 +76,8 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
         temperature: float | str | None = None,
         stop: str | list[str] | None = None,
         seed: int | str | None = None,
+        models: list[str] | str | None = None,
+        provider: dict[str, Any] | str | None = None,
         extra_body: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -82,6 +88,8 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
         self.temperature = temperature
         self.stop = stop
         self.seed = seed
+        self.models = models
+        self.provider = provider
         self.extra_body = extra_body
 
     def execute(self, context: Context) -> TextCompletion:
@@ -92,10 +100,12 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
             "temperature": self.as_float("temperature", self.temperature),
             "stop": self.as_stop(self.stop),
             "seed": self.as_int("seed", self.seed),
+            "models": self.as_str_list("models", self.models),
+            "provider": self.as_dict("provider", self.provider),
             "extra_body": self.as_dict("extra_body", self.extra_body),
         }
         try:
-            result = self.hook.completion(**request)
+            result = self.hook.completion(**request, idempotency_key=self.idempotency_key(context))
         except OpenRouterError as err:
             self.log_failure("completion", err)
             raise

@@ -89,12 +89,12 @@ class OpenRouterListModelsOperator(OpenRouterBaseOperator):
         self.log.info("OpenRouter listed %d models", len(catalog.data))
         if not self.output_path:
             return catalog
-        return self.write_catalog(catalog)
+        return self.write_catalog(catalog, self.output_path)
 
-    def write_catalog(self, catalog: ModelList) -> dict[str, Any]:
+    def write_catalog(self, catalog: ModelList, output_path: str | ObjectStoragePath) -> dict[str, Any]:
         from airflow.sdk import ObjectStoragePath
 
-        path = ObjectStoragePath(self.output_path)
+        path = ObjectStoragePath(output_path)
         if path.protocol in ("", "file"):  # object stores have no directories to create
             path.parent.mkdir(parents=True, exist_ok=True)
         payload = catalog.model_dump_json().encode()

@@ -103,7 +103,8 @@ class FakeHook:
 
 
 class FakeTaskInstance:
-    def __init__(self, try_number: int = 1) -> None:
+    def __init__(self, try_number: int = 1, run_id: str = "manual__2026-01-01", map_index: int = -1) -> None:
+        self.dag_id, self.task_id, self.run_id, self.map_index = "dag", "task", run_id, map_index
         self.try_number = try_number
         self.pushed: dict[str, Any] = {}
 
@@ -138,6 +139,7 @@ def render(operator: Any, **context: Any) -> None:
                 "messages",
                 "system_prompt",
                 "temperature",
+                "top_p",
                 "max_tokens",
                 "stop",
                 "seed",
@@ -161,6 +163,8 @@ def render(operator: Any, **context: Any) -> None:
                 "temperature",
                 "stop",
                 "seed",
+                "models",
+                "provider",
                 "extra_body",
                 "fail_on_truncation",
             },
@@ -262,6 +266,7 @@ def test_chat_rendered_strings_become_numbers_dicts_and_lists() -> None:
     assert request["tool_choice"] == "auto"
     assert request["extra_body"] == {"top_p": 0.9}
     assert request["messages"] is None and request["tools"] is None and request["reasoning"] is None
+    assert request["top_p"] is None
 
 
 def test_chat_native_values_pass_through_unchanged() -> None:
@@ -380,6 +385,19 @@ def test_chat_json_answer_in_a_code_fence_is_accepted() -> None:
     assert value.parsed_json() == {"a": 1}
 
 
+def test_idempotency_key_is_one_per_task_instance_and_the_same_across_tries() -> None:
+    def key_for(ti: FakeTaskInstance) -> str:
+        hook = FakeHook(chat_result())
+        run(OpenRouterChatCompletionOperator(task_id="chat", content="hi"), hook, ti)
+        key: str = hook.calls[0][2]["idempotency_key"]
+        return key
+
+    first_try = key_for(FakeTaskInstance(try_number=1))
+    assert key_for(FakeTaskInstance(try_number=2)) == first_try
+    assert key_for(FakeTaskInstance(run_id="manual__2026-01-02")) != first_try
+    assert key_for(FakeTaskInstance(map_index=3)) != first_try
+
+
 def test_do_xcom_push_false_pushes_no_extra_keys() -> None:
     op = OpenRouterChatCompletionOperator(task_id="chat", content="hi", do_xcom_push=False)
     _, ti = run(op, FakeHook(chat_result()))
@@ -402,6 +420,7 @@ def test_completion_coerces_and_pushes_the_cost_record_before_the_truncation_che
     with pytest.raises(OpenRouterResponseError):
         run(op, hook, ti)
     request = hook.calls[0][2]
+    assert request.pop("idempotency_key")
     assert request == {
         "model": "openai/gpt-3.5-turbo-instruct",
         "prompt": "The primary colours are",
@@ -409,6 +428,8 @@ def test_completion_coerces_and_pushes_the_cost_record_before_the_truncation_che
         "temperature": 0.0,
         "stop": "END",
         "seed": None,
+        "models": None,
+        "provider": None,
         "extra_body": None,
     }
     assert ti.pushed["generation_id"] == "gen-456"
