@@ -110,22 +110,32 @@ class AirflowClient:
         response.raise_for_status()
         return str(response.json()["access_token"])
 
-    def request(self, method: str, path: str, *, expect: Sequence[int] = (200,), **kwargs: Any) -> Any:
-        """Call `/api/v2{path}`; return the JSON body (or text); raise StackError on an unexpected status."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: Sequence[int] = (200,),
+        prefix: str = "/api/v2",
+        **kwargs: Any,
+    ) -> Any:
+        """Call `{prefix}{path}`; return the JSON body (or text); raise StackError on an unexpected status."""
         kwargs.setdefault("timeout", 30)
         for attempt in range(2):
             if self._token is None:
                 self._token = self._login()
             headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
             response = self._session.request(
-                method, f"{self.base_url}/api/v2{path}", headers=headers, **kwargs
+                method, f"{self.base_url}{prefix}{path}", headers=headers, **kwargs
             )
             if response.status_code == 401 and attempt == 0:
                 self._token = None
                 continue
             break
         if response.status_code not in expect:
-            raise StackError(f"{method} /api/v2{path} answered {response.status_code}: {response.text[:500]}")
+            raise StackError(
+                f"{method} {prefix}{path} answered {response.status_code}: {response.text[:500]}"
+            )
         if "json" in response.headers.get("content-type", ""):
             return response.json()
         return response.text
@@ -224,6 +234,25 @@ class AirflowClient:
 
     def connection(self, conn_id: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/connections/{conn_id}"))
+
+    def create_connection(
+        self,
+        conn_id: str,
+        conn_type: str,
+        *,
+        host: str | None = None,
+        password: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a connection in the metadata database, as the UI's connection form does."""
+        body = {
+            "connection_id": conn_id,
+            "conn_type": conn_type,
+            "host": host,
+            "password": password,
+            "extra": json.dumps(dict(extra)) if extra is not None else None,
+        }
+        self.request("POST", "/connections", json=body, expect=(201,))
 
     def health(self) -> dict[str, Any]:
         return dict(self.request("GET", "/monitor/health"))
@@ -426,6 +455,18 @@ class AirflowStack:
         self.client.unpause(dag_id)
         run_id = self.client.trigger(dag_id, conf)
         return run_id, self.client.wait_for_run(dag_id, run_id, timeout=timeout)
+
+    def airflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run an `airflow` CLI command with the stack's configuration (e.g. `config get-value ...`)."""
+        return subprocess.run(
+            [*self.airflow_cmd, *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def log_files(self) -> Iterator[Path]:
         """Every file under the stack's log folder: task logs, triggerer, scheduler and component logs."""
