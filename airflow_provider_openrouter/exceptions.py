@@ -83,6 +83,8 @@ class OpenRouterError(AirflowException):
     :param request: ``"METHOD /path"`` of the call.
     :param hint: overrides the class's advice on what to do.
     :param billed: overrides the class default of :attr:`billed`.
+    :param in_body: OpenRouter reported this error inside a 200 body (``error`` object, no choices,
+        ``finish_reason: "error"``) rather than with an HTTP status.
     """
 
     retryable: ClassVar[bool] = False
@@ -101,6 +103,7 @@ class OpenRouterError(AirflowException):
         request: str | None = None,
         hint: str | None = None,
         billed: bool | object | None = _UNSET,
+        in_body: bool = False,
         secrets: Iterable[str] = (),
     ) -> None:
         secrets = tuple(secrets)
@@ -111,6 +114,7 @@ class OpenRouterError(AirflowException):
         self.generation_id = generation_id
         self.conn_id = conn_id
         self.request = request
+        self.in_body = in_body
         self._hint = _one_line(scrub(hint, secrets)) if hint else None
         self.billed: bool | None = self.default_billed
         if billed is not _UNSET:
@@ -310,10 +314,6 @@ class OpenRouterUpstreamError(OpenRouterError):
 
     retryable = True
     title = "OpenRouter's upstream provider failed"
-
-    def __init__(self, message: str = "", *, in_body: bool = False, **kwargs: Any) -> None:
-        self.in_body = in_body
-        super().__init__(message, **kwargs)
 
     def default_hint(self) -> str:
         return "Retry later, or give fallback models (models=[...]) or provider routing preferences."

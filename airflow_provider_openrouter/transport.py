@@ -76,6 +76,14 @@ POOL_MAXSIZE = 128
 _SAFE_BILLABLE_STATUSES = frozenset({429, 502, 503, 529})
 # Answered with the envelope, but a generation may have started (the issue's conservative rule).
 _AMBIGUOUS_STATUSES = frozenset({408, 500, 504, 524})
+# Failures after which the same request might succeed (the billing rules then decide for billable POSTs).
+_TRANSIENT = (
+    OpenRouterConnectionError,
+    OpenRouterRateLimitError,
+    OpenRouterUpstreamError,
+    OpenRouterTimeoutError,
+    OpenRouterOutcomeUnknownError,
+)
 _COMPLETION_PATHS = frozenset({"/chat/completions", "/completions"})
 _LEGACY_COMPLETIONS_PATH = "/completions"
 
@@ -181,6 +189,7 @@ def error_for_status(
         "generation_id": generation_id,
         "conn_id": conn_id,
         "request": f"{method} {path}",
+        "in_body": in_body,
         "secrets": secrets,
     }
     if status in (400, 422):
@@ -207,7 +216,7 @@ def error_for_status(
         )
     if status is not None and 400 <= status < 500:
         return OpenRouterRequestError(message, **common)
-    return OpenRouterUpstreamError(message, in_body=in_body, **common)
+    return OpenRouterUpstreamError(message, **common)
 
 
 def _envelope(payload: Any) -> tuple[int | str | None, str, dict[str, Any] | None] | None:
@@ -389,19 +398,17 @@ def raise_for_openrouter_error(
 
 def should_retry(error: BaseException, *, billable: bool, retry_ambiguous: bool) -> bool:
     """The retry decision table of docs/design.md: may this failed request be sent again?"""
-    if isinstance(error, OpenRouterConnectionError | OpenRouterRateLimitError):
+    if not isinstance(error, _TRANSIENT):
+        return False
+    if not billable or isinstance(error, OpenRouterConnectionError):
         return True
-    if not billable:
-        return isinstance(
-            error, OpenRouterOutcomeUnknownError | OpenRouterTimeoutError | OpenRouterUpstreamError
-        )
-    if isinstance(error, OpenRouterUpstreamError):
-        if not error.in_body and error.status in _SAFE_BILLABLE_STATUSES:
-            return True
+    if error.in_body:
         return retry_ambiguous
-    if isinstance(error, OpenRouterTimeoutError | OpenRouterOutcomeUnknownError):
-        return retry_ambiguous
-    return False
+    if isinstance(error, OpenRouterRateLimitError):
+        return True
+    if isinstance(error, OpenRouterUpstreamError) and error.status in _SAFE_BILLABLE_STATUSES:
+        return True
+    return retry_ambiguous
 
 
 class wait_retry_after_or_backoff(tenacity.wait.wait_base):
