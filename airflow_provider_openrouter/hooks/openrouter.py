@@ -129,10 +129,14 @@ def settings_from_connection(conn: Connection, conn_id: str | None = None) -> Tr
         base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema)
     except ValueError as err:
         raise fail(str(err)) from None
-    try:
-        extra = conn.extra_dejson
-    except Exception:
-        extra = {}
+    raw_extra = conn.extra
+    if isinstance(raw_extra, str) and raw_extra.strip():
+        try:
+            extra = json.loads(raw_extra)
+        except ValueError:
+            raise fail(f"the extra of connection '{conn_id}' is not valid JSON") from None
+    else:
+        extra = raw_extra or {}
     if not isinstance(extra, Mapping):
         raise fail(f"the extra of connection '{conn_id}' must be a JSON object, got {type(extra).__name__}")
 
@@ -714,7 +718,7 @@ class OpenRouterHook(BaseHook):
         )
 
     def list_models(
-        self, *, limit: int | None = None, offset: int | None = None, **filters: Any
+        self, *, limit: int | str | None = None, offset: int | str | None = None, **filters: Any
     ) -> ModelList:
         """The model catalog (``GET /models``), every page unless ``limit`` asks for one page.
 

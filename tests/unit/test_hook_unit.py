@@ -1,0 +1,408 @@
+"""OpenRouterHook pure units: connection reading, request building and validation (nothing is sent)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from airflow.sdk import Connection
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterConfigurationError,
+    OpenRouterError,
+    OpenRouterRequestError,
+)
+from airflow_provider_openrouter.hooks import OpenRouterHook
+from airflow_provider_openrouter.hooks.openrouter import (
+    build_chat_request,
+    build_completion_request,
+    normalize_base_url,
+    settings_from_connection,
+)
+
+KEY = "sk-or-v1-1234567890abcdef1234567890abcdef"
+
+
+def conn(host: str | None = None, password: str | None = KEY, **extra: Any) -> Connection:
+    return Connection(
+        conn_id="or_test",
+        conn_type="openrouter",
+        host=host,
+        password=password,
+        extra=json.dumps(extra) if extra else None,
+    )
+
+
+# --- connection -> settings --------------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_connector() -> None:
+    settings = settings_from_connection(conn())
+    assert settings.base_url == "https://openrouter.ai/api/v1"
+    assert settings.api_key == KEY
+    assert settings.requests_per_minute == 100.0  # the connector's throttling: 100 calls per 60 s
+    assert settings.timeout == 120.0 and settings.connect_timeout == 10.0
+    assert settings.max_retries == 5 and settings.max_retry_wait == 300.0
+    assert settings.retry_ambiguous is False
+    assert settings.default_model is None and settings.app_url is None
+
+
+def test_extras_are_read_with_numeric_strings_and_legacy_prefixes() -> None:
+    settings = settings_from_connection(
+        conn(
+            app_url="https://example.com/app",
+            extra__openrouter__app_title="Nightly",
+            default_model="openai/gpt-4o-mini",
+            timeout="30",
+            connect_timeout=2,
+            max_retries="3",
+            max_retry_wait=60,
+            requests_per_minute="0",
+            retry_ambiguous="true",
+        )
+    )
+    assert settings.app_url == "https://example.com/app"
+    assert settings.app_title == "Nightly"
+    assert settings.default_model == "openai/gpt-4o-mini"
+    assert (settings.timeout, settings.connect_timeout) == (30.0, 2.0)
+    assert (settings.max_retries, settings.max_retry_wait) == (3, 60.0)
+    assert settings.requests_per_minute == 0.0
+    assert settings.retry_ambiguous is True
+
+
+def test_blank_extras_fall_back_to_defaults() -> None:
+    settings = settings_from_connection(conn(timeout="", app_title="  ", extra__openrouter__timeout="15"))
+    assert settings.timeout == 15.0
+    assert settings.app_title is None
+
+
+@pytest.mark.parametrize(
+    "extra, phrase",
+    [
+        ({"timeout": "soon"}, "extra 'timeout' must be a number >= 0, got 'soon'"),
+        ({"max_retries": 2.5}, "extra 'max_retries' must be a whole number >= 0"),
+        ({"requests_per_minute": -1}, "extra 'requests_per_minute' must be a number >= 0"),
+        ({"retry_ambiguous": "maybe"}, "extra 'retry_ambiguous' must be true or false"),
+    ],
+)
+def test_bad_extras_give_one_clear_error(extra: dict[str, Any], phrase: str) -> None:
+    with pytest.raises(OpenRouterConfigurationError) as caught:
+        settings_from_connection(conn(**extra))
+    assert phrase in str(caught.value)
+    assert "connection 'or_test'" in str(caught.value)
+
+
+def test_invalid_extra_json_is_reported() -> None:
+    broken = Connection(conn_id="or_test", conn_type="openrouter", password=KEY, extra="{not json")
+    with pytest.raises(OpenRouterConfigurationError, match="extra of connection 'or_test' is not valid JSON"):
+        settings_from_connection(broken)
+
+
+@pytest.mark.parametrize("password", [None, "", "   "])
+def test_missing_key_names_the_connection(password: str | None) -> None:
+    with pytest.raises(OpenRouterConfigurationError) as caught:
+        settings_from_connection(conn(password=password))
+    assert "connection 'or_test' has no API key" in str(caught.value)
+
+
+def test_bearer_prefix_is_tolerated_and_the_key_never_shows() -> None:
+    settings = settings_from_connection(conn(password=f"Bearer {KEY}"))
+    assert settings.api_key == KEY
+    assert KEY not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "host, port, schema, expected",
+    [
+        (None, None, None, "https://openrouter.ai/api/v1"),
+        ("", None, None, "https://openrouter.ai/api/v1"),
+        ("openrouter.ai", None, None, "https://openrouter.ai/api/v1"),
+        ("https://openrouter.ai/api/v1/", None, None, "https://openrouter.ai/api/v1"),
+        ("127.0.0.1:8080", None, None, "http://127.0.0.1:8080/api/v1"),
+        ("localhost", 9000, None, "http://localhost:9000/api/v1"),
+        ("http://127.0.0.1:8080/api/v1", 9999, None, "http://127.0.0.1:8080/api/v1"),
+        (
+            "gateway.example.com",
+            8443,
+            "proxy/openrouter/v1",
+            "https://gateway.example.com:8443/proxy/openrouter/v1",
+        ),
+    ],
+)
+def test_base_url_normalisation(
+    host: str | None, port: int | None, schema: str | None, expected: str
+) -> None:
+    assert normalize_base_url(host, port=port, schema=schema) == expected
+
+
+def test_non_http_base_url_is_a_configuration_error() -> None:
+    with pytest.raises(OpenRouterConfigurationError, match="not an http"):
+        settings_from_connection(conn(host="ftp://openrouter.ai"))
+
+
+# --- chat request building ---------------------------------------------------------------------------------
+
+
+def test_connector_flat_form() -> None:
+    body = build_chat_request("openai/gpt-4o-mini", "user", "Hello")
+    assert body == {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+
+
+def test_full_api_with_rendered_strings() -> None:
+    body = build_chat_request(
+        "openai/gpt-4o-mini",
+        content="Summarise",
+        system_prompt="Be brief.",
+        messages=json.dumps([{"role": "user", "content": "context"}, {"role": "assistant", "content": "ok"}]),
+        temperature="0.2",
+        max_tokens="64",
+        top_p=0.9,
+        stop=["\n\n"],
+        seed="7",
+        response_format="json_object",
+        tools='[{"type": "function", "function": {"name": "f", "parameters": {}}}]',
+        tool_choice="auto",
+        models="a/b, c/d",
+        provider='{"order": ["openai"], "allow_fallbacks": false}',
+        reasoning={"effort": "low"},
+        extra_body={"user": "etl", "plugins": [{"id": "web"}]},
+    )
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
+    assert body["messages"][-1] == {"role": "user", "content": "Summarise"}
+    assert body["temperature"] == 0.2 and isinstance(body["temperature"], float)
+    assert body["max_tokens"] == 64 and body["seed"] == 7
+    assert body["top_p"] == 0.9 and body["stop"] == ["\n\n"]
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["tools"][0]["function"]["name"] == "f"
+    assert body["tool_choice"] == "auto"
+    assert body["models"] == ["a/b", "c/d"]
+    assert body["provider"] == {"order": ["openai"], "allow_fallbacks": False}
+    assert body["reasoning"] == {"effort": "low"}
+    assert body["user"] == "etl" and body["plugins"] == [{"id": "web"}]
+
+
+def test_unset_options_are_not_sent() -> None:
+    body = build_chat_request("m/x", content="hi")
+    assert set(body) == {"model", "messages"}
+
+
+def test_default_model_fills_in_and_models_alone_is_enough() -> None:
+    assert build_chat_request(content="hi", default_model="d/m")["model"] == "d/m"
+    body = build_chat_request(content="hi", models=["a/b", "c/d"])
+    assert "model" not in body and body["models"] == ["a/b", "c/d"]
+
+
+def test_no_model_anywhere_is_a_clear_error() -> None:
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request(content="hi", conn_id="or_test")
+    text = str(caught.value)
+    assert "no model given and connection 'or_test' has no default_model" in text
+    assert "default_model extra of connection 'or_test'" in text
+    assert caught.value.status is None and "POST /chat/completions" in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, phrase",
+    [
+        ({}, "messages are empty: there is nothing to send"),
+        ({"messages": []}, "messages are empty"),
+        ({"system_prompt": "Be nice."}, "only a system prompt was given"),
+        ({"content": "  "}, "content must be non-empty text"),
+        (
+            {"role": "bot", "content": "hi"},
+            "messages[0].role must be one of system, developer, user, assistant, tool, got 'bot'",
+        ),
+        (
+            {"messages": [{"role": "user", "content": 5}]},
+            "messages[0].content must be a string or a list of content parts, got 5",
+        ),
+        ({"messages": [{"role": "user"}]}, "messages[0].content must be a string or a list"),
+        ({"messages": ["hello"]}, "messages[0] must be an object with 'role' and 'content'"),
+        ({"messages": "not json"}, "messages must be JSON"),
+        (
+            {"messages": [{"role": "tool", "content": "42"}]},
+            "messages[0].tool_call_id must be the id of the tool call",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"text": "no type"}]}]},
+            "messages[0].content[0] must be a content part",
+        ),
+        ({"content": "hi", "temperature": "hot"}, "temperature must be a number from 0 to 2, got 'hot'"),
+        ({"content": "hi", "temperature": 3}, "temperature must be a number from 0 to 2, got 3"),
+        ({"content": "hi", "temperature": True}, "temperature must be a number from 0 to 2, got True"),
+        ({"content": "hi", "max_tokens": "12.5"}, "max_tokens must be a whole number >= 1, got '12.5'"),
+        ({"content": "hi", "max_tokens": 0}, "max_tokens must be a whole number >= 1, got 0"),
+        ({"content": "hi", "seed": "abc"}, "seed must be a whole number, got 'abc'"),
+        (
+            {"content": "hi", "stop": ["a", "b", "c", "d", "e"]},
+            "stop must be a string or a list of at most 4 strings",
+        ),
+        ({"content": "hi", "provider": "[1]"}, "provider must be an object (dict)"),
+        (
+            {"content": "hi", "response_format": {"schema": {}}},
+            "response_format must be an object with a 'type'",
+        ),
+        ({"content": "hi", "tools": [{"function": {}}]}, "tools[0] must be an object such as"),
+        ({"content": "hi", "models": ["a/b", ""]}, "models must be a list of non-empty strings"),
+        ({"content": "hi", "extra_body": {"stream": True}}, "extra_body.stream must be false"),
+        ({"content": "hi", "model": 42}, "model must be a model id string"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_is_sent(kwargs: dict[str, Any], phrase: str) -> None:
+    kwargs.setdefault("model", "m/x")
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request(**kwargs)
+    assert phrase in str(caught.value)
+    assert caught.value.status is None
+    assert "\n" not in str(caught.value)
+
+
+def test_assistant_message_with_only_tool_calls_is_valid() -> None:
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    assert len(build_chat_request("m/x", messages=messages)["messages"]) == 3
+
+
+def test_completion_request() -> None:
+    assert build_completion_request("m/x", "Once upon", max_tokens="5") == {
+        "model": "m/x",
+        "prompt": "Once upon",
+        "max_tokens": 5,
+    }
+    with pytest.raises(OpenRouterRequestError, match="prompt must be non-empty text"):
+        build_completion_request("m/x", "")
+    with pytest.raises(OpenRouterRequestError, match="prompt must be non-empty text"):
+        build_completion_request("m/x", None)
+
+
+# --- the hook object ---------------------------------------------------------------------------------------
+
+
+def test_init_does_no_io() -> None:
+    hook = OpenRouterHook(openrouter_conn_id="does_not_exist_anywhere")
+    assert hook.openrouter_conn_id == "does_not_exist_anywhere"
+    assert "settings" not in hook.__dict__ and "transport" not in hook.__dict__
+
+
+def test_hook_identity_for_the_providers_manager() -> None:
+    assert OpenRouterHook.conn_name_attr == "openrouter_conn_id"
+    assert OpenRouterHook.default_conn_name == "openrouter_default"
+    assert OpenRouterHook.conn_type == "openrouter"
+    assert OpenRouterHook.hook_name == "OpenRouter"
+
+
+def test_ui_field_behaviour_for_older_airflow() -> None:
+    behaviour = OpenRouterHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == ["schema", "port", "login"]
+    assert behaviour["relabeling"] == {"password": "API Key", "host": "Base URL"}
+    assert behaviour["placeholders"]["host"] == "https://openrouter.ai/api/v1"
+
+
+class FakeTransport:
+    """Stands in for the wire in pure units: records calls, answers from a script."""
+
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.calls: list[tuple[str, dict[str, Any] | None]] = []
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.calls.append((path, dict(params) if params else None))
+        return self.pages.pop(0)
+
+
+def hook_with(transport: FakeTransport) -> OpenRouterHook:
+    hook = OpenRouterHook("or_test")
+    hook.__dict__["settings"] = settings_from_connection(conn())
+    hook.__dict__["transport"] = transport
+    return hook
+
+
+def _models(*ids: str) -> list[dict[str, Any]]:
+    return [{"id": model_id, "pricing": {"prompt": "0.000001", "completion": "0.000002"}} for model_id in ids]
+
+
+def test_list_models_follows_pages_until_all_are_collected() -> None:
+    transport = FakeTransport(
+        [
+            {"data": _models("a/1", "a/2"), "total_count": 5, "links": {"next": "/api/v1/models?offset=2"}},
+            {"data": _models("a/3", "a/4"), "total_count": 5, "links": {"next": "/api/v1/models?offset=4"}},
+            {"data": _models("a/5"), "total_count": 5, "links": {"next": None}},
+        ]
+    )
+    catalog = hook_with(transport).list_models(category="programming", supported_parameters=["tools", "seed"])
+    assert catalog.ids == ["a/1", "a/2", "a/3", "a/4", "a/5"]
+    assert catalog.total_count == 5
+    assert transport.calls[0] == (
+        "/models",
+        {"category": "programming", "supported_parameters": "tools,seed"},
+    )
+    assert transport.calls[1][1] is not None and transport.calls[1][1]["offset"] == 2
+    assert transport.calls[2][1] is not None and transport.calls[2][1]["offset"] == 4
+
+
+def test_list_models_with_limit_fetches_one_page() -> None:
+    transport = FakeTransport([{"data": _models("a/1"), "total_count": 9, "links": {"next": "x"}}])
+    catalog = hook_with(transport).list_models(limit="1", offset=3, distillable=True)
+    assert catalog.ids == ["a/1"]
+    assert transport.calls == [("/models", {"distillable": "true", "limit": 1, "offset": 3})]
+
+
+def test_list_models_stops_on_an_empty_page() -> None:
+    transport = FakeTransport(
+        [
+            {"data": _models("a/1"), "total_count": 3, "links": {"next": None}},
+            {"data": [], "links": {"next": None}},
+        ]
+    )
+    assert hook_with(transport).list_models().ids == ["a/1"]
+    assert len(transport.calls) == 2
+
+
+def test_missing_data_envelope_is_a_response_error() -> None:
+    hook = hook_with(FakeTransport([{"unexpected": True}]))
+    with pytest.raises(OpenRouterError, match="the answer has no 'data' object"):
+        hook.get_key()
+
+
+def test_answer_that_does_not_fit_the_model_names_the_field() -> None:
+    hook = hook_with(FakeTransport([{"data": {"total_credits": "lots", "total_usage": 1}}]))
+    with pytest.raises(OpenRouterError, match="does not fit Credits: total_credits"):
+        hook.get_credits()
+
+
+@pytest.mark.parametrize(
+    "author, slug, phrase",
+    [("", "x", "author must be"), ("openai", "", "slug must be"), ("a/b", "c", "author must be")],
+)
+def test_model_endpoints_arguments_are_checked(author: str, slug: str, phrase: str) -> None:
+    with pytest.raises(OpenRouterRequestError, match=phrase):
+        hook_with(FakeTransport([])).list_model_endpoints(author, slug)
+
+
+def test_model_endpoints_accepts_a_whole_model_id() -> None:
+    transport = FakeTransport([{"data": {"id": "openai/gpt-4o:free", "endpoints": []}}])
+    assert hook_with(transport).list_model_endpoints("openai/gpt-4o:free").id == "openai/gpt-4o:free"
+    assert transport.calls[0][0] == "/models/openai/gpt-4o:free/endpoints"
+
+
+def test_generation_id_is_required() -> None:
+    with pytest.raises(OpenRouterRequestError, match="generation_id must be a generation id"):
+        hook_with(FakeTransport([])).get_generation("  ")
+
+
+def test_test_connection_reports_failure_without_the_key() -> None:
+    class Refusing(FakeTransport):
+        def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+            raise RuntimeError(f"socket trouble near {KEY}")
+
+    ok, message = hook_with(Refusing([])).test_connection()
+    assert not ok
+    assert "RuntimeError: socket trouble" in message and KEY not in message
