@@ -457,7 +457,8 @@ class Emulator:
         answers = inference.answers(self.settings.seed)
         if fault == "empty_choices":
             return Response.json(
-                result_body(inference, gen_id, created, [], usage_json(inference, 0)), headers=headers
+                result_body(inference, gen_id, created, [], usage_json(inference, 0, billed=False)),
+                headers=headers,
             )
         choices = self._choices(inference, answers)
         if fault == "mid_stream":
@@ -649,7 +650,7 @@ class Emulator:
         for event in events:
             await request.stream(event)
         usage_chunk = chunk_body(inference, gen_id, created, [])
-        usage_chunk["usage"] = usage_json(inference, completion_tokens)
+        usage_chunk["usage"] = usage_json(inference, completion_tokens, billed=fault != "empty_choices")
         await request.stream(_sse(usage_chunk) + _DONE, more=False)
 
     # ---------------------------------------------------------------- account

@@ -24,7 +24,7 @@ def emulator(openrouter_emulator_clean: RunningEmulator) -> RunningEmulator:
 
 @pytest.fixture
 def http(emulator: RunningEmulator) -> Iterator[httpx.Client]:
-    """A plain client with the inference key: for what the SDKs hide (headers, raw bodies, dropped sockets)."""
+    """A plain client with the inference key, for what the SDKs hide: headers, raw bodies, dropped sockets."""
     with httpx.Client(
         base_url=emulator.base_url,
         headers={"Authorization": f"Bearer {emulator.api_key}"},
@@ -36,7 +36,9 @@ def http(emulator: RunningEmulator) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def sdk(emulator: RunningEmulator) -> Iterator[OpenRouter]:
-    with OpenRouter(api_key=emulator.api_key, server_url=emulator.base_url, retry_config=NO_RETRIES) as client:
+    with OpenRouter(
+        api_key=emulator.api_key, server_url=emulator.base_url, retry_config=NO_RETRIES
+    ) as client:
         yield client
 
 
@@ -48,7 +50,9 @@ def sdk_management(emulator: RunningEmulator) -> Iterator[OpenRouter]:
         yield client
 
 
-def catalog_prices(http: httpx.Client, model_id: str, provider_name: str | None = None) -> tuple[Decimal, Decimal]:
+def catalog_prices(
+    http: httpx.Client, model_id: str, provider_name: str | None = None
+) -> tuple[Decimal, Decimal]:
     """(prompt, completion) USD per token as the public catalog lists them: the test's own source of truth."""
     author, slug = model_id.split("/", 1)
     if provider_name is None:
@@ -60,6 +64,10 @@ def catalog_prices(http: httpx.Client, model_id: str, provider_name: str | None 
     return Decimal(pricing["prompt"]), Decimal(pricing["completion"])
 
 
-def chat(http: httpx.Client, content: str, model: str = "openai/gpt-4o-mini", **fields: Any) -> httpx.Response:
-    return http.post("/chat/completions", json={"model": model, "messages": [{"role": "user", "content": content}],
-                                                **fields})
+def chat(
+    http: httpx.Client, content: str, model: str = "openai/gpt-4o-mini", **fields: Any
+) -> httpx.Response:
+    return http.post(
+        "/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": content}], **fields},
+    )

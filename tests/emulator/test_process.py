@@ -36,8 +36,12 @@ def test_console_script_is_the_same_entry_point() -> None:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_port_zero_prints_the_listening_line_first_and_a_signal_stops_with_exit_code_0(stop_signal: int) -> None:
-    process = subprocess.Popen([*MODULE, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_port_zero_prints_the_listening_line_first_and_a_signal_stops_with_exit_code_0(
+    stop_signal: int,
+) -> None:
+    process = subprocess.Popen(
+        [*MODULE, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -64,8 +68,12 @@ def test_api_key_flag_restricts_inference_keys_and_running_emulator_reports_it()
         assert emulator.api_key == "sk-or-only-this-one"
         body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         with httpx.Client(base_url=emulator.base_url, trust_env=False) as client:
-            ok = client.post("/chat/completions", json=body, headers={"Authorization": f"Bearer {emulator.api_key}"})
-            other = client.post("/chat/completions", json=body, headers={"Authorization": "Bearer sk-or-other"})
+            ok = client.post(
+                "/chat/completions", json=body, headers={"Authorization": f"Bearer {emulator.api_key}"}
+            )
+            other = client.post(
+                "/chat/completions", json=body, headers={"Authorization": "Bearer sk-or-other"}
+            )
         assert ok.status_code == 200
         assert other.status_code == 401
         assert other.json()["error"] == {"code": 401, "message": "User not found."}
@@ -84,5 +92,8 @@ def test_api_key_flag_restricts_inference_keys_and_running_emulator_reports_it()
 def test_running_emulator_reports_a_start_failure_with_stderr() -> None:
     from airflow_provider_openrouter.emulator.testing import EmulatorStartError
 
-    with pytest.raises(EmulatorStartError, match="(?s)exited with code 2.*credits: expected an amount"), running_emulator("--credits", "x"):
+    with (
+        pytest.raises(EmulatorStartError, match=r"(?s)exited with code 2.*credits: expected an amount"),
+        running_emulator("--credits", "x"),
+    ):
         pass
