@@ -3,8 +3,8 @@
 ``dag.test()`` and ``airflow dags test`` run every task in one process and skip the worker's walk that
 allow-lists the classes named by ``deserialization_allowed_class_fields``. Here each task runs in its own
 supervised worker process, exactly as in production, with Airflow's default
-``[core] allowed_deserialization_classes``: the downstream tasks only succeed if that walk admits the
-provider's pydantic classes.
+``[core] allowed_deserialization_classes``: the downstream tasks only succeed if the provider's pydantic
+classes are admitted in that fresh worker process.
 """
 
 from __future__ import annotations
