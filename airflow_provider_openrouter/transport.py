@@ -634,9 +634,14 @@ def _pause_bucket(bucket: TokenBucket | None, error: OpenRouterRateLimitError) -
 
 
 def _reason(error: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 error, without the URL-laden wrapper text."""
+    """The innermost cause of a requests/urllib3 error (e.g. "Connection reset by peer"), one short line."""
     inner: Any = error.args[0] if error.args else error
-    inner = getattr(inner, "reason", inner)
+    inner = getattr(inner, "reason", inner)  # MaxRetryError wraps the cause
+    nested = [arg for arg in getattr(inner, "args", ()) if isinstance(arg, BaseException)]
+    if nested:  # ProtocolError("Connection aborted.", ConnectionResetError(...))
+        inner = nested[-1]
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror
     return " ".join(str(inner).split())[:200]
 
 
