@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob, canonical_json
 from airflow_provider_openrouter.batch.errors import BatchStateError
 from airflow_provider_openrouter.batch.inputs import BatchRow
@@ -186,7 +186,7 @@ class BatchApiClient:
         max_requests: int = DEFAULT_MAX_REQUESTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         provider: dict[str, Any] | None = None,
-        log: logging.Logger,
+        log: Log,
     ) -> None:
         self.job = job
         self.transport = transport

@@ -1,8 +1,10 @@
 """The checkpoint: an append-only JSONL journal of finished rows; a rerun never requests a finished row again.
 
 Layout: line 1 is a header ``{"checkpoint": 1, "identity": ..., "total": ...}``; every other line is one
-finished row's output record (see :mod:`airflow_provider_openrouter.batch.outputs`), carrying its ``index``
-and ``custom_id``. When a row appears twice (a row resent on purpose), the later line wins.
+row's record (see :mod:`airflow_provider_openrouter.batch.outputs`), carrying its ``index`` and ``custom_id``:
+a ``sending`` record just before the row's request goes out, then its output record when it finishes. When a
+row appears twice, the later line wins; a row whose last line is ``sending`` was in flight when the worker
+died, so it may have been billed and counts as ``outcome_unknown``.
 
 Crash safety:
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_openrouter.batch.errors import BatchStateError
-from airflow_provider_openrouter.batch.outputs import FAILED, OUTCOME_UNKNOWN, dumps_record
+from airflow_provider_openrouter.batch.outputs import FAILED, NOT_SENT, OUTCOME_UNKNOWN, SENDING, dumps_record
 
 CHECKPOINT_VERSION = 1
 _MISSING = -1
@@ -42,8 +44,10 @@ _NONE, _FINAL, _RESENDABLE, _UNKNOWN = 0, 1, 2, 3
 def _code(record: dict[str, Any]) -> int:
     """``_RESENDABLE``: failed, provably not billed and transient, so sending it again is safe."""
     status = record.get("status")
-    if status == OUTCOME_UNKNOWN:
+    if status in (OUTCOME_UNKNOWN, SENDING):
         return _UNKNOWN
+    if status == NOT_SENT:
+        return _NONE
     error = record.get("error")
     if (
         status == FAILED

@@ -19,31 +19,36 @@ is False) that a retry may fix (``retryable``)              at most ``row_retrie
 ``OpenRouterOutcomeUnknownError``                           records ``outcome_unknown``: it may have been
                                                             billed, so it is never sent again automatically
 any other error (400, 404, moderation ...)                  records ``failed``
-401, 402, or a 403 that is not moderation                   stops sending: this row and every row left stay
-                                                            unrecorded (``not_sent`` in the output), so a
-                                                            retry sends them once the account is fixed
+401, 402, or a 403 that is not moderation                   stops sending: this row, rows waiting for a retry
+                                                            and rows never taken are ``not_sent`` (not
+                                                            billed), so a retry sends them once the account
+                                                            is fixed
 ==========================================================  ===============================================
 
-Every record reaches the checkpoint before the worker takes its next row.
+Before a row's first request goes out, a ``sending`` record reaches the checkpoint; its outcome record follows
+before the worker takes its next row. A worker killed in between leaves the row ``outcome_unknown``.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+from airflow_provider_openrouter.batch._log import Log
+from airflow_provider_openrouter.batch.engine import BatchJob
 from airflow_provider_openrouter.batch.inputs import BatchRow
-from airflow_provider_openrouter.batch.manifest import Tally
+from airflow_provider_openrouter.batch.manifest import BatchManifest, Tally
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
+    NOT_SENT,
     OUTCOME_UNKNOWN,
     error_info,
     failure_record,
+    sending_record,
     success_record,
 )
 from airflow_provider_openrouter.exceptions import (
@@ -138,7 +143,7 @@ class AdaptiveGate:
 class Progress:
     """Counts finished rows and logs one line per ``interval`` seconds (and a last one at the end)."""
 
-    def __init__(self, total: int, already_done: int, log: logging.Logger, interval: float) -> None:
+    def __init__(self, total: int, already_done: int, log: Log, interval: float) -> None:
         self.total = total
         self.already_done = already_done
         self.tally = Tally()
@@ -190,7 +195,7 @@ class ConcurrentRunner:
         record: RecordRow,
         settings: RunnerSettings,
         progress: Progress,
-        log: logging.Logger,
+        log: Log,
     ) -> None:
         self._send = send
         self._record = record
@@ -244,12 +249,17 @@ class ConcurrentRunner:
             self._stop.set()
 
     def _run_row(self, row: BatchRow) -> dict[str, Any] | None:
+        if self._stop.is_set():
+            return None
+        # Durable before the request leaves: if the worker dies with it in flight, a rerun knows the row
+        # may have been billed and does not send it again on its own.
+        self._record(sending_record(row.index, row.custom_id))
         attempts = 0
         retries_left = self._settings.row_retries
         rate_limit_rounds = 0
         while True:
-            if self._stop.is_set():
-                return None
+            if self._stop.is_set():  # nothing of this row is in flight: it stays unsent for a retry
+                return self._not_sent(row, attempts)
             attempts += 1
             try:
                 with self._gate:
@@ -273,12 +283,11 @@ class ConcurrentRunner:
                 return failure_record(row.index, row.custom_id, OUTCOME_UNKNOWN, _row_error(err), attempts)
             except OpenRouterError as err:
                 if is_account_error(err):
-                    # Not billed, and not recorded: the row stays unsent, so a retry sends it once fixed.
                     if not self._stop.is_set():
                         self.stop_error = err
                         self._stop.set()
                         self._log.error("stopping the batch, no further rows are sent: %s", err)
-                    return None
+                    return self._not_sent(row, attempts)
                 if is_safe_to_resend(err) and retries_left > 0:
                     retries_left -= 1
                     time.sleep(self._backoff(self._settings.row_retries - retries_left))
@@ -287,8 +296,55 @@ class ConcurrentRunner:
             self._gate.succeeded()
             return success_record(row.index, row.custom_id, response, attempts)
 
+    def _not_sent(self, row: BatchRow, attempts: int) -> dict[str, Any]:
+        """Refused before generation (or never sent), so not billed: a retry sends the row once fixed."""
+        error: dict[str, Any] = (
+            error_info(self.stop_error) if self.stop_error is not None else {"message": "the run stopped"}
+        )
+        error.update(retryable=True, billed=False)
+        return failure_record(row.index, row.custom_id, NOT_SENT, error, attempts)
+
     def _backoff(self, round_number: int) -> float:
         return float(min(self._settings.max_backoff, self._settings.backoff * 2 ** (round_number - 1)))
+
+
+class ChatSender(Protocol):
+    def send_chat_request(
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> ChatCompletion: ...
+
+
+def run_job(
+    job: BatchJob, sender: ChatSender, settings: RunnerSettings, log: Log, *, mode_reason: str
+) -> tuple[BatchManifest, OpenRouterError | None]:
+    """Send the pending rows of an opened ``job`` and commit its output.
+
+    Returns the manifest and the account error that stopped the run, if one did (the output is whole either
+    way: unsent rows are labelled ``not_sent``).
+    """
+
+    def send(row: BatchRow) -> ChatCompletion:
+        return sender.send_chat_request(job.body(row), idempotency_key=job.idempotency_key(row))
+
+    total = job.scanned.total
+    pending = job.pending_count()
+    runner = ConcurrentRunner(
+        send,
+        job.opened.record,
+        settings,
+        Progress(total, total - pending, log, settings.progress_interval),
+        log,
+    )
+    if pending:
+        log.info("sending %d of %d rows, at most %d at a time", pending, total, settings.concurrency)
+        runner.run(job.pending_rows())
+    manifest = job.finish(
+        mode="concurrent",
+        mode_reason=mode_reason,
+        requests_sent=runner.requests_sent,
+        stop_error=runner.stop_error,
+    )
+    return manifest, runner.stop_error
 
 
 def _row_error(err: OpenRouterError) -> dict[str, Any]:

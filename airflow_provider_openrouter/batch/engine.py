@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,14 +23,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.checkpoint import Checkpoint
 from airflow_provider_openrouter.batch.errors import BatchInputError, BatchStateError
 from airflow_provider_openrouter.batch.inputs import BatchRow, InputSource, iter_rows
 from airflow_provider_openrouter.batch.manifest import BatchManifest, BatchMode, BatchTimings, Tally
 from airflow_provider_openrouter.batch.outputs import (
     NOT_SENT,
+    SENDING,
     failure_record,
     is_local,
+    lost_in_flight,
     probe_writable,
     remove_commit_marker,
     sibling,
@@ -89,7 +91,7 @@ def idempotency_key(identity: str, custom_id: str) -> str:
 class BatchJob:
     """One run of one shard: input scan, checkpoint, output and manifest (no HTTP here)."""
 
-    def __init__(self, spec: BatchSpec, log: logging.Logger) -> None:
+    def __init__(self, spec: BatchSpec, log: Log) -> None:
         if not 0 <= spec.shard_index < spec.shard_count:
             raise BatchInputError(
                 f"shard_index must be between 0 and shard_count - 1 ({spec.shard_count - 1}), "
@@ -240,14 +242,16 @@ class BatchJob:
             )
             for row, recorded in zip(self.rows(), records, strict=True):
                 record = recorded or failure_record(row.index, row.custom_id, NOT_SENT, reason, 0)
+                record = lost_in_flight(record) if record["status"] == SENDING else record
                 tally.add(record)
                 yield record
             return
         for recorded in records:
             if recorded is None:  # pragma: no cover - ruled out by the count above
                 raise BatchStateError("checkpoint lost a row while the output was written")
-            tally.add(recorded)
-            yield recorded
+            record = lost_in_flight(recorded) if recorded["status"] == SENDING else recorded
+            tally.add(record)
+            yield record
 
     def finish(
         self,

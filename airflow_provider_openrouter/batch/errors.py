@@ -44,3 +44,20 @@ class BatchStateError(_SentenceMessage, OpenRouterError):
 
     def default_hint(self) -> str:
         return "Nothing was sent for this run."
+
+
+class BatchWaitError(_SentenceMessage, OpenRouterError):
+    """Waiting for submitted batches ended without their results (deadline, polling errors, lost access).
+
+    ``code`` is the trigger's machine-readable reason. The batches keep running on OpenRouter.
+    """
+
+    retryable = True
+    default_billed = None
+    title = "Waiting for OpenRouter batches failed"
+
+    def default_hint(self) -> str:
+        return (
+            "The batches keep running on OpenRouter; a retry of the task re-attaches to them (no new "
+            "submission) and lands their results."
+        )

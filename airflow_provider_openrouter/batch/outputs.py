@@ -42,6 +42,10 @@ FAILED: Final = "failed"
 OUTCOME_UNKNOWN: Final = "outcome_unknown"
 NOT_SENT: Final = "not_sent"
 STATUSES: Final = (SUCCEEDED, FAILED, OUTCOME_UNKNOWN, NOT_SENT)
+SENDING: Final = "sending"
+"""Checkpoint-only status: the row's request is about to go out. Found without a later record on resume, it
+means the worker died with the request in flight, so the row may have been billed: it becomes
+``outcome_unknown`` and is not resent automatically."""
 
 MARKER_SUFFIX = ".manifest.json"
 
@@ -90,6 +94,22 @@ def success_record(index: int, custom_id: str, completion: ChatCompletion, attem
         "error": None,
         "attempts": attempts,
     }
+
+
+def sending_record(index: int, custom_id: str) -> dict[str, Any]:
+    return {"custom_id": custom_id, "index": index, "status": SENDING}
+
+
+def lost_in_flight(record: dict[str, Any]) -> dict[str, Any]:
+    """The output record of a row whose request was in flight when an earlier worker died."""
+    error = {
+        "type": "WorkerLost",
+        "status": None,
+        "message": "the worker stopped while this request was in flight; it may have run and been billed",
+        "retryable": False,
+        "billed": None,
+    }
+    return failure_record(record["index"], record["custom_id"], OUTCOME_UNKNOWN, error, 1)
 
 
 def failure_record(

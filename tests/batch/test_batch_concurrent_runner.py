@@ -41,13 +41,19 @@ def _answer(row: BatchRow) -> ChatCompletion:
 
 
 class Recorder:
+    """The checkpoint's stand-in: ``journal`` is everything recorded, ``records`` the outcome records."""
+
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.journal: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def __call__(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self.records.append(record)
+            self.journal.append(record)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [record for record in self.journal if record["status"] != "sending"]
 
     def by_id(self) -> dict[str, dict[str, Any]]:
         return {record["custom_id"]: record for record in self.records}
@@ -75,6 +81,8 @@ def test_every_row_is_sent_once_and_recorded_once() -> None:
     runner, recorder = _run(send, 50)
     assert sorted(calls.values()) == [1] * 50
     assert sorted(record["index"] for record in recorder.records) == list(range(50))
+    for index in range(50):  # the in-flight marker is journaled before the outcome
+        assert [r["status"] for r in recorder.journal if r["index"] == index] == ["sending", "succeeded"]
     assert all(record["status"] == "succeeded" for record in recorder.records)
     assert runner.requests_sent == 50
 
@@ -155,7 +163,7 @@ def test_request_errors_and_moderation_fail_the_row_not_the_run() -> None:
     assert runner.stop_error is None
 
 
-def test_an_account_error_stops_sending_and_leaves_rows_unrecorded() -> None:
+def test_an_account_error_stops_sending_and_labels_its_row_not_sent() -> None:
     sent: list[int] = []
 
     def send(row: BatchRow) -> ChatCompletion:
@@ -167,7 +175,12 @@ def test_an_account_error_stops_sending_and_leaves_rows_unrecorded() -> None:
     runner, recorder = _run(send, 10, concurrency=1)
     assert sent == [0, 1, 2]
     assert isinstance(runner.stop_error, OpenRouterInsufficientCreditsError)
-    assert sorted(record["index"] for record in recorder.records) == [0, 1]
+    assert [(record["index"], record["status"]) for record in recorder.records] == [
+        (0, "succeeded"),
+        (1, "succeeded"),
+        (2, "not_sent"),
+    ]
+    assert recorder.records[2]["error"]["billed"] is False
 
 
 def test_a_429_pauses_the_pool_halves_the_flight_and_resends_the_row() -> None:

@@ -1,0 +1,605 @@
+"""Batch completions: many chat completions in one task, through the Batch API or a rate-aware fan-out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from airflow_provider_openrouter.batch.manifest import BatchManifest
+from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_openrouter.batch.batch_api import BatchApiClient
+    from airflow_provider_openrouter.batch.engine import BatchJob, BuildBody
+    from airflow_provider_openrouter.batch.inputs import BatchRow, InputSource
+    from airflow_provider_openrouter.exceptions import OpenRouterError
+    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+    from airflow_provider_openrouter.transport import TransportSettings
+
+Mode = Literal["auto", "batch_api", "concurrent"]
+MODES: tuple[str, ...] = ("auto", "batch_api", "concurrent")
+BATCH_WINDOW = timedelta(hours=24)
+
+# Row fields that are chat parameters of build_chat_request; any other row field goes into the body as is.
+_CHAT_PARAMS = (
+    "system_prompt",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "models",
+    "provider",
+    "reasoning",
+)
+
+
+class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
+    """Run a chat completion for every row of an input, write one JSONL line per row, return a manifest.
+
+    **Input** (exactly one): ``inputs``, a list (templated, so it can come from an upstream task's XCom) or
+    ``input_path``, a JSONL file on any ObjectStoragePath (``/data/in.jsonl``, ``s3://conn@bucket/in.jsonl``),
+    read as a stream. A row is a prompt string, a list of messages, or an object with an optional
+    ``custom_id`` and one of ``prompt``, ``messages`` or ``body`` (a full request body); see docs/batch.md.
+    Every row is validated and its request built before anything is sent.
+
+    **Output**: ``output_path`` (ObjectStoragePath) gets one JSON line per row, in input order: ``custom_id``,
+    ``index``, ``status`` (``succeeded``, ``failed``, ``outcome_unknown``, ``not_sent``), ``text``,
+    ``finish_reason``, ``model``, ``generation_id``, ``usage``, ``cost``, ``tool_calls``, ``error``,
+    ``attempts``. It appears only when whole; ``<output_path>.manifest.json`` is written after it and vouches
+    for it. The checkpoint ``<output_path>.checkpoint.jsonl`` (for remote stores: under ``checkpoint_dir``)
+    stays, so a rerun of the same run reuses finished rows instead of paying for them again.
+
+    **Modes**: ``concurrent`` fans out ``concurrency`` requests at a time against ``/chat/completions`` within
+    the connection's ``requests_per_minute``; ``batch_api`` submits OpenRouter batches from the worker, then
+    defers (no worker slot held while OpenRouter works) and lands the results; ``auto`` picks ``batch_api``
+    for at least ``batch_api_min_rows`` rows of one model when the task may wait out the 24 h batch window (no
+    ``execution_timeout`` under 24 h), else ``concurrent``, and logs why.
+
+    **Money**: every billable request carries an ``X-Idempotency-Key`` derived from the run and the row. A row
+    is checkpointed the moment it finishes; a retry, a cleared task or a rerun after the worker was killed
+    resends no finished row. A row whose answer was lost (``outcome_unknown``: it may have been billed) is not
+    resent unless ``resend_unknown=True``. Batch API submissions are recorded in
+    ``<output_path>.batches.json``, so a retry re-attaches to them instead of submitting again.
+
+    **Failures**: a failed row is labelled in the output. The task fails, after writing the whole output, when
+    the share of rows that did not succeed exceeds ``max_failed_fraction`` (default 0.0), or when an account
+    error (401, 402, 403) stopped the run (the rows left are ``not_sent`` and go out on a retry).
+
+    :param model: the model every row uses unless a row names its own (templated).
+    :param output_path: where the JSONL goes (templated).
+    :param inputs: the rows, inline (templated).
+    :param input_path: a JSONL file of rows (templated).
+    :param mode: ``"auto"``, ``"batch_api"`` or ``"concurrent"``.
+    :param concurrency: requests in flight at once in concurrent mode.
+    :param max_failed_fraction: share of rows (0..1) that may end other than ``succeeded``.
+    :param system_prompt, temperature, max_tokens, stop, seed, response_format, tools, tool_choice, models,
+        provider, reasoning, extra_body: defaults for every row, merged exactly as in
+        ``OpenRouterChatCompletionOperator``; a row's own fields win.
+    :param shard_index, shard_count: run one of ``shard_count`` round-robin shards of the input (see
+        :func:`airflow_provider_openrouter.batch.sharding.plan_shards`).
+    :param requests_per_minute: this task's rate budget (default: the connection's / ``shard_count``).
+    :param resend_unknown: send rows whose earlier outcome is unknown again (may pay twice for them).
+    :param row_retries: further attempts for a row that failed without being billed (after the transport's).
+    :param progress_interval: seconds between progress lines in the log.
+    :param poll_interval: seconds between Batch API status polls in the triggerer.
+    :param batch_timeout: how long to wait for batches before the task fails (they keep running; a retry
+        re-attaches).
+    :param batch_api_min_rows: rows from which ``auto`` considers the Batch API.
+    :param max_batch_requests: requests per submitted batch (a bigger input becomes several batches).
+    :param checkpoint_dir: local directory for checkpoints of outputs on object stores.
+    :param openrouter_conn_id: the OpenRouter connection (templated).
+
+    **XCom contract**
+
+    ================  ===============================  =====================================================
+    key               type                             value
+    ================  ===============================  =====================================================
+    ``return_value``  ``batch.manifest.BatchManifest``  counts by outcome, tokens, total cost (Decimal),
+                                                       output path, timings, batch ids, mode and why
+    ``batch_ids``     ``list[str]``                    Batch API only: pushed as soon as batches exist
+    ``manifest``      ``BatchManifest``                pushed before the task fails on too many failed rows
+    ================  ===============================  =====================================================
+
+    Outlets: every ``Asset`` in ``outlets`` gets an event whose extra is ``manifest.summary()``.
+    """
+
+    result_type: ClassVar[type[BatchManifest]] = BatchManifest
+    template_fields: Sequence[str] = (
+        "openrouter_conn_id",
+        "model",
+        "inputs",
+        "input_path",
+        "output_path",
+        "concurrency",
+        "max_failed_fraction",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "stop",
+        "seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "models",
+        "provider",
+        "reasoning",
+        "extra_body",
+        "shard_index",
+        "shard_count",
+        "requests_per_minute",
+        "checkpoint_dir",
+    )
+    template_fields_renderers = {
+        "inputs": "json",
+        "response_format": "json",
+        "tools": "json",
+        "tool_choice": "json",
+        "models": "json",
+        "provider": "json",
+        "reasoning": "json",
+        "extra_body": "json",
+    }
+
+    def __init__(
+        self,
+        *,
+        model: str | None,
+        output_path: str | ObjectStoragePath,
+        inputs: list[Any] | str | None = None,
+        input_path: str | ObjectStoragePath | None = None,
+        mode: Mode = "auto",
+        concurrency: int | str = 16,
+        max_failed_fraction: float | str = 0.0,
+        system_prompt: str | None = None,
+        temperature: float | str | None = None,
+        max_tokens: int | str | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | str | None = None,
+        response_format: dict[str, Any] | str | None = None,
+        tools: list[dict[str, Any]] | str | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        models: list[str] | str | None = None,
+        provider: dict[str, Any] | str | None = None,
+        reasoning: dict[str, Any] | str | None = None,
+        extra_body: dict[str, Any] | str | None = None,
+        shard_index: int | str = 0,
+        shard_count: int | str = 1,
+        requests_per_minute: float | str | None = None,
+        resend_unknown: bool = False,
+        row_retries: int = 3,
+        progress_interval: float = 30.0,
+        poll_interval: float = 60.0,
+        batch_timeout: timedelta = timedelta(hours=26),
+        batch_api_min_rows: int = 1000,
+        max_batch_requests: int = 10_000,
+        checkpoint_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise self.bad_parameter("mode", mode, f"one of {', '.join(MODES)}")
+        if inputs is not None and input_path is not None:
+            raise self.bad_parameter(
+                "inputs", "...", "left out when input_path is given (one input, not two)"
+            )
+        if inputs is None and input_path is None:
+            raise self.bad_parameter("inputs", None, "given, or input_path: there is nothing to run")
+        self.model = model
+        self.output_path = output_path
+        self.inputs = inputs
+        self.input_path = input_path
+        self.mode = mode
+        self.concurrency = concurrency
+        self.max_failed_fraction = max_failed_fraction
+        self.system_prompt = system_prompt
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.seed = seed
+        self.response_format = response_format
+        self.tools = tools
+        self.tool_choice = tool_choice
+        self.models = models
+        self.provider = provider
+        self.reasoning = reasoning
+        self.extra_body = extra_body
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.requests_per_minute = requests_per_minute
+        self.resend_unknown = resend_unknown
+        self.row_retries = row_retries
+        self.progress_interval = progress_interval
+        self.poll_interval = poll_interval
+        self.batch_timeout = batch_timeout
+        self.batch_api_min_rows = batch_api_min_rows
+        self.max_batch_requests = max_batch_requests
+        self.checkpoint_dir = checkpoint_dir
+
+    # -- rendered parameters -------------------------------------------------------------------------------
+
+    def _positive_int(self, name: str, value: Any, low: int) -> int:
+        number = self.as_int(name, value)
+        if number is None or number < low:
+            raise self.bad_parameter(name, value, f"a whole number >= {low}")
+        return number
+
+    def _chat_defaults(self) -> dict[str, Any]:
+        tool_choice: Any = self.tool_choice
+        if not (isinstance(tool_choice, str) and not tool_choice.lstrip().startswith("{")):
+            tool_choice = self.as_dict("tool_choice", tool_choice)
+        return {
+            "system_prompt": self.system_prompt or None,
+            "temperature": self.as_float("temperature", self.temperature),
+            "max_tokens": self.as_int("max_tokens", self.max_tokens),
+            "stop": self.as_stop(self.stop),
+            "seed": self.as_int("seed", self.seed),
+            "response_format": self.as_dict("response_format", self.response_format),
+            "tools": self.as_list("tools", self.tools),
+            "tool_choice": tool_choice or None,
+            "models": self.as_str_list("models", self.models),
+            "provider": self.as_dict("provider", self.provider),
+            "reasoning": self.as_dict("reasoning", self.reasoning),
+            "extra_body": self.as_dict("extra_body", self.extra_body),
+        }
+
+    def _max_failed_fraction(self) -> float:
+        fraction = self.as_float("max_failed_fraction", self.max_failed_fraction)
+        if fraction is None or not 0.0 <= fraction <= 1.0:
+            raise self.bad_parameter("max_failed_fraction", self.max_failed_fraction, "a number from 0 to 1")
+        return fraction
+
+    @staticmethod
+    def _path(value: Any) -> ObjectStoragePath:
+        from airflow.sdk import ObjectStoragePath
+
+        return value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value).strip())
+
+    def _source(self) -> InputSource:
+        from airflow_provider_openrouter.batch.inputs import (
+            InlineInputSource,
+            JsonlInputSource,
+            coerce_inline_inputs,
+        )
+
+        if self.input_path not in (None, ""):
+            return JsonlInputSource(self._path(self.input_path))
+        return InlineInputSource(coerce_inline_inputs(self.inputs))
+
+    def _body_builder(self, hook: OpenRouterHook, model: str) -> BuildBody:
+        defaults = self._chat_defaults()
+
+        def build_body(row: BatchRow) -> dict[str, Any]:
+            overrides = dict(row.overrides)
+            row_model = overrides.pop("model", None) or model
+            params = {**defaults}
+            params.update((name, overrides.pop(name)) for name in _CHAT_PARAMS if name in overrides)
+            extra_body = {**(params.pop("extra_body") or {}), **overrides}
+            return hook.build_chat_request(
+                row_model, messages=row.messages, extra_body=extra_body or None, **params
+            )
+
+        return build_body
+
+    def _run_key(self, context: Context) -> str:
+        ti = context["ti"]
+        return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
+
+    def _job(self, context: Context) -> BatchJob:
+        """The job of this run, scanned: every row validated and its body built, nothing sent yet."""
+        from airflow_provider_openrouter.batch.engine import BatchJob, BatchSpec
+        from airflow_provider_openrouter.batch.errors import BatchInputError
+
+        hook = self.hook
+        model = (self.model or "").strip() or hook.settings.default_model
+        if not model:
+            raise BatchInputError(
+                f"task {self.task_id!r}: no model given and connection '{self.openrouter_conn_id}' has no "
+                "default_model. Pass model='author/slug'"
+            )
+        spec = BatchSpec(
+            source=self._source(),
+            output_path=self._path(self.output_path),
+            model=model,
+            build_body=self._body_builder(hook, model),
+            run_key=self._run_key(context),
+            shard_index=self._positive_int("shard_index", self.shard_index, 0),
+            shard_count=self._positive_int("shard_count", self.shard_count, 1),
+            resend_unknown=self.as_bool("resend_unknown", self.resend_unknown),
+            checkpoint_dir=Path(self.checkpoint_dir) if self.checkpoint_dir else None,
+        )
+        job = BatchJob(spec, self.log)
+        scan = job.scan()
+        self.log.info(
+            "batch input %s: %d rows (shard %d of %d), identity %s",
+            spec.source.description,
+            scan.total,
+            spec.shard_index + 1,
+            spec.shard_count,
+            scan.identity[:16],
+        )
+        return job
+
+    @cached_property
+    def engine_settings(self) -> TransportSettings:
+        """The connection's settings with this task's share of the rate budget."""
+        settings = self.hook.settings
+        share = self.as_float("requests_per_minute", self.requests_per_minute)
+        if share is None:
+            shards = self._positive_int("shard_count", self.shard_count, 1)
+            if shards == 1 or not settings.requests_per_minute:
+                return settings
+            share = settings.requests_per_minute / shards
+        if share < 0:
+            raise self.bad_parameter("requests_per_minute", self.requests_per_minute, "a number >= 0")
+        return replace(settings, requests_per_minute=share)
+
+    @cached_property
+    def engine_hook(self) -> OpenRouterHook:
+        """A hook whose transport runs at :attr:`engine_settings` (shared session, this task's rate share)."""
+        from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+        from airflow_provider_openrouter.transport import OpenRouterTransport
+
+        hook = OpenRouterHook(openrouter_conn_id=self.openrouter_conn_id)
+        hook.settings = self.engine_settings
+        hook.transport = OpenRouterTransport(self.engine_settings)
+        if self.engine_settings.requests_per_minute != self.hook.settings.requests_per_minute:
+            self.log.info(
+                "rate budget of this task: %g requests/minute (connection: %g)",
+                self.engine_settings.requests_per_minute or 0,
+                self.hook.settings.requests_per_minute or 0,
+            )
+        return hook
+
+    # -- mode choice ---------------------------------------------------------------------------------------
+
+    def _choose_mode(self, job: BatchJob) -> tuple[str, str]:
+        from airflow_provider_openrouter.batch.errors import BatchInputError
+
+        scan = job.scanned
+        other_models = sorted(scan.row_models - {job.spec.model})
+        if self.mode == "concurrent":
+            return "concurrent", "mode='concurrent' was requested"
+        if self.mode == "batch_api":
+            if other_models:
+                raise BatchInputError(
+                    f"mode='batch_api' runs one model per batch, but rows ask for {other_models}. Use "
+                    "mode='concurrent', or drop the per-row model"
+                )
+            return "batch_api", "mode='batch_api' was requested"
+        if other_models:
+            return "concurrent", f"auto: rows use models other than {job.spec.model} ({other_models[:3]})"
+        if scan.total < self.batch_api_min_rows:
+            return "concurrent", (
+                f"auto: {scan.total} rows, fewer than batch_api_min_rows={self.batch_api_min_rows}, finish "
+                "sooner concurrently"
+            )
+        if self.execution_timeout is not None and self.execution_timeout < BATCH_WINDOW:
+            return "concurrent", (
+                f"auto: execution_timeout {self.execution_timeout} is shorter than the Batch API's "
+                f"{BATCH_WINDOW} window"
+            )
+        return "batch_api", (
+            f"auto: {scan.total} rows of one model, and the task may wait out the {BATCH_WINDOW} batch "
+            "window without holding a worker slot"
+        )
+
+    def _check_models(self, job: BatchJob) -> None:
+        """Fail before paying when a model is not in the catalog (one GET /models, not billed)."""
+        from airflow_provider_openrouter.batch.errors import BatchInputError
+        from airflow_provider_openrouter.exceptions import OpenRouterError
+
+        wanted = {job.spec.model, *job.scanned.row_models, *(self._chat_defaults()["models"] or [])}
+        try:
+            known = {model.id for model in self.hook.list_models().data}
+        except OpenRouterError as err:
+            self.log.warning("could not read the model catalog to check %s first: %s", sorted(wanted), err)
+            return
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise BatchInputError(
+                f"task {self.task_id!r}: model(s) {unknown} are not in OpenRouter's catalog ({len(known)} "
+                "models). Use exact ids from OpenRouterListModelsOperator"
+            )
+
+    # -- execution ---------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> BatchManifest:
+        started = time.monotonic()
+        job = self._job(context)
+        mode, reason = self._choose_mode(job)
+        self.log.info("batch mode: %s (%s)", mode, reason)
+        job.open()
+        if job.pending_count():
+            self._check_models(job)
+        if mode == "batch_api":
+            fallback = self._submit_and_defer(context, job, reason, started)
+            if fallback is None:  # nothing left to wait for
+                return self._land(context, job, reason, submit_seconds=time.monotonic() - started)
+            reason = fallback
+            self.log.info("batch mode: concurrent (%s)", reason)
+        return self._run_concurrent(context, job, reason)
+
+    def _run_concurrent(self, context: Context, job: BatchJob, reason: str) -> BatchManifest:
+        from airflow_provider_openrouter.batch.concurrent import RunnerSettings, run_job
+
+        settings = RunnerSettings(
+            concurrency=self._positive_int("concurrency", self.concurrency, 1),
+            row_retries=int(self.row_retries),
+            progress_interval=float(self.progress_interval),
+        )
+        manifest, stop_error = run_job(job, self.engine_hook, settings, self.log, mode_reason=reason)
+        return self._conclude(context, manifest, stop_error)
+
+    def _batch_client(self, job: BatchJob) -> BatchApiClient:
+        from airflow_provider_openrouter.batch.batch_api import BatchApiClient
+
+        provider = self._chat_defaults()["provider"]
+        batch_provider = (
+            {key: provider[key] for key in ("only", "allow_fallbacks") if key in provider}
+            if provider
+            else None
+        )
+        return BatchApiClient(
+            job,
+            self.engine_hook.transport,
+            max_requests=self._positive_int("max_batch_requests", self.max_batch_requests, 1),
+            provider=batch_provider or None,
+            log=self.log,
+        )
+
+    def _submit_and_defer(self, context: Context, job: BatchJob, reason: str, started: float) -> str | None:
+        """Submit (or re-attach to) the batches and defer; return a fallback reason, or None if all landed."""
+        from airflow_provider_openrouter.exceptions import (
+            OpenRouterNotFoundError,
+            OpenRouterRequestError,
+        )
+        from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
+
+        client = self._batch_client(job)
+        ti = context["ti"]
+        try:
+            batch_ids = client.submit_all(on_submitted=lambda ids: ti.xcom_push(key="batch_ids", value=ids))
+        except (OpenRouterRequestError, OpenRouterNotFoundError) as err:
+            if self.mode != "auto" or client.state.batch_ids:
+                raise
+            # Refused before anything was created or paid: the model or request does not suit the Batch API.
+            return f"auto: the Batch API refused the submission ({err.message}); running concurrently instead"
+        ti.xcom_push(key="batch_ids", value=batch_ids)
+        waiting = client.pending_batch_ids()
+        job.opened.close()
+        if not waiting:
+            return None
+        submit_seconds = time.monotonic() - started
+        self.log.info(
+            "submitted %d batch(es) in %.1fs; deferring until they finish: %s",
+            len(batch_ids),
+            submit_seconds,
+            ", ".join(batch_ids),
+        )
+        timeout = self.batch_timeout
+        self.defer(
+            trigger=OpenRouterBatchTrigger(
+                openrouter_conn_id=self.openrouter_conn_id,
+                batch_ids=waiting,
+                poll_interval=float(self.poll_interval),
+                end_time=time.time() + timeout.total_seconds(),
+            ),
+            method_name="execute_complete",
+            kwargs={"mode_reason": reason, "submit_seconds": submit_seconds, "deferred_at": time.time()},
+            timeout=timeout + timedelta(seconds=float(self.poll_interval) + 300),
+        )
+        return None  # pragma: no cover - defer() raises TaskDeferred
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        mode_reason: str = "",
+        submit_seconds: float = 0.0,
+        deferred_at: float | None = None,
+    ) -> BatchManifest:
+        """Resume after the trigger: check the event against the allow-list, then land the results."""
+        wait_seconds = time.time() - deferred_at if deferred_at else 0.0
+        self._check_event(event)
+        assert event is not None  # checked above
+        reason = event["reason"]
+        if reason != "completed":
+            raise self._wait_error(event)
+        job = self._job(context)
+        job.open()
+        return self._land(context, job, mode_reason, submit_seconds=submit_seconds, wait_seconds=wait_seconds)
+
+    def _check_event(self, event: dict[str, Any] | None) -> None:
+        from airflow_provider_openrouter.exceptions import OpenRouterResponseError
+        from airflow_provider_openrouter.triggers.batch import EVENT_REASONS, EVENT_STATUSES
+
+        if (
+            not isinstance(event, dict)
+            or event.get("status") not in EVENT_STATUSES
+            or event.get("reason") not in EVENT_REASONS
+            or not isinstance(event.get("batch_ids"), list)
+        ):
+            shown = repr(event)[:200]
+            raise OpenRouterResponseError(
+                f"task {self.task_id!r}: the batch trigger sent an event this operator does not know: "
+                f"{shown}",
+                conn_id=self.openrouter_conn_id,
+                billed=None,
+                hint="Retry the task: it re-attaches to the submitted batches. If it repeats, the trigger "
+                "and operator versions differ; align the provider version on workers and triggerer.",
+            )
+
+    def _wait_error(self, event: dict[str, Any]) -> OpenRouterError:
+        from airflow_provider_openrouter.batch.errors import BatchWaitError
+        from airflow_provider_openrouter.exceptions import OpenRouterInsufficientCreditsError
+
+        message = f"task {self.task_id!r}: batches {event['batch_ids']}: {event.get('message', '')}"
+        if event["reason"] == "payment_required":
+            return OpenRouterInsufficientCreditsError(message, conn_id=self.openrouter_conn_id, status=402)
+        return BatchWaitError(message, conn_id=self.openrouter_conn_id, code=event["reason"])
+
+    def _land(
+        self,
+        context: Context,
+        job: BatchJob,
+        reason: str,
+        *,
+        submit_seconds: float = 0.0,
+        wait_seconds: float = 0.0,
+    ) -> BatchManifest:
+        client = self._batch_client(job)
+        landing_started = time.monotonic()
+        client.land_all()
+        manifest = job.finish(
+            mode="batch_api",
+            mode_reason=reason,
+            requests_sent=client.requests_sent,
+            batch_ids=client.state.batch_ids,
+            submit_seconds=submit_seconds,
+            wait_seconds=wait_seconds,
+            landing_seconds=time.monotonic() - landing_started,
+        )
+        return self._conclude(context, manifest, None)
+
+    def _conclude(
+        self, context: Context, manifest: BatchManifest, stop_error: OpenRouterError | None
+    ) -> BatchManifest:
+        """Announce the manifest on the outlets; fail (after the output is whole) if the run says so."""
+        from airflow_provider_openrouter.batch.errors import BatchFailedRowsError
+
+        self._emit_asset_events(context, manifest)
+        allowed = self._max_failed_fraction()
+        if stop_error is None and manifest.failed_fraction <= allowed:
+            return manifest
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key="manifest", value=manifest)
+        if stop_error is not None:
+            raise stop_error
+        counts = manifest.counts
+        raise BatchFailedRowsError(
+            f"task {self.task_id!r}: {counts.total - counts.succeeded} of {counts.total} rows did not "
+            f"succeed ({counts.failed} failed, {counts.outcome_unknown} outcome unknown, {counts.not_sent} "
+            f"not sent), more than max_failed_fraction={allowed:g} allows. See {manifest.output_path}",
+            conn_id=self.openrouter_conn_id,
+        )
+
+    def _emit_asset_events(self, context: Context, manifest: BatchManifest) -> None:
+        from airflow.sdk import Asset
+
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                outlet_events[outlet].extra = manifest.summary()

@@ -1,0 +1,1 @@
+"""Triggers: idempotent waits that run in the triggerer, never a billable request."""
