@@ -169,6 +169,8 @@ class Stats:
     requests: dict[str, Counter[str]] = field(default_factory=dict)
     rate_limited: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    in_flight_max: int = 0
     started: float = field(default_factory=time.time)
 
     def count(self, route: str, status: str) -> None:
@@ -186,6 +188,7 @@ class Stats:
             "duplicate_billed": ledger.duplicate_billed,
             "rate_limited": self.rate_limited,
             "faults": dict(self.faults),
+            "in_flight_max": self.in_flight_max,
             "credits": {
                 "total_credits": str(ledger.settings.credits),
                 "total_usage": str(ledger.total_usage),
@@ -200,3 +203,4 @@ class Stats:
         self.requests.clear()
         self.rate_limited = 0
         self.faults.clear()
+        self.in_flight_max = self.in_flight

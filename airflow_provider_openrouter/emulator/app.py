@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
-import string
 import time
 from decimal import Decimal
 from typing import Any
@@ -57,7 +57,6 @@ log = logging.getLogger("airflow_provider_openrouter.emulator")
 
 MANAGEMENT_PREFIX = "sk-or-mgmt-"
 INFERENCE_PREFIX = "sk-or-"
-_ALNUM = string.ascii_letters + string.digits
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _PROCESSING = b": OPENROUTER PROCESSING\n\n"
 _DONE = b"data: [DONE]\n\n"
@@ -96,7 +95,6 @@ class Emulator:
         self.limiter = RateLimiter()
         self.attempts = AttemptCounter()
         self.random = random.Random(self.settings.seed)
-        self._ids = random.Random()
         self._free_requests: dict[str, int] = {}
         self.batches = BatchStore(self)
         self._exact: dict[tuple[str, str], tuple[str, Any, bool]] = {}
@@ -139,11 +137,27 @@ class Emulator:
         request = Request(scope, send, path, body or b"")
         route, handler, admin = found or (f"{method} {path}", None, False)
         request.route = route
-        response: Response | None
+        stats = self.stats
+        if not admin:
+            stats.in_flight += 1
+            stats.in_flight_max = max(stats.in_flight_max, stats.in_flight)
+        try:
+            response = await self._answer(request, handler, admin, body is None)
+            if response is not None:
+                await request.respond(response)
+        finally:
+            if not admin:
+                stats.in_flight -= 1
+                stats.count(route, request.status)
+                if request.status == "429":
+                    stats.rate_limited += 1
+
+    async def _answer(self, request: Request, handler: Any, admin: bool, too_large: bool) -> Response | None:
+        """The handler's response, or the error envelope for whatever stopped it."""
         try:
             if handler is None:
-                raise HTTPError(404, f"Not Found: no route {method} {path}")
-            if body is None:
+                raise HTTPError(404, f"Not Found: no route {request.method} {request.path}")
+            if too_large:
                 raise HTTPError(
                     413,
                     f"Request body is larger than the {self.settings.max_body_bytes} bytes allowed",
@@ -152,17 +166,12 @@ class Emulator:
             response = None if admin else await self._scripted_fault(request)
             if response is None and request.status == "":
                 response = await handler(request)
+            return response
         except HTTPError as exc:
-            response = Response.error(exc)
+            return Response.error(exc)
         except Exception as exc:  # an emulator bug must still answer with the envelope, and say where
-            log.exception("emulator: unexpected error in %s", route)
-            response = Response.error(HTTPError(500, f"emulator internal error in {route}: {exc!r}"))
-        if response is not None:
-            await request.respond(response)
-        if not admin:
-            self.stats.count(route, request.status)
-            if request.status == "429":
-                self.stats.rate_limited += 1
+            log.exception("emulator: unexpected error in %s", request.route)
+            return Response.error(HTTPError(500, f"emulator internal error in {request.route}: {exc!r}"))
 
     def _pattern(self, method: str, path: str) -> tuple[str, Any, bool] | None:
         if method == "GET" and path.startswith("/models/") and path.endswith("/endpoints"):
@@ -345,7 +354,7 @@ class Emulator:
         return None
 
     def new_generation_id(self) -> str:
-        return f"gen-{int(time.time())}-{''.join(self._ids.choices(_ALNUM, k=20))}"
+        return f"gen-{int(time.time())}-{os.urandom(10).hex()}"
 
     def generation_record(
         self,

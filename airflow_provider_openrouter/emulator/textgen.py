@@ -130,6 +130,7 @@ _WORDS = (
     "line",
     "explains",
 )
+_WORD_OF_BYTE = tuple(_WORDS[byte % len(_WORDS)] for byte in range(256))
 _FORMAT_EXAMPLES = {
     "date-time": "2025-01-15T09:30:00Z",
     "date": "2025-01-15",
@@ -188,24 +189,30 @@ def prompt_tokens(messages: list[dict[str, Any]], tools: Any = None, response_fo
     return total
 
 
-def request_rng(model: str, messages: Any, request_seed: Any, emulator_seed: int) -> random.Random:
-    """The random source of one answer: a pure function of its inputs (dict key order does not matter)."""
+def answer_digest(model: str, messages: Any, request_seed: Any, emulator_seed: int) -> bytes:
+    """64 bytes that determine one answer: a pure function of its inputs (dict key order does not matter)."""
     canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), default=str)
-    digest = hashlib.blake2b(
-        f"{model}\x00{emulator_seed}\x00{request_seed}\x00{canonical}".encode(), digest_size=16
+    return hashlib.blake2b(
+        f"{model}\x00{emulator_seed}\x00{request_seed}\x00{canonical}".encode(), digest_size=64
     ).digest()
-    return random.Random(digest)
 
 
-def sentence_text(rng: random.Random) -> str:
-    """Two to four sentences of plain words (12 to 39 words in all)."""
-    remaining = 12 + rng.randrange(28)
+def sentence_text(digest: bytes) -> str:
+    """Sentences of 4 to 12 plain words, 12 to 39 words in all, read straight from the digest's bytes.
+
+    Plain text is the hot path of the emulator, so it takes no random generator: byte 0 gives the word count,
+    bytes 1-39 the words, bytes 41-50 the sentence lengths.
+    """
+    count = 12 + digest[0] % 28
+    words = [_WORD_OF_BYTE[byte] for byte in digest[1 : 1 + count]]
     sentences = []
-    while remaining > 0:
-        length = min(remaining, 4 + rng.randrange(9))
-        words = rng.choices(_WORDS, k=length)
-        sentences.append(" ".join(words).capitalize() + ".")
-        remaining -= length
+    position = 0
+    for length_byte in digest[41:]:
+        if position >= count:
+            break
+        length = 4 + length_byte % 9
+        sentences.append(" ".join(words[position : position + length]).capitalize() + ".")
+        position += length
     return " ".join(sentences)
 
 
@@ -220,7 +227,7 @@ def value_for_schema(schema: Any, rng: random.Random, root: Any = None, depth: i
     """
     root = schema if root is None else root
     if not isinstance(schema, dict):
-        return sentence_text(rng).split(".")[0]
+        return " ".join(rng.choices(_WORDS, k=3))
     if "$ref" in schema:
         return value_for_schema(_resolve_ref(root, schema["$ref"]), rng, root, depth + 1)
     if "const" in schema:
@@ -418,8 +425,9 @@ def answer(
     stop: Any = None,
     max_tokens: int | None = None,
 ) -> Answer:
-    rng = request_rng(model_id, messages, request_seed, emulator_seed)
+    digest = answer_digest(model_id, messages, request_seed, emulator_seed)
     if tool is not None:
+        rng = random.Random(digest)
         function = tool.get("function") or {}
         name = str(function.get("name", ""))
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
@@ -437,14 +445,14 @@ def answer(
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
-        text = json.dumps(value_for_schema(schema, rng), separators=(", ", ": "))
+        text = json.dumps(value_for_schema(schema, random.Random(digest)), separators=(", ", ": "))
         stop = (
             None  # a stop sequence that cut the JSON would make it invalid; providers apply it to text only
         )
     elif kind == "json_object":
-        text = json.dumps({"answer": sentence_text(rng)}, separators=(", ", ": "))
+        text = json.dumps({"answer": sentence_text(digest)}, separators=(", ", ": "))
         stop = None
     else:
-        text = sentence_text(rng)
+        text = sentence_text(digest)
     text, finish = cut_text(text, stop, max_tokens)
     return Answer(text, None, finish, tokens(text))

@@ -1,0 +1,234 @@
+"""Emulator throughput and concurrency (prints figures and ratios; not a test).
+
+    uv run python benchmarks/bench_emulator.py [--seconds 5] [--connections 64] [--in-flight 1000]
+
+1. Non-streaming chat completions per second at zero latency, against the goal of 2,000/s.
+2. 1,000 requests in flight at once with 500 ms of injected latency: every one must succeed, and the elapsed
+   time shows they were served concurrently (the physical floor is one latency period per round).
+3. Streamed chat completions per second, and a 10,000-request Batch API submission (create latency, time to
+   completed).
+
+The load comes from a lean asyncio HTTP/1.1 client (pre-built requests, keep-alive, httptools to parse) in this
+process, so the client costs less CPU than the server it measures; the emulator runs in its own process, as in
+the tests. On a 2-core machine the two share the CPU, so the figure is a floor for what the emulator alone does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httptools
+
+from airflow_provider_openrouter.emulator.testing import RunningEmulator, running_emulator
+
+GOAL_PER_SECOND = 2000
+KEY = "sk-or-bench"
+
+
+def build_request(host: str, path: str, body: dict | None = None, method: str = "POST") -> bytes:
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+@dataclass
+class Tally:
+    ok: int = 0
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+class _Response:
+    """httptools callbacks: we only need the status and the end of each message."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.status = 0
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    writer.write(request)
+    response = _Response()
+    while not response.done:
+        chunk = await reader.read(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        response.parser.feed_data(chunk)
+    return response.parser.get_status_code()
+
+
+def _count(tally: Tally, status: int) -> None:
+    tally.statuses[status] = tally.statuses.get(status, 0) + 1
+    if status == 200:
+        tally.ok += 1
+    else:
+        tally.errors += 1
+
+
+async def _worker(port: int, request: bytes, stop_at: float, tally: Tally) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < stop_at:
+            try:
+                status = await _one(reader, writer, request)
+            except (ConnectionError, OSError):
+                tally.errors += 1
+                return
+            _count(tally, status)
+    finally:
+        writer.close()
+
+
+async def _throughput(port: int, request: bytes, connections: int, seconds: float) -> tuple[float, Tally]:
+    warm = Tally()
+    await asyncio.gather(
+        *(_worker(port, request, time.perf_counter() + 0.5, warm) for _ in range(connections))
+    )
+    tally = Tally()
+    start = time.perf_counter()
+    stop_at = start + seconds
+    await asyncio.gather(*(_worker(port, request, stop_at, tally) for _ in range(connections)))
+    return tally.ok / (time.perf_counter() - start), tally
+
+
+async def _in_flight(port: int, request: bytes, count: int, rounds: int) -> tuple[float, list[float], Tally]:
+    """Open ``count`` connections, then send one request on each at once, ``rounds`` times."""
+    start = time.perf_counter()
+    connections = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(count)))
+    connect_s = time.perf_counter() - start
+    tally = Tally()
+    round_s = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(_one(reader, writer, request) for reader, writer in connections), return_exceptions=True
+        )
+        round_s.append(time.perf_counter() - start)
+        for result in results:
+            if isinstance(result, BaseException):
+                tally.errors += 1
+            else:
+                _count(tally, result)
+    for _, writer in connections:
+        writer.close()
+    return connect_s, round_s, tally
+
+
+def _chat_body(stream: bool = False) -> dict:
+    return {
+        "model": "openai/gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Summarise."},
+        ],
+        "max_tokens": 200,
+        "stream": stream,
+    }
+
+
+def _batch(emulator: RunningEmulator, size: int) -> tuple[float, float]:
+    import httpx
+
+    requests = [
+        {"custom_id": f"row-{i}", "body": {"messages": [{"role": "user", "content": f"Row {i}: summarise."}]}}
+        for i in range(size)
+    ]
+    with httpx.Client(
+        base_url=emulator.base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300, trust_env=False
+    ) as client:
+        start = time.perf_counter()
+        created = client.post(
+            "/batches",
+            json={"endpoint": "/v1/chat/completions", "model": "openai/gpt-4o-mini", "requests": requests},
+        )
+        create_s = time.perf_counter() - start
+        assert created.status_code == 202, created.text
+        while client.get(f"/batches/{created.json()['id']}").json()["status"] != "completed":
+            time.sleep(0.05)
+        return create_s, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--in-flight", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=500.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    with running_emulator("--batch-duration-s", "0") as emulator:
+        port = int(emulator.base_url.split(":")[2].split("/")[0])
+        host = f"127.0.0.1:{port}"
+        chat = build_request(host, "/api/v1/chat/completions", _chat_body())
+
+        rate, tally = asyncio.run(_throughput(port, chat, args.connections, args.seconds))
+        print(
+            f"\n[1] non-streaming chat completions, zero latency, {args.connections} keep-alive connections"
+        )
+        print(
+            f"    {rate:,.0f} requests/s over {args.seconds:.0f} s; errors {tally.errors}; statuses {tally.statuses}"
+        )
+        print(f"    ratio to the {GOAL_PER_SECOND:,}/s goal: {rate / GOAL_PER_SECOND:.2f}")
+
+        emulator.reset()
+        emulator.configure(latency_ms=args.latency_ms)
+        connect_s, round_s, tally = asyncio.run(_in_flight(port, chat, args.in_flight, args.rounds))
+        floor = args.latency_ms / 1000
+        print(
+            f"\n[2] {args.in_flight} requests in flight at once, {args.latency_ms:.0f} ms latency, "
+            f"{args.rounds} rounds on {args.in_flight} connections (opened in {connect_s:.2f} s)"
+        )
+        print(
+            f"    {tally.ok} ok, {tally.errors} errors; most in flight at once in the emulator: "
+            f"{emulator.stats()['in_flight_max']}"
+        )
+        print(
+            "    round times "
+            + ", ".join(f"{s:.2f} s" for s in round_s)
+            + f" against a floor of {floor:.2f} s (best ratio floor/round {floor / min(round_s):.2f}; "
+            "1.00 = all served in one latency period)"
+        )
+        emulator.reset()
+
+        stream = build_request(host, "/api/v1/chat/completions", _chat_body(stream=True))
+        rate, tally = asyncio.run(_throughput(port, stream, args.connections, args.seconds / 2))
+        print(f"\n[3] streamed chat completions: {rate:,.0f} streams/s; errors {tally.errors}")
+
+        create_s, total_s = _batch(emulator, args.batch_size)
+        print(
+            f"\n[4] Batch API, {args.batch_size:,} requests: create answered in {create_s * 1000:.0f} ms, "
+            f"completed with inline results after {total_s:.2f} s "
+            f"({args.batch_size / total_s:,.0f} requests/s)"
+        )
+        stats = emulator.stats()
+        print(
+            f"\nemulator stats: {stats['requests_total']:,} requests, {stats['billed_generations']:,} billed "
+            f"generations, total cost {stats['total_cost']} USD"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
