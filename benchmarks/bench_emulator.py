@@ -8,9 +8,9 @@
 3. Streamed chat completions per second, and a 10,000-request Batch API submission (create latency, time to
    completed).
 
-The load comes from a lean asyncio HTTP/1.1 client (pre-built requests, keep-alive, httptools to parse) in this
-process, so the client costs less CPU than the server it measures; the emulator runs in its own process, as in
-the tests. On a 2-core machine the two share the CPU, so the figure is a floor for what the emulator alone does.
+The load comes from a lean asyncio HTTP/1.1 client (pre-built requests, keep-alive, httptools to parse) in
+this process, so the client costs less CPU than the server it measures; the emulator runs in its own process,
+as in the tests. On a 2-core machine the two share the CPU, so the figure is a floor for the emulator alone.
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ def main() -> int:
             f"\n[1] non-streaming chat completions, zero latency, {args.connections} keep-alive connections"
         )
         print(
-            f"    {rate:,.0f} requests/s over {args.seconds:.0f} s; errors {tally.errors}; statuses {tally.statuses}"
+            f"    {rate:,.0f} requests/s over {args.seconds:.0f} s; errors {tally.errors}; "
+            f"statuses {tally.statuses}"
         )
         print(f"    ratio to the {GOAL_PER_SECOND:,}/s goal: {rate / GOAL_PER_SECOND:.2f}")
 
