@@ -21,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import random
 import time
 import uuid
@@ -514,6 +515,14 @@ class OpenRouterTransport:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update(settings.headers())
+        # Read proxy and CA settings from the environment once, here, instead of on every request (requests
+        # re-scans os.environ twice per call otherwise); this also keeps a ~/.netrc entry from replacing the
+        # bearer header.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
         self._session = session
         self._retry_billable = tenacity.Retrying(
             **_retrying_kwargs(

@@ -651,3 +651,15 @@ def test_async_connection_refused_maps_to_never_sent() -> None:
     with pytest.raises(OpenRouterConnectionError):
         asyncio.run(run())
     assert len(sleeps) == 1
+
+
+def test_proxy_settings_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    settings = TransportSettings("c", "https://openrouter.ai/api/v1", KEY, requests_per_minute=None)
+    with OpenRouterTransport(settings) as transport:
+        assert transport._session.proxies.get("https") == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "openrouter.ai")
+    with OpenRouterTransport(settings) as transport:
+        assert "https" not in transport._session.proxies
