@@ -310,8 +310,9 @@ class Emulator:
                         },
                     )
 
-    def check_credits(self, key: str, inference: Inference, needed: Decimal) -> None:
+    def check_credits(self, key: str, inference: Inference) -> None:
         """The pre-flight check: the most the request can cost must fit what the key may still spend."""
+        needed = inference.max_cost()
         spendable = self.ledger.spendable(key)
         if needed <= spendable and (needed > 0 or spendable >= 0):
             return
@@ -404,7 +405,7 @@ class Emulator:
         self.check_rate_limit(key, inference.model)
         directives = self.directives(inference)
         self.moderate(inference)
-        self.check_credits(key, inference, inference.max_cost())
+        self.check_credits(key, inference)
         fault = (
             self._decide_fault(hashlib.blake2b(request.body, digest_size=16).digest(), directives)
             if directives is not None or self.settings.fault_rate
