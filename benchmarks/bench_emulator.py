@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 import httptools
+import psutil
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator, running_emulator
 
@@ -92,16 +93,21 @@ async def _worker(port: int, request: bytes, stop_at: float, tally: Tally) -> No
         writer.close()
 
 
-async def _throughput(port: int, request: bytes, connections: int, seconds: float) -> tuple[float, Tally]:
+async def _throughput(
+    port: int, request: bytes, connections: int, seconds: float, server: psutil.Process | None = None
+) -> tuple[float, Tally, float]:
+    """(requests/s, tally, emulator CPU seconds) of a timed run after half a second of warm-up."""
     warm = Tally()
     await asyncio.gather(
         *(_worker(port, request, time.perf_counter() + 0.5, warm) for _ in range(connections))
     )
+    cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
     tally = Tally()
     start = time.perf_counter()
     stop_at = start + seconds
     await asyncio.gather(*(_worker(port, request, stop_at, tally) for _ in range(connections)))
-    return tally.ok / (time.perf_counter() - start), tally
+    rate = tally.ok / (time.perf_counter() - start)
+    return rate, tally, (sum(server.cpu_times()[:2]) - cpu_before) if server else 0.0
 
 
 async def _in_flight(port: int, request: bytes, count: int, rounds: int) -> tuple[float, list[float], Tally]:
@@ -183,7 +189,9 @@ def main() -> int:
         host = f"127.0.0.1:{port}"
         chat = build_request(host, "/api/v1/chat/completions", _chat_body())
 
-        rate, tally = asyncio.run(_throughput(port, chat, args.connections, args.seconds))
+        server = psutil.Process(emulator.process.pid)
+        rate, tally, cpu_s = asyncio.run(_throughput(port, chat, args.connections, args.seconds, server))
+        served = sum(tally.statuses.values())
         print(
             f"\n[1] non-streaming chat completions, zero latency, {args.connections} keep-alive connections"
         )
@@ -192,6 +200,12 @@ def main() -> int:
             f"statuses {tally.statuses}"
         )
         print(f"    ratio to the {GOAL_PER_SECOND:,}/s goal: {rate / GOAL_PER_SECOND:.2f}")
+        per_cpu_second = served / cpu_s
+        print(
+            f"    emulator CPU: {cpu_s / served * 1e6:.0f} us per request = {per_cpu_second:,.0f} requests "
+            f"per CPU-second, what one free core sustains (ratio to the goal "
+            f"{per_cpu_second / GOAL_PER_SECOND:.2f})"
+        )
 
         emulator.reset()
         emulator.configure(latency_ms=args.latency_ms)
@@ -214,7 +228,7 @@ def main() -> int:
         emulator.reset()
 
         stream = build_request(host, "/api/v1/chat/completions", _chat_body(stream=True))
-        rate, tally = asyncio.run(_throughput(port, stream, args.connections, args.seconds / 2))
+        rate, tally, _ = asyncio.run(_throughput(port, stream, args.connections, args.seconds / 2))
         print(f"\n[3] streamed chat completions: {rate:,.0f} streams/s; errors {tally.errors}")
 
         create_s, total_s = _batch(emulator, args.batch_size)
