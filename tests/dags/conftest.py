@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,12 @@ import pytest
 from dag_harness import (
     API_KEY,
     EMULATOR_CREDITS,
+    EXAMPLE_CONF,
     EXAMPLE_DAGS,
     GENERATION_DELAY_S,
     MANAGEMENT_KEY,
     AirflowSandbox,
+    DagRun,
     airflow_base_env,
     openrouter_connection,
     run_airflow,
@@ -36,8 +38,6 @@ def emulator() -> Iterator[Any]:
     with running_emulator(
         "--api-key",
         API_KEY,
-        "--management-key",
-        MANAGEMENT_KEY,
         "--generation-delay-s",
         str(GENERATION_DELAY_S),
         "--credits",
@@ -46,13 +46,37 @@ def emulator() -> Iterator[Any]:
         yield running
 
 
-@pytest.fixture
-def airflow_sandbox(tmp_path: Path, migrated_database: Path, emulator: Any) -> AirflowSandbox:
-    shutil.copyfile(migrated_database, tmp_path / "airflow.db")
+def new_sandbox(home: Path, migrated_database: Path, emulator: Any) -> AirflowSandbox:
+    shutil.copyfile(migrated_database, home / "airflow.db")
     return AirflowSandbox(
-        home=tmp_path,
+        home=home,
         connections={
             "openrouter_default": openrouter_connection(emulator.base_url, API_KEY),
             "openrouter_management": openrouter_connection(emulator.base_url, MANAGEMENT_KEY),
         },
     )
+
+
+@pytest.fixture
+def airflow_sandbox(tmp_path: Path, migrated_database: Path, emulator: Any) -> AirflowSandbox:
+    return new_sandbox(tmp_path, migrated_database, emulator)
+
+
+@pytest.fixture(scope="session")
+def example_run(
+    tmp_path_factory: pytest.TempPathFactory, migrated_database: Path, emulator: Any
+) -> Callable[[str], DagRun]:
+    """``example_run(dag_id)``: that example's one ``airflow dags test`` run of the session (made on use).
+
+    A run costs ~15 s of Airflow start-up, so the checks of one example (its figures, its logs, key leaks)
+    share the run instead of repeating it.
+    """
+    runs: dict[str, DagRun] = {}
+
+    def run(dag_id: str) -> DagRun:
+        if dag_id not in runs:
+            sandbox = new_sandbox(tmp_path_factory.mktemp(dag_id), migrated_database, emulator)
+            runs[dag_id] = sandbox.dags_test(dag_id, conf=EXAMPLE_CONF.get(dag_id))
+        return runs[dag_id]
+
+    return run

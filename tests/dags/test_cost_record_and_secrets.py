@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from dag_harness import API_KEY, TEST_DAGS, AirflowSandbox, openrouter_connection
+from dag_harness import (
+    API_KEY,
+    EXAMPLE_DAG_IDS,
+    MANAGEMENT_KEY,
+    TEST_DAGS,
+    AirflowSandbox,
+    DagRun,
+    openrouter_connection,
+)
 
 pytestmark = pytest.mark.dag
 
@@ -40,18 +49,20 @@ def test_rejected_answers_fail_the_task_but_their_cost_was_pushed_first(
         assert run.xcom(task_id, "usage")["completion_tokens"] == billed["tokens_completion"]
 
 
-def test_api_key_appears_in_no_log_xcom_or_database_row(airflow_sandbox: AirflowSandbox) -> None:
-    run = airflow_sandbox.dags_test("example_openrouter_generation")
+@pytest.mark.parametrize("dag_id", EXAMPLE_DAG_IDS)
+def test_api_key_appears_in_no_log_xcom_or_database_row(
+    example_run: Callable[[str], DagRun], dag_id: str
+) -> None:
+    run = example_run(dag_id)
     assert run.succeeded, run.explain()
-    assert run.xcom_keys("chat") == {"return_value", "generation_id", "text", "usage", "cost"}
-    rendered = run.query(
-        "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?", run.dag_id
-    )
+    assert run.query("SELECT value FROM xcom WHERE dag_id = ?", dag_id), "XCom rows were stored"
+    rendered = run.query("SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?", dag_id)
     assert rendered, "rendered template fields were stored"
 
-    assert API_KEY not in run.output
-    assert API_KEY not in run.log_files_text()
-    assert API_KEY not in run.all_text_in_database()
+    for key in (API_KEY, MANAGEMENT_KEY):
+        assert key not in run.output
+        assert key not in run.log_files_text()
+        assert key not in run.all_text_in_database()
 
 
 def test_rejected_key_fails_naming_the_connection_and_never_the_key(

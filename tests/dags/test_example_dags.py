@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from dag_harness import API_KEY, EMULATOR_CREDITS, AirflowSandbox, DagRun
+from dag_harness import API_KEY, CHAIN_QUESTION, EMULATOR_CREDITS, DagRun
 
 pytestmark = pytest.mark.dag
 
@@ -50,8 +51,8 @@ def assert_all_succeeded(run: DagRun, tasks: set[str]) -> None:
     assert run.task_states() == dict.fromkeys(tasks, "success"), run.explain()
 
 
-def test_chat_example(airflow_sandbox: AirflowSandbox, catalog: dict[str, Any]) -> None:
-    run = airflow_sandbox.dags_test("example_openrouter_chat")
+def test_chat_example(example_run: Callable[[str], DagRun], catalog: dict[str, Any]) -> None:
+    run = example_run("example_openrouter_chat")
     assert_all_succeeded(run, {"chat", "read_answer"})
 
     answer = typed(run.xcom("chat"), "ChatCompletion")
@@ -65,8 +66,8 @@ def test_chat_example(airflow_sandbox: AirflowSandbox, catalog: dict[str, Any]) 
     assert "openai/gpt-4o-mini answered:" in run.output
 
 
-def test_completion_example(airflow_sandbox: AirflowSandbox, catalog: dict[str, Any]) -> None:
-    run = airflow_sandbox.dags_test("example_openrouter_completion")
+def test_completion_example(example_run: Callable[[str], DagRun], catalog: dict[str, Any]) -> None:
+    run = example_run("example_openrouter_completion")
     assert_all_succeeded(run, {"complete", "read_text"})
 
     answer = typed(run.xcom("complete"), "TextCompletion")
@@ -78,8 +79,8 @@ def test_completion_example(airflow_sandbox: AirflowSandbox, catalog: dict[str, 
     assert "openai/gpt-3.5-turbo-instruct completed:" in run.output
 
 
-def test_credits_example(airflow_sandbox: AirflowSandbox) -> None:
-    run = airflow_sandbox.dags_test("example_openrouter_credits")
+def test_credits_example(example_run: Callable[[str], DagRun]) -> None:
+    run = example_run("example_openrouter_credits")
     assert_all_succeeded(run, {"get_credits", "report_balance"})
 
     credits = typed(run.xcom("get_credits"), "Credits")
@@ -88,8 +89,8 @@ def test_credits_example(airflow_sandbox: AirflowSandbox) -> None:
     assert "USD left" in run.output
 
 
-def test_generation_example_waits_for_late_stats(airflow_sandbox: AirflowSandbox) -> None:
-    run = airflow_sandbox.dags_test("example_openrouter_generation")
+def test_generation_example_waits_for_late_stats(example_run: Callable[[str], DagRun]) -> None:
+    run = example_run("example_openrouter_generation")
     assert_all_succeeded(run, {"chat", "get_generation", "compare"})
 
     answer = typed(run.xcom("chat"), "ChatCompletion")
@@ -101,8 +102,8 @@ def test_generation_example_waits_for_late_stats(airflow_sandbox: AirflowSandbox
     assert "has no stats yet (404)" in run.output
 
 
-def test_models_example(airflow_sandbox: AirflowSandbox, catalog: dict[str, Any]) -> None:
-    run = airflow_sandbox.dags_test("example_openrouter_models")
+def test_models_example(example_run: Callable[[str], DagRun], catalog: dict[str, Any]) -> None:
+    run = example_run("example_openrouter_models")
     assert_all_succeeded(run, {"list_models", "list_endpoints", "summarise"})
 
     listed = typed(run.xcom("list_models"), "ModelList")
@@ -118,10 +119,10 @@ def test_models_example(airflow_sandbox: AirflowSandbox, catalog: dict[str, Any]
 
 
 def test_chain_example_picks_the_cheapest_fitting_model_and_reports_its_cost(
-    airflow_sandbox: AirflowSandbox, catalog: dict[str, Any]
+    example_run: Callable[[str], DagRun], catalog: dict[str, Any]
 ) -> None:
-    question = "Give one practical tip for keeping LLM costs predictable in a data pipeline."
-    run = airflow_sandbox.dags_test("example_openrouter_chain", conf={"question": question})
+    question = CHAIN_QUESTION
+    run = example_run("example_openrouter_chain")
     assert_all_succeeded(run, {"list_models", "pick_model", "chat", "get_generation", "report"})
 
     # The DAG's rule, restated from its docstring: context >= 8000, takes max_tokens and temperature, priced
