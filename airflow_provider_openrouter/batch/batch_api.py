@@ -94,6 +94,8 @@ class BatchApiState:
     model: str
     chunks: list[ChunkState] = field(default_factory=list)
     all_submitted: bool = False
+    mode_reason: str = ""
+    submit_seconds: float = 0.0
 
     @property
     def batch_ids(self) -> list[str]:
@@ -109,6 +111,8 @@ class BatchApiState:
             model=data["model"],
             chunks=[ChunkState(**chunk) for chunk in data.get("chunks", [])],
             all_submitted=bool(data.get("all_submitted")),
+            mode_reason=str(data.get("mode_reason", "")),
+            submit_seconds=float(data.get("submit_seconds", 0.0)),
         )
 
 
@@ -218,6 +222,13 @@ class BatchApiClient:
             self.state.all_submitted = True
             self._save()
         return self.state.batch_ids
+
+    def note_submission(self, mode_reason: str, submit_seconds: float) -> None:
+        """Keep why the Batch API was chosen and how long submitting took, for the manifest after the wait
+        (a resumed task is a new instance, and the state file outlives it)."""
+        self.state.mode_reason = mode_reason
+        self.state.submit_seconds = submit_seconds
+        self._save()
 
     def _submit(self, chunk: _Chunk) -> None:
         entry = ChunkState(

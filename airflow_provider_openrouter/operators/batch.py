@@ -425,7 +425,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         if mode == "batch_api":
             fallback = self._submit_and_defer(context, job, reason, started)
             if fallback is None:  # nothing left to wait for
-                return self._land(context, job, reason, submit_seconds=time.monotonic() - started)
+                return self._land(context, job)
             reason = fallback
             self.log.info("batch mode: concurrent (%s)", reason)
         return self._run_concurrent(context, job, reason)
@@ -478,9 +478,10 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         ti.xcom_push(key="batch_ids", value=batch_ids)
         waiting = client.pending_batch_ids()
         job.opened.close()
+        submit_seconds = time.monotonic() - started
+        client.note_submission(reason, submit_seconds)
         if not waiting:
             return None
-        submit_seconds = time.monotonic() - started
         self.log.info(
             "submitted %d batch(es) in %.1fs; deferring until they finish: %s",
             len(batch_ids),
@@ -496,29 +497,22 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
                 end_time=time.time() + timeout.total_seconds(),
             ),
             method_name="execute_complete",
-            kwargs={"mode_reason": reason, "submit_seconds": submit_seconds, "deferred_at": time.time()},
             timeout=timeout + timedelta(seconds=float(self.poll_interval) + 300),
         )
         return None  # pragma: no cover - defer() raises TaskDeferred
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any] | None = None,
-        mode_reason: str = "",
-        submit_seconds: float = 0.0,
-        deferred_at: float | None = None,
-    ) -> BatchManifest:
-        """Resume after the trigger: check the event against the allow-list, then land the results."""
-        wait_seconds = time.time() - deferred_at if deferred_at else 0.0
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> BatchManifest:
+        """Resume after the trigger: check the event against the allow-list, then land the results.
+
+        Everything else comes from the state file, not from the deferral: a resumed task is a new instance.
+        """
         self._check_event(event)
         assert event is not None  # checked above
-        reason = event["reason"]
-        if reason != "completed":
+        if event["reason"] != "completed":
             raise self._wait_error(event)
         job = self._job(context)
         job.open()
-        return self._land(context, job, mode_reason, submit_seconds=submit_seconds, wait_seconds=wait_seconds)
+        return self._land(context, job, wait_seconds=float(event.get("waited_seconds") or 0.0))
 
     def _check_event(self, event: dict[str, Any] | None) -> None:
         from airflow_provider_openrouter.exceptions import OpenRouterResponseError
@@ -549,24 +543,16 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
             return OpenRouterInsufficientCreditsError(message, conn_id=self.openrouter_conn_id, status=402)
         return BatchWaitError(message, conn_id=self.openrouter_conn_id, code=event["reason"])
 
-    def _land(
-        self,
-        context: Context,
-        job: BatchJob,
-        reason: str,
-        *,
-        submit_seconds: float = 0.0,
-        wait_seconds: float = 0.0,
-    ) -> BatchManifest:
+    def _land(self, context: Context, job: BatchJob, *, wait_seconds: float = 0.0) -> BatchManifest:
         client = self._batch_client(job)
         landing_started = time.monotonic()
         client.land_all()
         manifest = job.finish(
             mode="batch_api",
-            mode_reason=reason,
+            mode_reason=client.state.mode_reason,
             requests_sent=client.requests_sent,
             batch_ids=client.state.batch_ids,
-            submit_seconds=submit_seconds,
+            submit_seconds=client.state.submit_seconds,
             wait_seconds=wait_seconds,
             landing_seconds=time.monotonic() - landing_started,
         )

@@ -10,7 +10,8 @@ Event contract (exactly one event, then the trigger returns): a JSON dict
   deadline passed; the batches keep running), ``polling_error`` (``max_consecutive_errors`` transient failures
   in a row), ``payment_required`` (402: results withheld until credits are added), ``permanent_error`` (401,
   403, 404: waiting cannot help);
-* ``batch_ids``, ``statuses`` (last status seen per batch), ``message`` (one line, for people).
+* ``batch_ids``, ``statuses`` (last status seen per batch), ``waited_seconds`` (since this trigger started),
+  ``message`` (one line, for people).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class OpenRouterBatchTrigger(BaseTrigger):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         super().__init__()
+        self._started = time.time()
         self.openrouter_conn_id = openrouter_conn_id
         self.batch_ids = list(batch_ids)
         self.poll_interval = float(poll_interval)
@@ -80,6 +82,7 @@ class OpenRouterBatchTrigger(BaseTrigger):
                 "reason": reason,
                 "batch_ids": list(self.batch_ids),
                 "statuses": dict(statuses),
+                "waited_seconds": round(time.time() - self._started, 3),
                 "message": message,
             }
         )

@@ -43,3 +43,22 @@ def make_job(
     )
     job.scan()
     return job
+
+
+class TaskInstanceStandIn:
+    """What the operator reads from ``context["ti"]`` when a test calls ``execute`` outside a DAG run."""
+
+    def __init__(self, run_id: str = "manual__test", map_index: int = -1) -> None:
+        self.dag_id = "batch_tests"
+        self.task_id = "batch"
+        self.run_id = run_id
+        self.map_index = map_index
+        self.try_number = 1
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def context_for(ti: TaskInstanceStandIn) -> dict[str, Any]:
+    return {"ti": ti}

@@ -1,0 +1,101 @@
+"""The batch operator in real DAG runs (``airflow dags test`` on SQLite) against the emulator."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_openrouter.emulator.testing import RunningEmulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
+from dag_harness import AirflowSandbox, airflow_base_env, run_airflow
+
+pytestmark = pytest.mark.dag
+DAGS = Path(__file__).resolve().parent / "dags"
+
+
+@pytest.fixture(scope="module")
+def migrated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("batch-airflow-template")
+    done = run_airflow(airflow_base_env(home, DAGS), "db", "migrate")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return home / "airflow.db"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, migrated_home: Path, emulator: RunningEmulator) -> Iterator[AirflowSandbox]:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "airflow.db").write_bytes(migrated_home.read_bytes())
+    yield AirflowSandbox(
+        home=home, connections={"openrouter_default": emulator.conn_uri(requests_per_minute=0)}
+    )
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_concurrent_batch_from_upstream_xcom_to_a_typed_manifest_downstream(
+    sandbox: AirflowSandbox, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    output = tmp_path / "results" / "answers.jsonl"
+    run = sandbox.dags_test(
+        "openrouter_batch_concurrent", dags_folder=DAGS, conf={"rows": 12, "output_path": str(output)}
+    )
+    assert run.succeeded, run.explain()
+    assert run.task_states() == {"questions": "success", "batch": "success", "summarise": "success"}
+
+    lines = _lines(output)
+    assert [line["custom_id"] for line in lines] == [f"q{n}" for n in range(12)]
+    assert {line["status"] for line in lines} == {"succeeded"}
+    stats = emulator.stats()
+    assert stats["billed_generations"] == 12
+    summary = run.xcom("summarise")
+    assert summary["succeeded"] == 12
+    assert Decimal(summary["cost"]) == Decimal(stats["total_cost"])
+    assert summary["path"] == str(output)
+
+    extras = [json.loads(extra) for (extra,) in run.query("SELECT extra FROM asset_event")]
+    assert len(extras) == 1
+    assert extras[0]["succeeded"] == 12
+    assert Decimal(extras[0]["cost"]) == Decimal(stats["total_cost"])
+
+
+def test_batch_api_defers_then_a_retry_re_attaches_without_a_second_submission(
+    sandbox: AirflowSandbox, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    input_path = tmp_path / "in.jsonl"
+    input_path.write_text(
+        "".join(json.dumps({"custom_id": f"r{n}", "prompt": f"p{n}"}) + "\n" for n in range(20))
+    )
+    output = tmp_path / "out.jsonl"
+    # The first wait ends with the batch reported missing, so the first attempt fails after submitting.
+    emulator.configure(batch_duration_s=0.5, fail_next={"GET /batches/{id}": ["404"]})
+
+    run = sandbox.dags_test(
+        "openrouter_batch_api",
+        dags_folder=DAGS,
+        conf={"input_path": str(input_path), "output_path": str(output)},
+    )
+    assert run.succeeded, run.explain()
+    tries = run.query("SELECT try_number FROM task_instance WHERE dag_id = 'openrouter_batch_api'")
+    assert tries == [(2,)]
+    assert "Waiting for OpenRouter batches failed" in run.output
+    stats = emulator.stats()
+    assert stats["requests"]["POST /batches"] == {"202": 1}
+    assert stats["billed_generations"] == 20
+    lines = _lines(output)
+    assert [line["custom_id"] for line in lines] == [f"r{n}" for n in range(20)]
+    assert {line["status"] for line in lines} == {"succeeded"}
+    manifest = run.xcom("batch")["__data__"]
+    assert manifest["mode"] == "batch_api"
+    assert manifest["mode_reason"] == "mode='batch_api' was requested"
+    assert manifest["batch_ids"] == run.xcom("batch", "batch_ids")
+    assert manifest["timings"]["wait_seconds"] > 0

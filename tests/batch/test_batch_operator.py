@@ -1,0 +1,217 @@
+"""OpenRouterBatchCompletionOperator outside a DAG run: defaults merging, mode choice, bad input, failures."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+from batch_helpers import MODEL, TaskInstanceStandIn, context_for
+
+from airflow_provider_openrouter.batch.errors import BatchFailedRowsError, BatchInputError
+from airflow_provider_openrouter.batch.inputs import BatchRow
+from airflow_provider_openrouter.emulator.testing import RunningEmulator
+from airflow_provider_openrouter.exceptions import OpenRouterRequestError
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
+from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
+
+
+def _operator(tmp_path: Path, **kwargs: Any) -> OpenRouterBatchCompletionOperator:
+    options: dict[str, Any] = {
+        "task_id": "batch",
+        "model": MODEL,
+        "output_path": str(tmp_path / "out" / "result.jsonl"),
+        "concurrency": 4,
+        "progress_interval": 3600,
+    }
+    options.update(kwargs)
+    return OpenRouterBatchCompletionOperator(**options)
+
+
+def _billable_requests(emulator: RunningEmulator) -> int:
+    requests = emulator.stats()["requests"]
+    return sum(sum(requests.get(route, {}).values()) for route in ("POST /chat/completions", "POST /batches"))
+
+
+def test_row_fields_override_the_operators_defaults(emulator: RunningEmulator, tmp_path: Path) -> None:
+    op = _operator(
+        tmp_path,
+        inputs=["unused"],
+        system_prompt="Answer in one word.",
+        temperature="0.2",
+        max_tokens=50,
+        extra_body={"user": "nightly"},
+    )
+    build = op._body_builder(OpenRouterHook(), MODEL)
+    row = BatchRow(
+        0, "r1", [{"role": "user", "content": "hi"}], {"temperature": 1.5, "top_k": 3}, "inputs[0]"
+    )
+    assert build(row) == {
+        "model": MODEL,
+        "messages": [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "hi"},
+        ],
+        "temperature": 1.5,
+        "max_tokens": 50,
+        "user": "nightly",
+        "top_k": 3,
+    }
+
+
+def test_a_row_with_an_invalid_field_is_refused_before_sending(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    op = _operator(tmp_path, inputs=["fine", {"prompt": "hot", "temperature": 9}])
+    with pytest.raises(
+        BatchInputError, match=r"inputs\[1\] \(row-2\): temperature must be a number from 0 to 2"
+    ):
+        op.execute(context_for(TaskInstanceStandIn()))
+    assert _billable_requests(emulator) == 0
+
+
+def _write(tmp_path: Path, lines: list[str]) -> str:
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown_model", r"model\(s\) \['nobody/no-such-model'\] are not in OpenRouter's catalog"),
+        ("empty_list", "has no rows"),
+        ("not_json", r"line 2 of .*in\.jsonl is not valid JSON"),
+        ("duplicate_id", "repeats custom_id 'a' of row 1"),
+        ("unreadable_file", r"Cannot read input_path .*missing\.jsonl"),
+        ("unwritable_output", r"output_path .*cannot be written"),
+    ],
+)
+def test_bad_input_fails_before_anything_is_paid_for(
+    emulator: RunningEmulator, tmp_path: Path, case: str, expected: str
+) -> None:
+    kwargs: dict[str, Any] = {"inputs": ["a question"]}
+    if case == "unknown_model":
+        kwargs["model"] = "nobody/no-such-model"
+    elif case == "empty_list":
+        kwargs["inputs"] = []
+    elif case == "not_json":
+        kwargs = {"input_path": _write(tmp_path, ['"fine"', "{oops"])}
+    elif case == "duplicate_id":
+        kwargs["inputs"] = [{"custom_id": "a", "prompt": "x"}, {"custom_id": "a", "prompt": "y"}]
+    elif case == "unreadable_file":
+        kwargs = {"input_path": str(tmp_path / "missing.jsonl")}
+    elif case == "unwritable_output":
+        (tmp_path / "taken").write_text("a file, not a directory")
+        kwargs["output_path"] = str(tmp_path / "taken" / "result.jsonl")
+    op = _operator(tmp_path, **kwargs)
+    with pytest.raises(BatchInputError, match=expected) as caught:
+        op.execute(context_for(TaskInstanceStandIn()))
+    assert "\n" not in str(caught.value)
+    assert _billable_requests(emulator) == 0
+    assert not (tmp_path / "out" / "result.jsonl").exists()
+
+
+def test_failed_rows_fail_the_task_only_past_the_allowed_fraction(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    inputs = ["ok 1", "[[emulator: fault=400]] rejected", "ok 2", "ok 3"]
+    strict = _operator(tmp_path, inputs=inputs)
+    ti = TaskInstanceStandIn()
+    with pytest.raises(BatchFailedRowsError, match=r"1 of 4 rows did not succeed \(1 failed"):
+        strict.execute(context_for(ti))
+    output = tmp_path / "out" / "result.jsonl"
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["status"] for line in lines] == ["succeeded", "failed", "succeeded", "succeeded"]
+    assert lines[1]["error"]["status"] == 400
+    assert ti.xcoms["manifest"].counts.failed == 1
+    assert (tmp_path / "out" / "result.jsonl.manifest.json").exists()  # complete, and labelled
+
+    lenient = _operator(tmp_path, inputs=inputs, max_failed_fraction=0.25)
+    manifest = lenient.execute(context_for(TaskInstanceStandIn()))
+    assert manifest.counts.succeeded == 3
+    assert manifest.requests_sent == 0  # same run: the checkpoint answered, nothing was paid again
+
+
+def test_auto_runs_a_small_input_concurrently_and_says_why(emulator: RunningEmulator, tmp_path: Path) -> None:
+    manifest = _operator(tmp_path, inputs=["a", "b"]).execute(context_for(TaskInstanceStandIn()))
+    assert manifest.mode == "concurrent"
+    assert "fewer than batch_api_min_rows=1000" in manifest.mode_reason
+
+
+def test_auto_uses_the_batch_api_when_large_enough_and_defers_right_after_submitting(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    op = _operator(tmp_path, inputs=["a", "b", "c"], batch_api_min_rows=3, poll_interval=0.1)
+    ti = TaskInstanceStandIn()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context_for(ti))
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, OpenRouterBatchTrigger)
+    assert ti.xcoms["batch_ids"] == trigger.batch_ids
+    assert deferred.value.method_name == "execute_complete"
+    stats = emulator.stats()["requests"]
+    assert stats.get("POST /batches") == {"202": 1}
+    assert "POST /chat/completions" not in stats
+
+
+def test_auto_stays_concurrent_when_the_task_cannot_wait_a_batch_window(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    op = _operator(
+        tmp_path, inputs=["a", "b", "c"], batch_api_min_rows=3, execution_timeout=timedelta(hours=1)
+    )
+    manifest = op.execute(context_for(TaskInstanceStandIn()))
+    assert manifest.mode == "concurrent"
+    assert "execution_timeout 1:00:00 is shorter" in manifest.mode_reason
+
+
+def test_batch_api_refuses_rows_of_other_models(emulator: RunningEmulator, tmp_path: Path) -> None:
+    op = _operator(tmp_path, inputs=[{"prompt": "a", "model": "openai/gpt-4o"}], mode="batch_api")
+    with pytest.raises(BatchInputError, match="one model per batch"):
+        op.execute(context_for(TaskInstanceStandIn()))
+
+
+def test_execute_complete_refuses_events_outside_the_allow_list(tmp_path: Path) -> None:
+    op = _operator(tmp_path, inputs=["a"])
+    for event in (None, {"status": "weird", "reason": "completed", "batch_ids": []}, {"status": "success"}):
+        with pytest.raises(Exception, match="does not know"):
+            op.execute_complete(context_for(TaskInstanceStandIn()), event)
+
+
+def test_shards_split_the_connections_rate_budget(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in emulator.airflow_conn_env(requests_per_minute=600).items():
+        monkeypatch.setenv(name, value)
+    op = OpenRouterBatchCompletionOperator(
+        task_id="shard",
+        model=MODEL,
+        inputs=["a"],
+        output_path="/tmp/unused.jsonl",
+        shard_index=1,
+        shard_count=4,
+    )
+    assert op.engine_settings.requests_per_minute == 150
+    explicit = OpenRouterBatchCompletionOperator(
+        task_id="shard",
+        model=MODEL,
+        inputs=["a"],
+        output_path="/tmp/x.jsonl",
+        shard_count=4,
+        requests_per_minute=90,
+    )
+    assert explicit.engine_settings.requests_per_minute == 90
+
+
+def test_literal_mistakes_are_caught_when_the_dag_is_parsed(tmp_path: Path) -> None:
+    with pytest.raises(OpenRouterRequestError, match="mode"):
+        _operator(tmp_path, inputs=["a"], mode="fast")
+    with pytest.raises(OpenRouterRequestError, match="one input, not two"):
+        _operator(tmp_path, inputs=["a"], input_path="/in.jsonl")
+    with pytest.raises(OpenRouterRequestError, match="nothing to run"):
+        _operator(tmp_path)
