@@ -316,11 +316,11 @@ class ChatSender(Protocol):
 
 def run_job(
     job: BatchJob, sender: ChatSender, settings: RunnerSettings, log: Log, *, mode_reason: str
-) -> tuple[BatchManifest, OpenRouterError | None]:
+) -> tuple[BatchManifest, ConcurrentRunner]:
     """Send the pending rows of an opened ``job`` and commit its output.
 
-    Returns the manifest and the account error that stopped the run, if one did (the output is whole either
-    way: unsent rows are labelled ``not_sent``).
+    Returns the manifest and the runner, whose ``stop_error`` is the account error that stopped the run, if
+    one did (the output is whole either way: unsent rows are labelled ``not_sent``).
     """
 
     def send(row: BatchRow) -> ChatCompletion:
@@ -344,7 +344,7 @@ def run_job(
         requests_sent=runner.requests_sent,
         stop_error=runner.stop_error,
     )
-    return manifest, runner.stop_error
+    return manifest, runner
 
 
 def _row_error(err: OpenRouterError) -> dict[str, Any]:

@@ -17,9 +17,11 @@ import hashlib
 import json
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +81,10 @@ class InputScan:
     row_models: frozenset[str] = field(default_factory=frozenset)
 
 
+def _id_hash(custom_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(custom_id.encode(), digest_size=8).digest(), "big")
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -123,17 +129,12 @@ class BatchJob:
         """Validate every row of this shard and build its body once; raise on the first bad row."""
         digest = hashlib.sha256()
         digest.update(canonical_json({"model": self.spec.model, "shard": self.spec.shard_count}).encode())
-        seen: dict[str, int] = {}
+        # 8 bytes per row instead of a set of ids, so memory stays flat however long the input is.
+        id_hashes = array("Q")
         models: set[str] = set()
         total = 0
         for row in self.rows():
-            earlier = seen.get(row.custom_id)
-            if earlier is not None:
-                raise BatchInputError(
-                    f"Input row at {row.where} repeats custom_id {row.custom_id!r} of row {earlier + 1}. "
-                    "Each custom_id must be unique; its result is matched by it"
-                )
-            seen[row.custom_id] = row.index
+            id_hashes.append(_id_hash(row.custom_id))
             body = self.body(row)
             if isinstance(body.get("model"), str):
                 models.add(body["model"])
@@ -141,10 +142,28 @@ class BatchJob:
             total += 1
         if total == 0:
             self._refuse_empty()
+        self._refuse_duplicates(id_hashes)
         input_digest = digest.hexdigest()
         identity = hashlib.sha256(f"{self.spec.run_key}\n{input_digest}".encode()).hexdigest()
         self.scan_result = InputScan(total, input_digest, identity, frozenset(models))
         return self.scan_result
+
+    def _refuse_duplicates(self, id_hashes: array[int]) -> None:
+        """Sort the id hashes; only when two are equal, read the input again to name the repeated id."""
+        ordered = sorted(id_hashes)
+        suspects = {left for left, right in pairwise(ordered) if left == right}
+        if not suspects:
+            return
+        first_row: dict[str, int] = {}
+        for row in self.rows():
+            if _id_hash(row.custom_id) not in suspects:
+                continue
+            earlier = first_row.setdefault(row.custom_id, row.index)
+            if earlier != row.index:
+                raise BatchInputError(
+                    f"Input row at {row.where} repeats custom_id {row.custom_id!r} of row {earlier + 1}. "
+                    "Each custom_id must be unique; its result is matched by it"
+                )
 
     def _refuse_empty(self) -> None:
         if self.spec.shard_count > 1 and next(iter_rows(self.spec.source), None) is not None:

@@ -438,8 +438,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
             row_retries=int(self.row_retries),
             progress_interval=float(self.progress_interval),
         )
-        manifest, stop_error = run_job(job, self.engine_hook, settings, self.log, mode_reason=reason)
-        return self._conclude(context, manifest, stop_error)
+        manifest, runner = run_job(job, self.engine_hook, settings, self.log, mode_reason=reason)
+        return self._conclude(context, manifest, runner.stop_error)
 
     def _batch_client(self, job: BatchJob) -> BatchApiClient:
         from airflow_provider_openrouter.batch.batch_api import BatchApiClient

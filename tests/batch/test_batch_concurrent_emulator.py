@@ -28,10 +28,10 @@ def test_with_20_percent_faults_every_row_succeeds_once_and_nothing_is_billed_tw
     emulator.configure(fault_rate=0.2, fault_statuses=[502, 503, 529])
     job = make_job(hook, tmp_path / "out.jsonl", [f"question {n}" for n in range(rows)])
     job.open()
-    manifest, stop_error = run_job(job, hook, FAST, LOG, mode_reason="test")
+    manifest, runner = run_job(job, hook, FAST, LOG, mode_reason="test")
 
     lines = _output(tmp_path / "out.jsonl")
-    assert stop_error is None
+    assert runner.stop_error is None
     assert [line["custom_id"] for line in lines] == [f"row-{n + 1}" for n in range(rows)]
     assert {line["status"] for line in lines} == {"succeeded"}
     stats = emulator.stats()
@@ -80,8 +80,8 @@ def test_insufficient_credits_stop_the_run_and_label_unsent_rows(
     emulator.configure(credits="0")
     job = make_job(hook, tmp_path / "out.jsonl", [f"p{n}" for n in range(10)])
     job.open()
-    manifest, stop_error = run_job(job, hook, RunnerSettings(concurrency=2), LOG, mode_reason="test")
-    assert isinstance(stop_error, OpenRouterInsufficientCreditsError)
+    manifest, runner = run_job(job, hook, RunnerSettings(concurrency=2), LOG, mode_reason="test")
+    assert isinstance(runner.stop_error, OpenRouterInsufficientCreditsError)
     lines = _output(tmp_path / "out.jsonl")
     assert len(lines) == 10
     assert {line["status"] for line in lines} == {"not_sent"}
@@ -91,8 +91,8 @@ def test_insufficient_credits_stop_the_run_and_label_unsent_rows(
     emulator.configure(credits="100")  # the user adds credits; the retry sends every row
     retry = make_job(hook, tmp_path / "out.jsonl", [f"p{n}" for n in range(10)])
     retry.open()
-    manifest, stop_error = run_job(retry, hook, FAST, LOG, mode_reason="test")
-    assert stop_error is None
+    manifest, runner = run_job(retry, hook, FAST, LOG, mode_reason="test")
+    assert runner.stop_error is None
     assert manifest.counts.succeeded == 10
     assert emulator.stats()["billed_generations"] == 10
 
