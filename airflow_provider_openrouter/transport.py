@@ -25,7 +25,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -268,6 +268,32 @@ def _error_in_completion(
     if not choices:
         return 502, "empty_choices", "OpenRouter answered 200 with no choices (no usable completion)", None
     return None
+
+
+def _error_in_stream_event(
+    event: Mapping[str, Any],
+) -> tuple[int, int | str | None, str, dict[str, Any] | None] | None:
+    """An error event in a stream (top-level ``error`` or a choice ending with ``finish_reason: "error"``)."""
+    if _envelope(event) is None and not any(
+        isinstance(choice, Mapping) and choice.get("finish_reason") == "error"
+        for choice in event.get("choices") or ()
+    ):
+        return None
+    return _error_in_completion(event)
+
+
+def _sse_payloads(lines: Iterable[bytes]) -> Iterator[str]:
+    """The ``data`` of each server-sent event; comment lines (``: OPENROUTER PROCESSING``) are skipped."""
+    data: list[str] = []
+    for raw in lines:
+        line = raw.decode("utf-8", "replace")
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif not line and data:
+            yield "\n".join(data)
+            data = []
+    if data:
+        yield "\n".join(data)
 
 
 def _short_body(content: bytes, content_type: str) -> str:
@@ -570,6 +596,91 @@ class OpenRouterTransport:
         headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         return self._retry_billable(self._attempt, "POST", path, None, body, headers, True)
 
+    def stream(
+        self, path: str, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """POST a billable request with ``"stream": true`` and yield its server-sent events as dicts.
+
+        Opening the stream follows the billable retry rules (an error before the first event is an ordinary
+        HTTP answer). Once events flow nothing is resent: an error event raises the class of the code it
+        carries (``in_body``), and a stream cut off before ``[DONE]`` raises
+        :class:`OpenRouterOutcomeUnknownError`. A server that ignores ``stream`` and answers one JSON object
+        yields that object once.
+        """
+        headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex, "Accept": "text/event-stream"}
+        response = self._retry_billable(self._open_stream, "POST", path, {**body, "stream": True}, headers)
+        if isinstance(response, dict):
+            yield response
+            return
+        with response:
+            yield from self._events(response, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        *,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One HTTP exchange, transport failures mapped to never-sent / outcome-unknown."""
+        if self.bucket is not None:
+            self.bucket.acquire()
+        try:
+            return self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self._timeout,
+                stream=stream,
+            )
+        except requests.RequestException as error:
+            raise self._transport_error(error, f"{method} {path}") from None
+
+    def _transport_error(self, error: requests.RequestException, request: str) -> OpenRouterError:
+        common: dict[str, Any] = {
+            "conn_id": self.settings.conn_id,
+            "request": request,
+            "secrets": self._secrets,
+        }
+        if isinstance(error, requests.ConnectionError) and _was_never_sent(error):
+            return OpenRouterConnectionError(
+                f"{type(error).__name__} to {self.base_url}: {_reason(error)}", **common
+            )
+        if isinstance(error, requests.ConnectionError):
+            return OpenRouterOutcomeUnknownError(
+                f"connection lost after sending ({_reason(error)})", **common
+            )
+        if isinstance(error, requests.Timeout):  # a read timeout: connect timeouts are ConnectionErrors
+            message = f"no answer within {self.settings.timeout:g} s ({type(error).__name__})"
+            return OpenRouterOutcomeUnknownError(message, **common)
+        # A truncated chunked body, undecodable content.
+        return OpenRouterOutcomeUnknownError(
+            f"incomplete answer ({type(error).__name__}: {_reason(error)})", **common
+        )
+
+    def _check(
+        self, response: requests.Response, method: str, path: str, content: bytes, billable: bool
+    ) -> dict[str, Any]:
+        try:
+            return raise_for_openrouter_error(
+                response.status_code,
+                response.headers,
+                content,
+                method=method,
+                path=path,
+                conn_id=self.settings.conn_id,
+                billable=billable,
+                secrets=self._secrets,
+            )
+        except OpenRouterRateLimitError as error:
+            _pause_bucket(self.bucket, error)
+            raise
+
     def _attempt(
         self,
         method: str,
@@ -579,61 +690,92 @@ class OpenRouterTransport:
         headers: dict[str, str] | None,
         billable: bool,
     ) -> dict[str, Any]:
-        if self.bucket is not None:
-            self.bucket.acquire()
-        request = f"{method} {path}"
-        conn_id = self.settings.conn_id
+        response = self._send(method, path, params, body, headers)
+        return self._check(response, method, path, response.content, billable)
+
+    def _open_stream(
+        self, method: str, path: str, body: Mapping[str, Any], headers: dict[str, str]
+    ) -> requests.Response | dict[str, Any]:
+        response = self._send(method, path, None, body, headers, stream=True)
+        if response.status_code == 200 and "text/event-stream" in response.headers.get("content-type", ""):
+            return response
         try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=self._timeout,
-            )
-        except requests.ConnectionError as error:
-            if _was_never_sent(error):
-                raise OpenRouterConnectionError(
-                    f"{type(error).__name__} to {self.base_url}: {_reason(error)}",
-                    conn_id=conn_id,
-                    request=request,
-                    secrets=self._secrets,
-                ) from None
-            raise OpenRouterOutcomeUnknownError(
-                f"connection lost after sending ({_reason(error)})",
-                conn_id=conn_id,
-                request=request,
-                secrets=self._secrets,
-            ) from None
-        except requests.Timeout as error:  # a read timeout: connect timeouts are ConnectionErrors above
-            raise OpenRouterOutcomeUnknownError(
-                f"no answer within {self.settings.timeout:g} s ({type(error).__name__})",
-                conn_id=conn_id,
-                request=request,
-                secrets=self._secrets,
-            ) from None
-        except requests.RequestException as error:  # truncated chunked body, undecodable content
-            raise OpenRouterOutcomeUnknownError(
-                f"incomplete answer ({type(error).__name__}: {_reason(error)})",
-                conn_id=conn_id,
-                request=request,
-                secrets=self._secrets,
-            ) from None
+            content = response.content
+        except requests.RequestException as error:
+            raise self._transport_error(error, f"{method} {path}") from None
+        finally:
+            response.close()
+        return self._check(response, method, path, content, True)
+
+    def _events(self, response: requests.Response, path: str) -> Iterator[dict[str, Any]]:
+        request = f"POST {path}"
+        generation_id = response.headers.get("x-generation-id")
+        finished = saw_choice = False
         try:
-            return raise_for_openrouter_error(
-                response.status_code,
-                response.headers,
-                response.content,
-                method=method,
-                path=path,
-                conn_id=conn_id,
-                billable=billable,
+            for payload in _sse_payloads(response.iter_lines()):
+                if payload == "[DONE]":
+                    if not saw_choice:
+                        raise error_for_status(
+                            502,
+                            "the stream ended without any choice (no usable completion)",
+                            method="POST",
+                            path=path,
+                            conn_id=self.settings.conn_id,
+                            code="empty_choices",
+                            generation_id=generation_id,
+                            in_body=True,
+                        )
+                    return
+                event = self._event(payload, request, generation_id)
+                if isinstance(event.get("id"), str):
+                    generation_id = event["id"]
+                choices = [choice for choice in event.get("choices") or () if isinstance(choice, Mapping)]
+                saw_choice = saw_choice or bool(choices)
+                finished = finished or any(choice.get("finish_reason") for choice in choices)
+                yield event
+        except requests.RequestException as error:
+            lost = self._transport_error(error, request)
+            lost.generation_id = generation_id
+            raise lost from None
+        if not finished:
+            raise OpenRouterOutcomeUnknownError(
+                "the stream ended before the completion finished",
+                generation_id=generation_id,
+                conn_id=self.settings.conn_id,
+                request=request,
                 secrets=self._secrets,
             )
-        except OpenRouterRateLimitError as error:
-            _pause_bucket(self.bucket, error)
-            raise
+
+    def _event(self, payload: str, request: str, generation_id: str | None) -> dict[str, Any]:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            raise OpenRouterOutcomeUnknownError(
+                f"unreadable stream event {payload[:80]!r}",
+                generation_id=generation_id,
+                conn_id=self.settings.conn_id,
+                request=request,
+                secrets=self._secrets,
+            )
+        hidden = _error_in_stream_event(event)
+        if hidden is not None:
+            status, code, message, metadata = hidden
+            event_id = event.get("id")
+            raise error_for_status(
+                status,
+                message,
+                method="POST",
+                path=request.partition(" ")[2],
+                conn_id=self.settings.conn_id,
+                code=code,
+                metadata=metadata,
+                generation_id=event_id if isinstance(event_id, str) else generation_id,
+                in_body=True,
+                secrets=self._secrets,
+            )
+        return event
 
 
 def _pause_bucket(bucket: TokenBucket | None, error: OpenRouterRateLimitError) -> None:

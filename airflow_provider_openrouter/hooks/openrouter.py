@@ -13,7 +13,7 @@ argument, the value and what is expected.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -48,7 +48,15 @@ if TYPE_CHECKING:
         TransportSettings,
     )
 
-__all__ = ["ROLES", "OpenRouterHook", "build_chat_request", "normalize_base_url", "settings_from_connection"]
+__all__ = [
+    "ROLES",
+    "OpenRouterHook",
+    "assemble_chat_stream",
+    "build_chat_request",
+    "build_completion_request",
+    "normalize_base_url",
+    "settings_from_connection",
+]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -342,7 +350,7 @@ def _merge_extra_body(body: dict[str, Any], extra_body: Any, request: str) -> di
     if extra:
         if extra.get("stream"):
             raise _bad(
-                "extra_body.stream", extra["stream"], "false: this call reads one JSON answer", request
+                "extra_body.stream", extra["stream"], "false (use chat_completion(stream=True))", request
             )
         body.update(extra)
     return body
@@ -504,6 +512,59 @@ def _query_value(value: Any) -> Any:
     return value
 
 
+def assemble_chat_stream(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One ``chat.completion`` body from the chunks of a streamed answer (deltas joined per choice).
+
+    Content and reasoning deltas are concatenated; tool-call deltas are merged by their ``index``; the last
+    ``finish_reason`` and the ``usage`` chunk win. A server that answered with one whole object is passed on.
+    """
+    result: dict[str, Any] = {"object": "chat.completion"}
+    choices: dict[int, dict[str, Any]] = {}
+    for event in events:
+        if event.get("object") == "chat.completion":
+            return dict(event)
+        for key in ("id", "created", "model", "provider", "system_fingerprint", "service_tier", "usage"):
+            if event.get(key) is not None:
+                result[key] = event[key]
+        for part in event.get("choices") or ():
+            index = part.get("index", 0)
+            choice = choices.setdefault(
+                index,
+                {"index": index, "message": {"role": "assistant", "content": ""}, "finish_reason": None},
+            )
+            _merge_delta(choice["message"], part.get("delta") or {})
+            for key in ("finish_reason", "native_finish_reason"):
+                if part.get(key):
+                    choice[key] = part[key]
+    result["choices"] = [choices[index] for index in sorted(choices)]
+    for choice in result["choices"]:
+        message = choice["message"]
+        if message.get("tool_calls") and not message["content"]:
+            message["content"] = None
+    return result
+
+
+def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    if delta.get("role"):
+        message["role"] = delta["role"]
+    for key in ("content", "reasoning"):
+        if isinstance(delta.get(key), str) and delta[key]:
+            message[key] = (message.get(key) or "") + delta[key]
+    for call in delta.get("tool_calls") or ():
+        calls = message.setdefault("tool_calls", [])
+        position = call.get("index", len(calls))
+        while len(calls) <= position:
+            calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+        target = calls[position]
+        for key in ("id", "type"):
+            if call.get(key):
+                target[key] = call[key]
+        function = call.get("function") or {}
+        for key in ("name", "arguments"):
+            if function.get(key):
+                target["function"][key] += function[key]
+
+
 # --- the hook ----------------------------------------------------------------------------------------------
 
 
@@ -611,11 +672,15 @@ class OpenRouterHook(BaseHook):
         reasoning: Mapping[str, Any] | str | None = None,
         extra_body: Mapping[str, Any] | str | None = None,
         idempotency_key: str | None = None,
+        stream: bool = False,
     ) -> ChatCompletion:
         """Send a chat completion (billable) and return the typed answer.
 
         Accepts the connector's flat form (``model``, ``role``, ``content``) and the full API; see
         :func:`build_chat_request`. An error OpenRouter reports inside a 200 body raises like its status.
+        ``stream=True`` receives the answer as server-sent events (OpenRouter's keep-alives then hold the
+        connection open through a long generation, so the read timeout measures silence, not total time) and
+        returns the same assembled ChatCompletion; an error event mid-stream raises.
         """
         body = self.build_chat_request(
             model,
@@ -636,13 +701,18 @@ class OpenRouterHook(BaseHook):
             reasoning=reasoning,
             extra_body=extra_body,
         )
-        return self.send_chat_request(body, idempotency_key=idempotency_key)
+        return self.send_chat_request(body, idempotency_key=idempotency_key, stream=stream)
 
     def send_chat_request(
-        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None, stream: bool = False
     ) -> ChatCompletion:
         """POST a body built by :meth:`build_chat_request` (the batch engine's per-row call)."""
-        data = self.transport.post(_CHAT_PATH, body, idempotency_key=idempotency_key)
+        if stream:
+            data = assemble_chat_stream(
+                self.transport.stream(_CHAT_PATH, body, idempotency_key=idempotency_key)
+            )
+        else:
+            data = self.transport.post(_CHAT_PATH, body, idempotency_key=idempotency_key)
         return self._result(ChatCompletion, data, f"POST {_CHAT_PATH}", billed=True)
 
     def completion(

@@ -321,14 +321,15 @@ def test_503_twice_then_success_bills_exactly_once(make_hook: MakeHook, emulator
     assert Decimal(stats["total_cost"]) == chat.cost
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("fault", ["reset", "truncate", "html"])
 def test_lost_answer_to_a_billable_post_is_not_resent(
-    make_hook: MakeHook, emulator: RunningEmulator, fault: str
+    make_hook: MakeHook, emulator: RunningEmulator, fault: str, stream: bool
 ) -> None:
     hook = make_hook()
     model = cheapest_paid_model(hook)
     with pytest.raises(OpenRouterOutcomeUnknownError) as caught:
-        hook.chat_completion(model.id, content=f"[[emulator: fault={fault}]] hello")
+        hook.chat_completion(model.id, content=f"[[emulator: fault={fault}]] hello", stream=stream)
     assert caught.value.billed is None
     stats = emulator.stats()
     assert sum(counts(emulator, CHAT).values()) == 1  # sent once, never again
@@ -395,3 +396,48 @@ def test_async_transport_reads_like_the_sync_one(make_hook: MakeHook) -> None:
     key, generation = asyncio.run(read())
     assert key["data"]["usage"] == pytest.approx(float(chat.cost))  # type: ignore[arg-type]
     assert generation["data"]["id"] == chat.id
+
+
+# --- streaming ---------------------------------------------------------------------------------------------
+
+
+def test_streamed_answer_equals_the_plain_one(make_hook: MakeHook, emulator: RunningEmulator) -> None:
+    hook = make_hook()
+    model = cheapest_paid_model(hook)
+    plain = hook.chat_completion(model.id, content="Describe a queue.", seed=5)
+    streamed = hook.chat_completion(model.id, content="Describe a queue.", seed=5, stream=True)
+    assert streamed.text == plain.text
+    assert streamed.cost == plain.cost == expected_cost(hook, streamed)
+    assert hook.get_generation(streamed.id).streamed is True
+    assert emulator.stats()["billed_generations"] == 2
+
+
+def test_stream_error_mid_way_raises_and_is_not_resent(
+    make_hook: MakeHook, emulator: RunningEmulator
+) -> None:
+    hook = make_hook()
+    with pytest.raises(OpenRouterUpstreamError) as caught:
+        hook.chat_completion(
+            cheapest_paid_model(hook).id, content="[[emulator: fault=mid_stream]] hello", stream=True
+        )
+    assert caught.value.in_body and caught.value.generation_id
+    assert counts(emulator, CHAT) == {"200": 1}
+
+
+def test_streamed_tool_call_is_assembled(make_hook: MakeHook) -> None:
+    hook = make_hook()
+    model = hook.list_models().cheapest(include_free=False, supports=["tools"])
+    assert model is not None
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]},
+        },
+    }
+    chat = hook.chat_completion(
+        model.id, content="Find it", tools=[tool], tool_choice="required", stream=True
+    )
+    assert chat.finish_reason == "tool_calls"
+    assert chat.tool_calls[0].function.name == "lookup"
+    assert "sku" in chat.tool_calls[0].function.parsed_arguments()

@@ -406,3 +406,54 @@ def test_test_connection_reports_failure_without_the_key() -> None:
     ok, message = hook_with(Refusing([])).test_connection()
     assert not ok
     assert "RuntimeError: socket trouble" in message and KEY not in message
+
+
+def test_assemble_chat_stream_joins_deltas_tool_calls_and_usage() -> None:
+    from airflow_provider_openrouter.hooks.openrouter import assemble_chat_stream
+    from airflow_provider_openrouter.models import ChatCompletion
+
+    base = {"id": "gen-3", "object": "chat.completion.chunk", "created": 1700000000, "model": "m/x"}
+    events = [
+        {
+            **base,
+            "provider": "P",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}],
+        },
+        {**base, "choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]},
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 1,
+                    "delta": {
+                        "tool_calls": [
+                            {"index": 0, "id": "c1", "function": {"name": "w", "arguments": '{"ci'}}
+                        ]
+                    },
+                }
+            ],
+        },
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 1,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'ty":1}'}}]},
+                    "finish_reason": "tool_calls",
+                }
+            ],
+        },
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14, "cost": 0.000003},
+        },
+    ]
+    chat = ChatCompletion.model_validate(assemble_chat_stream(events))
+    assert chat.id == "gen-3" and chat.provider == "P"
+    assert chat.text == "Hello" and chat.finish_reason == "stop"
+    second = chat.choices[1]
+    assert second.finish_reason == "tool_calls" and second.message.content is None
+    assert second.message.tool_calls is not None
+    assert second.message.tool_calls[0].function.parsed_arguments() == {"city": 1}
+    assert str(chat.cost) == "0.000003"

@@ -586,6 +586,61 @@ def test_connection_refused_is_resent_then_reported_as_never_sent() -> None:
     assert "Base URL of connection 'or_conn'" in str(caught.value)
 
 
+SSE_OK = (
+    b": OPENROUTER PROCESSING\n\n"
+    b'data: {"id":"gen-s","object":"chat.completion.chunk",'
+    b'"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+    b": OPENROUTER PROCESSING\n\n"
+    b'data: {"id":"gen-s","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"lo"},'
+    b'"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_stream_yields_events_and_skips_keepalive_comments(stub: StubServer) -> None:
+    stub.script(Reply(200, SSE_OK, content_type="text/event-stream"))
+    with make_transport(stub.base_url) as transport:
+        events = list(transport.stream("/chat/completions", {"messages": []}))
+    assert [event["choices"][0]["delta"]["content"] for event in events] == ["Hel", "lo"]
+    assert stub.seen[0].body["stream"] is True
+    assert stub.seen[0].headers["accept"] == "text/event-stream"
+
+
+def test_stream_error_event_raises_its_status(stub: StubServer) -> None:
+    body = (
+        b'data: {"id":"gen-e","choices":[{"index":0,"delta":{"content":"par"}}]}\n\n'
+        b'data: {"id":"gen-e","error":{"code":502,"message":"Provider disconnected"},'
+        b'"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}\n\n'
+    )
+    stub.script(
+        Reply(200, body, content_type="text/event-stream"),
+        Reply(200, SSE_OK, content_type="text/event-stream"),
+    )
+    with make_transport(stub.base_url) as transport, pytest.raises(OpenRouterUpstreamError) as caught:
+        list(transport.stream("/chat/completions", {"messages": []}))
+    assert caught.value.in_body and caught.value.generation_id == "gen-e"
+    assert len(stub.seen) == 1  # a stream that started is never resent
+
+
+def test_stream_cut_before_the_end_is_an_unknown_outcome(stub: StubServer) -> None:
+    body = b'data: {"id":"gen-c","choices":[{"index":0,"delta":{"content":"par"}}]}\n\n'
+    stub.script(Reply(200, body, content_type="text/event-stream"))
+    with make_transport(stub.base_url) as transport, pytest.raises(OpenRouterOutcomeUnknownError) as caught:
+        list(transport.stream("/chat/completions", {"messages": []}))
+    assert caught.value.generation_id == "gen-c"
+
+
+def test_stream_pre_stream_errors_follow_the_billable_rules(stub: StubServer) -> None:
+    stub.script(
+        Reply(503, {"error": {"code": 503, "message": "busy"}}),
+        Reply(200, SSE_OK, content_type="text/event-stream"),
+    )
+    with make_transport(stub.base_url) as transport:
+        assert len(list(transport.stream("/chat/completions", {"messages": []}))) == 2
+    assert len(stub.seen) == 2
+    assert stub.seen[0].headers["x-idempotency-key"] == stub.seen[1].headers["x-idempotency-key"]
+
+
 def test_get_sends_params(stub: StubServer) -> None:
     stub.script(Reply(200, {"data": {"id": "gen-1"}}))
     with make_transport(stub.base_url) as transport:
