@@ -12,6 +12,7 @@ argument, the value and what is expected.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
@@ -630,7 +631,11 @@ class OpenRouterHook(BaseHook):
         from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
 
         if "settings" not in self.__dict__:
-            conn = await self.aget_connection(self.openrouter_conn_id)
+            aget_connection = getattr(self, "aget_connection", None)
+            if aget_connection is not None:
+                conn = await aget_connection(self.openrouter_conn_id)
+            else:  # task SDKs without BaseHook.aget_connection: read it off the event loop
+                conn = await asyncio.to_thread(self.get_connection, self.openrouter_conn_id)
             self.__dict__["settings"] = settings_from_connection(conn, self.openrouter_conn_id)
         return AsyncOpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
 
