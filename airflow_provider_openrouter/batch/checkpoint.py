@@ -174,10 +174,13 @@ class Checkpoint:
             self._codes[slot] = _code(record)
             self._dirty = True
             now = time.monotonic()
-            if now - self._last_fsync >= self._fsync_interval:
-                os.fsync(self._fd)
+            sync_fd = self._fd if now - self._last_fsync >= self._fsync_interval else None
+            if sync_fd is not None:
                 self._last_fsync = now
                 self._dirty = False
+        if sync_fd is not None:
+            # Outside the lock: the disk flush (milliseconds) must not stall the other workers' appends.
+            os.fsync(sync_fd)
 
     def close(self) -> None:
         with self._lock:
@@ -198,9 +201,6 @@ class Checkpoint:
 
     # -- reading -----------------------------------------------------------------------------------------
 
-    def has(self, index: int) -> bool:
-        return self._offsets[self.slot(index)] != _MISSING
-
     def needs_sending(self, index: int, *, resend_unknown: bool = False) -> bool:
         """True unless the row is recorded with an outcome a rerun must keep.
 
@@ -218,18 +218,6 @@ class Checkpoint:
     def recorded_count(self) -> int:
         return self.total - self._offsets.count(_MISSING)
 
-    def read(self, index: int) -> dict[str, Any] | None:
-        """The latest record of the row at ``index``, or ``None`` when it has none."""
-        offset = self._offsets[self.slot(index)]
-        if offset == _MISSING:
-            return None
-        with self.path.open("rb") as handle:
-            handle.seek(offset)
-            record = _parse(handle.readline())
-        if record is None:
-            raise BatchStateError(f"Checkpoint {self.path} changed under this run at byte {offset}")
-        return record
-
     def records_in_order(self) -> Iterator[dict[str, Any] | None]:
         """Every slot's latest record in input order (``None`` for a slot without one), one read at a time."""
         with self.path.open("rb") as handle:
@@ -242,12 +230,6 @@ class Checkpoint:
                 if record is None:
                     raise BatchStateError(f"Checkpoint {self.path} changed under this run at byte {offset}")
                 yield record
-
-    def delete(self) -> None:
-        """Remove the journal once the output that replaces it is committed."""
-        self.close()
-        self.path.unlink(missing_ok=True)
-
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:

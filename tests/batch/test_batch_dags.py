@@ -99,3 +99,37 @@ def test_batch_api_defers_then_a_retry_re_attaches_without_a_second_submission(
     assert manifest["mode_reason"] == "mode='batch_api' was requested"
     assert manifest["batch_ids"] == run.xcom("batch", "batch_ids")
     assert manifest["timings"]["wait_seconds"] > 0
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def test_the_nightly_example_classifies_every_ticket(sandbox: AirflowSandbox, tmp_path: Path) -> None:
+    run = sandbox.dags_test(
+        "example_openrouter_batch_nightly",
+        dags_folder=EXAMPLES,
+        conf={"root": f"file://{tmp_path}", "tickets": 25},
+    )
+    assert run.succeeded, run.explain()
+    outputs = list(tmp_path.glob("*/classified.jsonl"))
+    assert len(outputs) == 1
+    lines = _lines(outputs[0])
+    assert [line["custom_id"] for line in lines] == [f"ticket-{n}" for n in range(25)]
+    assert {line["status"] for line in lines} == {"succeeded"}
+    assert "25/25 tickets classified in mode concurrent" in run.output
+
+
+def test_the_sharded_example_splits_rows_and_rate_budget(
+    sandbox: AirflowSandbox, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    conf = {"root": f"file://{tmp_path}", "rows": 30, "shards": 3, "requests_per_minute": 6000}
+    run = sandbox.dags_test("example_openrouter_batch_sharded", dags_folder=EXAMPLES, conf=conf)
+    assert run.succeeded, run.explain()
+    parts = sorted(tmp_path.glob("*/taglines/part-*-of-00003.jsonl"))
+    assert [part.name for part in parts] == [f"part-{n:05d}-of-00003.jsonl" for n in range(3)]
+    ids = [line["custom_id"] for part in parts for line in _lines(part)]
+    assert sorted(ids) == sorted(f"sku-{n}" for n in range(30))
+    assert [line["custom_id"] for line in _lines(parts[1])] == [f"sku-{n}" for n in range(1, 30, 3)]
+    assert emulator.stats()["billed_generations"] == 30
+    assert "3 shards: 30/30 rows" in run.output
+    assert "rate budget of this task: 2000 requests/minute" in run.output
