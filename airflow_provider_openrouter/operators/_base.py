@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     BillableResult = ChatCompletion | TextCompletion
 
 DEFAULT_CONN_ID = "openrouter_default"
+T = TypeVar("T")
 
 
 class OpenRouterBaseOperator(BaseOperator):
@@ -197,6 +198,26 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
         ti.xcom_push(key="text", value=result.text)
         ti.xcom_push(key="usage", value=usage)
         ti.xcom_push(key="cost", value=result.cost)
+
+    def call_billable(self, context: Context, action: str, call: Callable[[], T]) -> T:
+        """Run the hook call; on failure log the cause and keep the generation id of a maybe-billed request.
+
+        An error whose request may have been billed (``billed`` not ``False``, e.g. an answer that arrived but
+        could not be read) pushes its ``generation_id`` when OpenRouter named one, so the charge is traceable.
+        """
+        try:
+            return call()
+        except OpenRouterError as err:
+            self.log_failure(action, err)
+            if err.generation_id and err.billed is not False:
+                self.log.warning(
+                    "The failed request may have been billed: generation %s (OpenRouterGetGenerationOperator "
+                    "shows its cost)",
+                    err.generation_id,
+                )
+                if self.do_xcom_push:
+                    context["ti"].xcom_push(key="generation_id", value=err.generation_id)
+            raise
 
     def check_truncation(self, result: BillableResult) -> None:
         if not self.as_bool("fail_on_truncation", self.fail_on_truncation):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.exceptions import OpenRouterError, OpenRouterResponseError
+from airflow_provider_openrouter.exceptions import OpenRouterResponseError
 from airflow_provider_openrouter.models import ChatCompletion
 from airflow_provider_openrouter.operators._base import OpenRouterGenerationOperator
 
@@ -63,8 +63,9 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
     ====================  =============================  ================================================
 
     ``generation_id``, ``text``, ``usage`` and ``cost`` are pushed (and logged) *before* the
-    ``response_format`` and ``fail_on_truncation`` checks, because a rejected answer was still paid for. XCom
-    of a task instance is cleared when a retry starts; each attempt's cost line stays in that attempt's log.
+    ``response_format`` and ``fail_on_truncation`` checks, because a rejected answer was still paid for. A
+    hook failure that may have been billed pushes only ``generation_id`` (when OpenRouter named one). XCom of
+    a task instance is cleared when a retry starts; each attempt's cost line stays in that attempt's log.
     """
 
     result_type = ChatCompletion
@@ -169,11 +170,12 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
             "reasoning": self.as_dict("reasoning", self.reasoning),
             "extra_body": self.as_dict("extra_body", self.extra_body),
         }
-        try:
-            result = self.hook.chat_completion(**request, idempotency_key=self.idempotency_key(context))
-        except OpenRouterError as err:
-            self.log_failure("chat completion", err)
-            raise
+        idempotency_key = self.idempotency_key(context)
+        result = self.call_billable(
+            context,
+            "chat completion",
+            lambda: self.hook.chat_completion(**request, idempotency_key=idempotency_key),
+        )
         self.push_generation_record(context, result)
         self.check_truncation(result)
         self.check_response_format(result, response_format)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.models import TextCompletion
 from airflow_provider_openrouter.operators._base import OpenRouterGenerationOperator
 
@@ -104,11 +103,10 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
             "provider": self.as_dict("provider", self.provider),
             "extra_body": self.as_dict("extra_body", self.extra_body),
         }
-        try:
-            result = self.hook.completion(**request, idempotency_key=self.idempotency_key(context))
-        except OpenRouterError as err:
-            self.log_failure("completion", err)
-            raise
+        idempotency_key = self.idempotency_key(context)
+        result = self.call_billable(
+            context, "completion", lambda: self.hook.completion(**request, idempotency_key=idempotency_key)
+        )
         self.push_generation_record(context, result)
         self.check_truncation(result)
         return result

@@ -19,6 +19,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterRequestError,
     OpenRouterResponseError,
+    OpenRouterUpstreamError,
 )
 from airflow_provider_openrouter.models import (
     ChatCompletion,
@@ -435,6 +436,22 @@ def test_completion_coerces_and_pushes_the_cost_record_before_the_truncation_che
     assert ti.pushed["generation_id"] == "gen-456"
     assert ti.pushed["text"] == " red, yellow and blue."
     assert ti.pushed["cost"] == Decimal("0.000023")
+
+
+def test_a_maybe_billed_failure_keeps_its_generation_id() -> None:
+    unreadable = OpenRouterResponseError("body is not a chat completion", generation_id="gen-9", billed=True)
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterResponseError):
+        run(OpenRouterChatCompletionOperator(task_id="chat", content="hi"), FakeHook(unreadable), ti)
+    assert ti.pushed == {"generation_id": "gen-9"}
+
+
+def test_an_unbilled_failure_pushes_nothing() -> None:
+    rejected = OpenRouterUpstreamError("provider down", status=502, generation_id="gen-10")  # billed=False
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterUpstreamError):
+        run(OpenRouterCompletionOperator(task_id="complete", prompt="hi"), FakeHook(rejected), ti)
+    assert ti.pushed == {}
 
 
 def test_hook_error_propagates_unchanged() -> None:
