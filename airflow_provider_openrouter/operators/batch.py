@@ -27,12 +27,11 @@ Mode = Literal["auto", "batch_api", "concurrent"]
 MODES: tuple[str, ...] = ("auto", "batch_api", "concurrent")
 BATCH_WINDOW = timedelta(hours=24)
 
-# Row fields that are chat parameters of build_chat_request; any other row field goes into the body as is.
-_CHAT_PARAMS = (
+# The operator's per-row defaults, as in OpenRouterChatCompletionOperator (template fields too).
+_ROW_DEFAULTS = (
     "system_prompt",
     "temperature",
     "max_tokens",
-    "top_p",
     "stop",
     "seed",
     "response_format",
@@ -41,7 +40,10 @@ _CHAT_PARAMS = (
     "models",
     "provider",
     "reasoning",
+    "extra_body",
 )
+# Row fields that are parameters of build_chat_request; any other row field goes into the body as is.
+_CHAT_PARAMS = (*(name for name in _ROW_DEFAULTS if name != "extra_body"), "top_p")
 
 
 class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
@@ -123,18 +125,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         "output_path",
         "concurrency",
         "max_failed_fraction",
-        "system_prompt",
-        "temperature",
-        "max_tokens",
-        "stop",
-        "seed",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "models",
-        "provider",
-        "reasoning",
-        "extra_body",
+        *_ROW_DEFAULTS,
         "shard_index",
         "shard_count",
         "requests_per_minute",
