@@ -4,8 +4,9 @@ Invariants:
 
 * Every model tolerates fields the API adds later (``extra="allow"``); they survive a round trip.
 * Money is :class:`~decimal.Decimal`. Prices arrive as strings (USD per token) and are parsed from the string;
-  costs arrive as JSON numbers and are parsed from their shortest decimal representation, never through float
-  arithmetic, so ``0.00000735`` stays exactly ``Decimal("0.00000735")``.
+  costs arrive as JSON numbers, which pydantic turns into a Decimal through their shortest decimal
+  representation, never through float arithmetic, so ``0.00000735`` stays exactly ``Decimal("0.00000735")``
+  (booleans and non-numeric text are rejected).
 * Resources that OpenRouter wraps in ``{"data": ...}`` (credits, generation, key, model endpoints) are the
   inner object: ``Credits.total_credits``, not ``Credits.data.total_credits``.
 * Importing this module registers every model with Airflow's XCom serde for the current process, so a
@@ -18,10 +19,10 @@ Invariants:
 import json
 import re
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "RESULT_MODELS",
@@ -50,27 +51,6 @@ __all__ = [
     "Usage",
 ]
 
-
-def _to_decimal(value: Any) -> Any:
-    """Exact Decimal from a wire value: strings as written, floats via their shortest repr (no float math)."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a number or numeric string, got a boolean")
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"expected a decimal number, got {value!r}") from None
-    raise ValueError(f"expected a number or numeric string, got {type(value).__name__}")
-
-
-Money = Annotated[Decimal, BeforeValidator(_to_decimal)]
-"""A USD amount or per-unit price, exact."""
 
 Number = int | float
 
@@ -153,10 +133,10 @@ class CompletionTokensDetails(OpenRouterModel):
 
 
 class CostDetails(OpenRouterModel):
-    upstream_inference_cost: Money | None = None
-    upstream_inference_prompt_cost: Money | None = None
-    upstream_inference_completions_cost: Money | None = None
-    server_tool_cost: Money | None = None
+    upstream_inference_cost: Decimal | None = None
+    upstream_inference_prompt_cost: Decimal | None = None
+    upstream_inference_completions_cost: Decimal | None = None
+    server_tool_cost: Decimal | None = None
 
 
 class Usage(OpenRouterModel):
@@ -165,7 +145,7 @@ class Usage(OpenRouterModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost: Money | None = None
+    cost: Decimal | None = None
     is_byok: bool | None = None
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
@@ -285,8 +265,8 @@ class TextCompletion(OpenRouterModel):
 class Credits(OpenRouterModel):
     """``GET /credits`` (``data``): credits bought and used, in USD."""
 
-    total_credits: Money
-    total_usage: Money
+    total_credits: Decimal
+    total_usage: Decimal
 
     @property
     def remaining(self) -> Decimal:
@@ -298,17 +278,17 @@ class KeyInfo(OpenRouterModel):
     label, not the key."""
 
     label: str | None = None
-    limit: Money | None = None
-    limit_remaining: Money | None = None
+    limit: Decimal | None = None
+    limit_remaining: Decimal | None = None
     limit_reset: str | None = None
-    usage: Money | None = None
-    usage_daily: Money | None = None
-    usage_weekly: Money | None = None
-    usage_monthly: Money | None = None
-    byok_usage: Money | None = None
-    byok_usage_daily: Money | None = None
-    byok_usage_weekly: Money | None = None
-    byok_usage_monthly: Money | None = None
+    usage: Decimal | None = None
+    usage_daily: Decimal | None = None
+    usage_weekly: Decimal | None = None
+    usage_monthly: Decimal | None = None
+    byok_usage: Decimal | None = None
+    byok_usage_daily: Decimal | None = None
+    byok_usage_weekly: Decimal | None = None
+    byok_usage_monthly: Decimal | None = None
     include_byok_in_limit: bool | None = None
     is_free_tier: bool | None = None
     is_management_key: bool | None = None
@@ -344,10 +324,10 @@ class Generation(OpenRouterModel):
     """``GET /generation?id=`` (``data``): what a generation cost and how it ran. Latencies in ms."""
 
     id: str
-    total_cost: Money | None = None
-    usage: Money | None = None
-    upstream_inference_cost: Money | None = None
-    cache_discount: Money | None = None
+    total_cost: Decimal | None = None
+    usage: Decimal | None = None
+    upstream_inference_cost: Decimal | None = None
+    cache_discount: Decimal | None = None
     created_at: str | None = None
     model: str | None = None
     origin: str | None = None
@@ -405,20 +385,20 @@ class Generation(OpenRouterModel):
 class ModelPricing(OpenRouterModel):
     """Prices in USD per token (``request``: per request, ``image``: per image). ``None``: not offered."""
 
-    prompt: Money | None = None
-    completion: Money | None = None
-    request: Money | None = None
-    image: Money | None = None
-    image_token: Money | None = None
-    image_output: Money | None = None
-    audio: Money | None = None
-    audio_output: Money | None = None
-    input_audio_cache: Money | None = None
-    web_search: Money | None = None
-    internal_reasoning: Money | None = None
-    input_cache_read: Money | None = None
-    input_cache_write: Money | None = None
-    input_cache_write_1h: Money | None = None
+    prompt: Decimal | None = None
+    completion: Decimal | None = None
+    request: Decimal | None = None
+    image: Decimal | None = None
+    image_token: Decimal | None = None
+    image_output: Decimal | None = None
+    audio: Decimal | None = None
+    audio_output: Decimal | None = None
+    input_audio_cache: Decimal | None = None
+    web_search: Decimal | None = None
+    internal_reasoning: Decimal | None = None
+    input_cache_read: Decimal | None = None
+    input_cache_write: Decimal | None = None
+    input_cache_write_1h: Decimal | None = None
     discount: Number | None = None
     overrides: list[dict[str, Any]] | None = None
 

@@ -223,7 +223,7 @@ def test_json_number_costs_become_the_literal_decimal(wire: str, expected: str) 
 def test_money_rejects_booleans_and_garbage() -> None:
     with pytest.raises(ValidationError):
         Credits.model_validate({"total_credits": True, "total_usage": 0})
-    with pytest.raises(ValidationError, match="decimal number"):
+    with pytest.raises(ValidationError, match="valid decimal"):
         Credits.model_validate({"total_credits": "ten", "total_usage": 0})
 
 
