@@ -17,6 +17,13 @@ Crash safety:
 * a journal whose header names another identity (other input rows, model or parameters) is refused, so rows
   from one input are never presented as results of another.
 
+Outputs on object stores: a local disk may not outlive the worker (a Kubernetes pod), and an object store
+cannot be appended to. There the journal is also *mirrored* (:class:`Mirror`): at most every
+``mirror_interval`` seconds, and on close, the lines written since the last upload go up as one new immutable
+segment object. Opening the journal on another machine merges the segments into the local journal; where two
+histories disagree about a row, the record that says it may have cost more wins (so a row that might have been
+billed is never resent). What a worker recorded after its last upload is lost with its disk.
+
 Memory: the journal keeps one 8-byte offset per row of the run (``array('q')``), never the records.
 """
 
@@ -29,22 +36,37 @@ import time
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.batch.errors import BatchStateError
-from airflow_provider_openrouter.batch.outputs import FAILED, NOT_SENT, OUTCOME_UNKNOWN, SENDING, dumps_record
+from airflow_provider_openrouter.batch.outputs import (
+    FAILED,
+    NOT_SENT,
+    OUTCOME_UNKNOWN,
+    SENDING,
+    SUCCEEDED,
+    dumps_record,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 CHECKPOINT_VERSION = 1
 _MISSING = -1
 
-# What a recorded row means for a rerun, one byte per slot.
-_NONE, _FINAL, _RESENDABLE, _UNKNOWN = 0, 1, 2, 3
+# What a recorded row means for a rerun, one byte per slot. The order is how much a record says the row may
+# have cost: merging two histories of one row keeps the higher, so a possibly billed row is never resent.
+_NONE, _RESENDABLE, _SENDING, _UNKNOWN, _FINAL, _SUCCEEDED = 0, 1, 2, 3, 4, 5
 
 
 def _code(record: dict[str, Any]) -> int:
     """``_RESENDABLE``: failed, provably not billed and transient, so sending it again is safe."""
     status = record.get("status")
-    if status in (OUTCOME_UNKNOWN, SENDING):
+    if status == SUCCEEDED:
+        return _SUCCEEDED
+    if status == SENDING:
+        return _SENDING
+    if status == OUTCOME_UNKNOWN:
         return _UNKNOWN
     if status == NOT_SENT:
         return _NONE
@@ -59,10 +81,57 @@ def _code(record: dict[str, Any]) -> int:
     return _FINAL
 
 
+class Mirror:
+    """A journal's copy on an object store: ``header.json`` and immutable ``part-00000001.jsonl``, ..."""
+
+    def __init__(self, root: ObjectStoragePath, header: dict[str, Any]) -> None:
+        self.root = root
+        self._header = header
+        self._segments: int | None = None
+
+    def _parts(self) -> list[ObjectStoragePath]:
+        if not self.root.exists():
+            return []
+        return sorted(
+            (part for part in self.root.iterdir() if part.name.startswith("part-")),
+            key=lambda part: part.name,
+        )
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of every segment, oldest first; refuses a mirror of another identity."""
+        header_path = self.root / "header.json"
+        if header_path.exists():
+            header = json.loads(header_path.read_text(encoding="utf-8"))
+            if header.get("identity") != self._header["identity"]:
+                raise BatchStateError(
+                    f"Checkpoint mirror {self.root} belongs to a different batch (other input rows, model or "
+                    "parameters). Delete it to start over, or write to another output_path"
+                )
+        parts = self._parts()
+        self._segments = len(parts)
+        for part in parts:
+            for line in part.read_bytes().splitlines():
+                record = _parse(line)
+                if record is None:
+                    raise BatchStateError(f"Checkpoint mirror segment {part} is corrupt; delete the mirror")
+                yield record
+
+    def upload(self, data: bytes) -> None:
+        """Store ``data`` (whole journal lines) as the next segment."""
+        if self._segments is None:
+            self._segments = len(self._parts())
+        if self._segments == 0:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "header.json").write_text(json.dumps(self._header), encoding="utf-8")
+        self._segments += 1
+        (self.root / f"part-{self._segments:08d}.jsonl").write_bytes(data)
+
+
 class Checkpoint:
     """The journal for one run of ``total`` rows; ``slot`` maps a row's input index to 0..total-1.
 
-    Thread-safe: worker threads call :meth:`record` concurrently.
+    Thread-safe: worker threads call :meth:`record` concurrently. ``mirror``: a directory on an object store
+    that keeps copies of the journal (for outputs there).
     """
 
     def __init__(
@@ -73,6 +142,8 @@ class Checkpoint:
         total: int,
         shard_count: int = 1,
         fsync_interval: float = 0.2,
+        mirror: ObjectStoragePath | None = None,
+        mirror_interval: float = 10.0,
     ) -> None:
         self.path = path
         self.identity = identity
@@ -86,6 +157,12 @@ class Checkpoint:
         self._size = 0
         self._last_fsync = 0.0
         self._dirty = False
+        self._header = {"checkpoint": CHECKPOINT_VERSION, "identity": identity, "total": total}
+        self._mirror = Mirror(mirror, self._header) if mirror is not None else None
+        self._mirror_interval = mirror_interval
+        self._mirror_lock = threading.Lock()
+        self._mirrored = 0  # bytes of the local journal that the mirror holds
+        self._last_mirror = time.monotonic()
 
     def slot(self, index: int) -> int:
         return index // self._shard_count
@@ -102,12 +179,29 @@ class Checkpoint:
         if self.path.exists() and self.path.stat().st_size > 0:
             self._load_existing()
         else:
-            header = {"checkpoint": CHECKPOINT_VERSION, "identity": self.identity, "total": self.total}
-            self.path.write_bytes(dumps_record(header))
+            self.path.write_bytes(dumps_record(self._header))
             self._size = self.path.stat().st_size
+        header_end = len(dumps_record(self._header))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._sync_directory()
+        if self._mirror is not None:
+            self._merge_mirror(self._mirror, header_end)
         return self.recorded_count()
+
+    def _merge_mirror(self, mirror: Mirror, header_end: int) -> None:
+        """Append what the mirror knows and the local journal does not; note what the mirror lacks."""
+        in_mirror = bytearray(self.total)
+        for record in mirror.records():
+            self._check_index(record)
+            slot = self.slot(record["index"])
+            in_mirror[slot] = 1
+            if _code(record) > self._codes[slot]:
+                self.record(record, mirror_now=False)
+        local_only = any(
+            offset != _MISSING and not in_mirror[slot] for slot, offset in enumerate(self._offsets)
+        )
+        # Records only this disk holds (an earlier attempt here) go up with the next upload.
+        self._mirrored = header_end if local_only else self._size
 
     def _load_existing(self) -> None:
         good_end = 0
@@ -143,23 +237,26 @@ class Checkpoint:
                 handle.truncate(good_end)
         self._size = good_end
 
-    def _remember(self, record: dict[str, Any], offset: int) -> None:
+    def _check_index(self, record: dict[str, Any]) -> None:
         index = record.get("index")
         if not isinstance(index, int):
             raise BatchStateError(f"Checkpoint {self.path} holds a record without an index; delete it.")
-        slot = self.slot(index)
-        if not 0 <= slot < self.total:
+        if not 0 <= self.slot(index) < self.total:
             raise BatchStateError(
                 f"Checkpoint {self.path} holds row index {index}, outside this input of {self.total} rows. "
                 "Delete it to start over."
             )
+
+    def _remember(self, record: dict[str, Any], offset: int) -> None:
+        self._check_index(record)
+        slot = self.slot(record["index"])
         self._offsets[slot] = offset
         self._codes[slot] = _code(record)
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def record(self, record: dict[str, Any]) -> None:
-        """Append one finished row (with ``index`` and ``custom_id``); durable against SIGKILL on return."""
+    def record(self, record: dict[str, Any], *, mirror_now: bool = True) -> None:
+        """Append one row's record (with ``index`` and ``custom_id``); durable against SIGKILL on return."""
         data = dumps_record(record)
         with self._lock:
             if self._fd is None:
@@ -181,6 +278,22 @@ class Checkpoint:
         if sync_fd is not None:
             # Outside the lock: the disk flush (milliseconds) must not stall the other workers' appends.
             os.fsync(sync_fd)
+        if mirror_now and self._mirror is not None and now - self._last_mirror >= self._mirror_interval:
+            self._upload()
+
+    def _upload(self) -> None:
+        """Send the journal's lines written since the last upload to the mirror, as one new segment."""
+        assert self._mirror is not None
+        with self._mirror_lock:
+            self._last_mirror = time.monotonic()
+            end = self._size  # whole lines only: _size moves by complete records
+            if end <= self._mirrored:
+                return
+            with self.path.open("rb") as handle:
+                handle.seek(self._mirrored)
+                data = handle.read(end - self._mirrored)
+            self._mirror.upload(data)
+            self._mirrored = end
 
     def close(self) -> None:
         with self._lock:
@@ -190,6 +303,8 @@ class Checkpoint:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+        if self._mirror is not None:
+            self._upload()
 
     def _sync_directory(self) -> None:
         """Make the journal's directory entry durable, so a machine crash cannot lose the whole file."""
@@ -209,10 +324,10 @@ class Checkpoint:
         rows whose outcome is unknown.
         """
         code = self._codes[self.slot(index)]
-        return code in (_NONE, _RESENDABLE) or (resend_unknown and code == _UNKNOWN)
+        return code in (_NONE, _RESENDABLE) or (resend_unknown and code in (_SENDING, _UNKNOWN))
 
     def pending_count(self, *, resend_unknown: bool = False) -> int:
-        wanted = {_NONE, _RESENDABLE} | ({_UNKNOWN} if resend_unknown else set())
+        wanted = {_NONE, _RESENDABLE} | ({_SENDING, _UNKNOWN} if resend_unknown else set())
         return sum(self._codes.count(code) for code in wanted)
 
     def recorded_count(self) -> int:
@@ -230,6 +345,7 @@ class Checkpoint:
                 if record is None:
                     raise BatchStateError(f"Checkpoint {self.path} changed under this run at byte {offset}")
                 yield record
+
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 BuildBody = Callable[[BatchRow], dict[str, Any]]
 
 CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
+MIRROR_SUFFIX = ".checkpoint"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class BatchSpec:
     """Everything that defines one run of one shard.
 
     ``build_body`` turns a row into its full chat request body (the operator's defaults merged in);
-    ``checkpoint_dir`` holds checkpoints of outputs on remote stores, which cannot be appended to.
+    ``checkpoint_dir`` holds the local journal of an output on an object store (which cannot be appended to);
+    the journal is mirrored to ``<output>.checkpoint/`` on that store, so another machine can resume.
     """
 
     source: InputSource
@@ -198,8 +200,13 @@ class BatchJob:
         probe_writable(self.spec.output_path)
         remove_commit_marker(self.spec.output_path)
         path = self.checkpoint_path()
+        output = self.spec.output_path
         checkpoint = Checkpoint(
-            path, identity=scan.identity, total=scan.total, shard_count=self.spec.shard_count
+            path,
+            identity=scan.identity,
+            total=scan.total,
+            shard_count=self.spec.shard_count,
+            mirror=None if is_local(output) else sibling(output, MIRROR_SUFFIX),
         )
         try:
             self.resumed_rows = checkpoint.open()

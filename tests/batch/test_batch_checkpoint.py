@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_openrouter.batch.checkpoint import Checkpoint
 from airflow_provider_openrouter.batch.errors import BatchStateError
@@ -177,3 +179,72 @@ def test_an_unwritable_directory_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         Checkpoint(blocker / "c.jsonl", identity="i", total=1).open()
     assert os.path.isfile(blocker)
+
+
+@pytest.fixture
+def object_store() -> Iterator[ObjectStoragePath]:
+    """An object store in memory (no append, no rename), as ``memory://`` ObjectStoragePaths."""
+    from airflow.sdk.io.store import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    store = MemoryFileSystem()
+    attach("memory", fs=store)
+    root = ObjectStoragePath(f"memory://checkpoint-tests/{os.getpid()}-{threading.get_ident()}")
+    yield root
+    store.store.clear()
+    store.pseudo_dirs.clear()
+    store.pseudo_dirs.append("")
+
+
+def test_another_machine_resumes_from_the_mirror(tmp_path: Path, object_store: ObjectStoragePath) -> None:
+    mirror = object_store / "out.jsonl.checkpoint"
+    first = Checkpoint(tmp_path / "machine-a" / "c.jsonl", identity="id-1", total=6, mirror=mirror)
+    first.open()
+    for index in (0, 1, 2):
+        first.record(_succeeded(index))
+    first.record({"index": 3, "custom_id": "row-4", "status": "sending"})
+    first.close()  # uploads what was not mirrored yet
+
+    second = Checkpoint(tmp_path / "machine-b" / "c.jsonl", identity="id-1", total=6, mirror=mirror)
+    assert second.open() == 4
+    assert [second.needs_sending(n) for n in range(6)] == [False, False, False, False, True, True]
+    second.record(_succeeded(4))
+    second.close()
+
+    third = Checkpoint(tmp_path / "machine-c" / "c.jsonl", identity="id-1", total=6, mirror=mirror)
+    assert third.open() == 5
+    assert [record["index"] for record in third.records_in_order() if record] == [0, 1, 2, 3, 4]
+
+
+def test_merging_histories_keeps_the_record_that_may_have_cost_more(
+    tmp_path: Path, object_store: ObjectStoragePath
+) -> None:
+    mirror = object_store / "out.jsonl.checkpoint"
+    remote = Checkpoint(tmp_path / "b" / "c.jsonl", identity="id-1", total=3, mirror=mirror)
+    remote.open()
+    remote.record({"index": 0, "custom_id": "row-1", "status": "sending"})  # in flight when B died
+    remote.record(_succeeded(1))
+    remote.close()
+
+    local = Checkpoint(tmp_path / "a" / "c.jsonl", identity="id-1", total=3)  # an older attempt on A
+    local.open()
+    local.record(_failed(0, billed=False, retryable=True))
+    local.record(_succeeded(2))  # never mirrored
+    local.close()
+
+    merged = Checkpoint(tmp_path / "a" / "c.jsonl", identity="id-1", total=3, mirror=mirror)
+    assert merged.open() == 3
+    assert [merged.needs_sending(n) for n in range(3)] == [False, False, False]  # row 0 may have been billed
+    merged.close()
+    again = Checkpoint(tmp_path / "elsewhere" / "c.jsonl", identity="id-1", total=3, mirror=mirror)
+    assert again.open() == 3  # row 2, once only on A's disk, reached the mirror
+
+
+def test_a_mirror_of_another_batch_is_refused(tmp_path: Path, object_store: ObjectStoragePath) -> None:
+    mirror = object_store / "out.jsonl.checkpoint"
+    other = Checkpoint(tmp_path / "x" / "c.jsonl", identity="id-other", total=2, mirror=mirror)
+    other.open()
+    other.record(_succeeded(0))
+    other.close()
+    with pytest.raises(BatchStateError, match=r"mirror .* belongs to a different batch"):
+        Checkpoint(tmp_path / "y" / "c.jsonl", identity="id-1", total=2, mirror=mirror).open()

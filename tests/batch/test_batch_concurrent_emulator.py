@@ -118,3 +118,27 @@ def test_a_lost_answer_is_recorded_and_not_resent_until_asked(
     resend.open()
     manifest, _ = run_job(resend, hook, FAST, LOG, mode_reason="test")
     assert sum(emulator.stats()["requests"]["POST /chat/completions"].values()) == sum(sent.values()) + 1
+
+
+def test_an_object_store_output_resumes_on_another_machine(
+    emulator: RunningEmulator, hook: OpenRouterHook, tmp_path: Path
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io.store import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    output = "memory://bucket/remote-resume/answers.jsonl"
+    prompts = [f"p{n}" for n in range(10)]
+    first = make_job(hook, output, prompts, checkpoint_dir=tmp_path / "pod-1")
+    first.open()
+    run_job(first, hook, FAST, LOG, mode_reason="test")
+    sent = emulator.stats()["requests"]["POST /chat/completions"]
+
+    second = make_job(hook, output, prompts, checkpoint_dir=tmp_path / "pod-2")  # a new pod, empty disk
+    second.open()
+    manifest, _ = run_job(second, hook, FAST, LOG, mode_reason="test")
+    assert emulator.stats()["requests"]["POST /chat/completions"] == sent
+    assert manifest.resumed_rows == 10
+    lines = ObjectStoragePath(output).read_text().splitlines()
+    assert [json.loads(line)["custom_id"] for line in lines] == [f"row-{n + 1}" for n in range(10)]
