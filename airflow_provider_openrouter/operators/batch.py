@@ -59,8 +59,9 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
     ``index``, ``status`` (``succeeded``, ``failed``, ``outcome_unknown``, ``not_sent``), ``text``,
     ``finish_reason``, ``model``, ``generation_id``, ``usage``, ``cost``, ``tool_calls``, ``error``,
     ``attempts``. It appears only when whole; ``<output_path>.manifest.json`` is written after it and vouches
-    for it. The checkpoint ``<output_path>.checkpoint.jsonl`` (for remote stores: under ``checkpoint_dir``)
-    stays, so a rerun of the same run reuses finished rows instead of paying for them again.
+    for it. The checkpoint ``<output_path>.checkpoint.jsonl`` stays (for an object store: under
+    ``checkpoint_dir``, mirrored to ``<output_path>.checkpoint/``), so a rerun of the same run reuses finished
+    rows instead of paying for them again.
 
     **Modes**: ``concurrent`` fans out ``concurrency`` requests at a time against ``/chat/completions`` within
     the connection's ``requests_per_minute``; ``batch_api`` submits OpenRouter batches from the worker, then
@@ -99,7 +100,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         re-attaches).
     :param batch_api_min_rows: rows from which ``auto`` considers the Batch API.
     :param max_batch_requests: requests per submitted batch (a bigger input becomes several batches).
-    :param checkpoint_dir: local directory for checkpoints of outputs on object stores.
+    :param checkpoint_dir: local directory for the journal of an output on an object store (it is mirrored
+        next to the output as well).
     :param openrouter_conn_id: the OpenRouter connection (templated).
 
     **XCom contract**
