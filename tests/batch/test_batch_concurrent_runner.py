@@ -7,7 +7,12 @@ import threading
 from collections import Counter
 from typing import Any
 
-from airflow_provider_openrouter.batch.concurrent import ConcurrentRunner, Progress, RunnerSettings
+from airflow_provider_openrouter.batch.concurrent import (
+    AdaptiveGate,
+    ConcurrentRunner,
+    Progress,
+    RunnerSettings,
+)
 from airflow_provider_openrouter.batch.inputs import BatchRow
 from airflow_provider_openrouter.exceptions import (
     OpenRouterInsufficientCreditsError,
@@ -212,3 +217,35 @@ def test_progress_line_reports_done_failures_tokens_cost_and_eta() -> None:
     assert "5 tokens" in line
     assert "cost 0.25 USD" in line
     assert "ETA" in line
+
+
+def test_the_gate_halves_the_flight_on_a_429_and_regains_one_per_success() -> None:
+    gate = AdaptiveGate(8)
+    gate.rate_limited_for(0.0)
+    gate.rate_limited_for(0.0)
+    assert gate.limit == 2
+    for _ in range(3):
+        gate.succeeded()
+    assert gate.limit == 5
+    for _ in range(10):
+        gate.succeeded()
+    assert gate.limit == 8
+    assert gate.rate_limited == 2
+
+
+def test_the_gate_admits_nobody_while_a_429_pause_lasts() -> None:
+    gate = AdaptiveGate(4)
+    gate.rate_limited_for(3600)
+    entered = threading.Event()
+
+    def enter() -> None:
+        with gate:
+            entered.set()
+
+    worker = threading.Thread(target=enter, daemon=True)
+    worker.start()
+    assert not entered.wait(timeout=0.3)  # still paused: nobody got in
+    with gate._cond:  # end the pause, as the clock would
+        gate._paused_until = 0.0
+        gate._cond.notify_all()
+    assert entered.wait(timeout=30)
