@@ -7,3 +7,6 @@ else
     UV=(python3 -m uv)
 fi
 "${UV[@]}" sync --locked --quiet
+# Airflow subprocesses in the tests import ~2,000 modules each; without bytecode on disk every one of them
+# compiles the sources again (seconds of CPU per `airflow` command on a 2-core machine).
+unset PYTHONDONTWRITEBYTECODE
