@@ -37,8 +37,6 @@ import requests
 
 ADMIN_USER = "admin"
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
-TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 T = TypeVar("T")
 
@@ -254,9 +252,6 @@ class AirflowClient:
         }
         self.request("POST", "/connections", json=body, expect=(201,))
 
-    def health(self) -> dict[str, Any]:
-        return dict(self.request("GET", "/monitor/health"))
-
 
 class AirflowStack:
     """api-server + scheduler + dag-processor + triggerer on SQLite with the LocalExecutor.
@@ -297,7 +292,11 @@ class AirflowStack:
 
     def _build_env(self) -> dict[str, str]:
         s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+        }
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -328,7 +327,6 @@ class AirflowStack:
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__TRIGGERER__CAPACITY": str(s.triggerer_capacity),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-                "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
                 "PYTHONUNBUFFERED": "1",
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
