@@ -61,9 +61,12 @@ def test_batch_api_task_defers_while_the_batch_runs_then_lands_results(
                 f"task ended ({ti['state']}) before it was seen deferred:\n"
                 + airflow_stack.failure_report(DAG_ID, run_id)
             )
-        return ti if ti["state"] == "deferred" else None
+        # Deferred, and its trigger assigned to the running triggerer (that takes up to a second more).
+        return ti if ti["state"] == "deferred" and ti["triggerer_job"] is not None else None
 
-    waiting = wait_until(deferred_task, timeout=120, interval=0.25, what="the batch task to defer")
+    waiting = wait_until(
+        deferred_task, timeout=120, interval=0.25, what="the batch task to defer to the triggerer"
+    )
     pool = client.request("GET", "/pools/default_pool")
     batch_ids = client.xcom_value(DAG_ID, run_id, TASK_ID, key="batch_ids")
     statuses = [_batch_status(slow_batches, batch_id) for batch_id in batch_ids]
@@ -73,7 +76,6 @@ def test_batch_api_task_defers_while_the_batch_runs_then_lands_results(
     assert waiting["trigger"] is not None and waiting["trigger"]["classpath"].endswith(
         "OpenRouterBatchTrigger"
     )
-    assert waiting["triggerer_job"] is not None, "no triggerer picked the trigger up"
     assert pool["running_slots"] == 0, pool
     assert pool["deferred_slots"] >= 1, pool
 
