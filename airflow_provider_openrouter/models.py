@@ -9,13 +9,15 @@ Invariants:
   (booleans and non-numeric text are rejected).
 * Resources that OpenRouter wraps in ``{"data": ...}`` (credits, generation, key, model endpoints) are the
   inner object: ``Credits.total_credits``, not ``Credits.data.total_credits``.
-* Importing this module registers every model with Airflow's XCom serde for the current process, so a
-  downstream task gets the typed object back with the default ``allowed_deserialization_classes``.
+* Importing this module registers every model with Airflow's XCom serde for the current process (see
+  :func:`register_with_serde`), so a downstream task gets the typed object back with the default
+  ``allowed_deserialization_classes`` on Airflow 3.1 and later.
   :data:`RESULT_MODELS` names the classes for ``deserialization_allowed_class_fields``.
 """
 
 # No ``from __future__ import annotations`` here: real annotation objects spare pydantic from compiling and
 # evaluating ~200 annotation strings at import, which DAG files pay for at parse time.
+import importlib
 import json
 import re
 from collections.abc import Iterable
@@ -49,6 +51,7 @@ __all__ = [
     "ToolCallFunction",
     "TopProvider",
     "Usage",
+    "register_with_serde",
 ]
 
 
@@ -606,17 +609,44 @@ _ALL_MODELS: tuple[type[OpenRouterModel], ...] = (
 )
 
 
-def _register_with_serde() -> None:
-    """Allow XCom deserialization of every model in this process (task-sdk >= 1.3 has ``allow_class``)."""
-    try:
-        from airflow.sdk import serde
-    except ImportError:  # pragma: no cover - Airflow without the task SDK serde
+def register_with_serde(*classes: type) -> None:
+    """Let XCom deserialize these classes in this process with Airflow's default allow-list.
+
+    The classes must be defined at module scope (XCom re-imports them by qualified name). On task-sdk >= 1.3
+    (Airflow 3.3+) this is ``airflow.sdk.serde.allow_class``. Older serde modules (``airflow.sdk.serde`` on
+    Airflow 3.2, ``airflow.serialization.serde`` on 3.1) have no public call for it, but their ``deserialize``
+    accepts any qualified name in the module-level ``_extra_allowed`` set (the set ``allow_class`` writes to
+    in 3.3 as well), so the names go there. Without either, nothing happens and
+    ``[core] allowed_deserialization_classes`` stays the way to allow them.
+    """
+    serde = _xcom_serde_module()
+    if serde is None:
         return
     allow_class = getattr(serde, "allow_class", None)
-    if allow_class is None:  # pragma: no cover - task-sdk < 1.3: use the config allow-list instead
+    if allow_class is not None:
+        for cls in classes:
+            allow_class(cls)
         return
-    for cls in _ALL_MODELS:
-        allow_class(cls)
+    extra_allowed = getattr(serde, "_extra_allowed", None)
+    if not isinstance(extra_allowed, set):
+        return
+    for cls in classes:
+        if "." in cls.__qualname__:
+            raise ValueError(
+                f"{cls.__module__}.{cls.__qualname__} is not defined at module scope, so XCom cannot "
+                "re-import it by name. Define the class at module scope."
+            )
+        extra_allowed.add(f"{cls.__module__}.{cls.__qualname__}")
 
 
-_register_with_serde()
+def _xcom_serde_module() -> Any:
+    """The serde module XCom deserializes with: the task SDK's (Airflow 3.2+), else Airflow 3.1's; or None."""
+    for name in ("airflow.sdk.serde", "airflow.serialization.serde"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None  # pragma: no cover - Airflow without either serde
+
+
+register_with_serde(*_ALL_MODELS)

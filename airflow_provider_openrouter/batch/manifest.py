@@ -20,6 +20,7 @@ from airflow_provider_openrouter.batch.outputs import (
     SUCCEEDED,
     record_cost,
 )
+from airflow_provider_openrouter.models import register_with_serde
 
 BatchMode = Literal["batch_api", "concurrent"]
 
@@ -151,14 +152,4 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _register_with_serde() -> None:
-    """Let a downstream task deserialize the manifest from XCom in this process (task-sdk >= 1.3)."""
-    try:
-        from airflow.sdk.serde import allow_class
-    except ImportError:  # pragma: no cover - older task SDK: use [core] allowed_deserialization_classes
-        return
-    for cls in (BatchManifest, OutcomeCounts, TokenCounts, BatchTimings):
-        allow_class(cls)
-
-
-_register_with_serde()
+register_with_serde(BatchManifest, OutcomeCounts, TokenCounts, BatchTimings)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from decimal import Decimal
 
 import pytest
@@ -27,6 +28,7 @@ from airflow_provider_openrouter.models import (
     ModelList,
     TextCompletion,
     Usage,
+    register_with_serde,
 )
 
 # Bodies below are the SDK-validated examples of the OpenRouter reference (Appendix A), plus fields that the
@@ -427,3 +429,69 @@ def test_without_registration_the_default_allow_list_rejects_the_class(tmp_path:
     result = _run_round_trip(tmp_path, forget=True)
     assert result.returncode != 0
     assert "was not found in allow list" in result.stderr
+
+
+# --- register_with_serde on every serde generation --------------------------------------------------------
+# The fakes stand in for the three shapes of Airflow's XCom serde: task-sdk >= 1.3 (``allow_class``),
+# Airflow 3.2 (``airflow.sdk.serde`` with only ``_extra_allowed``) and Airflow 3.1 (no ``airflow.sdk.serde``;
+# ``airflow.serialization.serde`` with ``_extra_allowed``). The real 3.1/3.2 proof runs in the lowest-Airflow CI.
+
+
+def _fake_serde(*, with_allow_class: bool) -> types.ModuleType:
+    fake = types.ModuleType("fake_serde")
+    fake._extra_allowed = set()  # type: ignore[attr-defined]
+    if with_allow_class:
+        fake.allowed_via_call = []  # type: ignore[attr-defined]
+        fake.allow_class = fake.allowed_via_call.append  # type: ignore[attr-defined]
+    return fake
+
+
+def _encoded_classname(obj: object) -> str:
+    # What XCom stores as the class name, computed by Airflow's own serializer: the name deserialize checks.
+    from airflow.sdk.serde import CLASSNAME, serialize
+
+    return str(serialize(obj)[CLASSNAME])
+
+
+def test_register_with_serde_uses_allow_class_when_the_sdk_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _fake_serde(with_allow_class=True)
+    monkeypatch.setitem(sys.modules, "airflow.sdk.serde", fake)
+    register_with_serde(ChatCompletion, Credits)
+    assert fake.allowed_via_call == [ChatCompletion, Credits]  # type: ignore[attr-defined]
+    assert fake._extra_allowed == set()  # type: ignore[attr-defined]
+
+
+def test_register_with_serde_falls_back_to_the_extra_allowed_set_on_airflow_3_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    credits = Credits(total_credits="1", total_usage="0")
+    expected = {_encoded_classname(credits), _encoded_classname(Usage())}
+    fake = _fake_serde(with_allow_class=False)
+    monkeypatch.setitem(sys.modules, "airflow.sdk.serde", fake)
+    register_with_serde(Credits, Usage)
+    assert fake._extra_allowed == expected  # type: ignore[attr-defined]
+
+
+def test_register_with_serde_falls_back_to_airflow_3_1_serde(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _fake_serde(with_allow_class=False)
+    monkeypatch.setitem(sys.modules, "airflow.sdk.serde", None)  # None in sys.modules: the import fails
+    monkeypatch.setitem(sys.modules, "airflow.serialization.serde", fake)
+    register_with_serde(KeyInfo)
+    assert fake._extra_allowed == {"airflow_provider_openrouter.models.KeyInfo"}  # type: ignore[attr-defined]
+
+
+def test_register_with_serde_without_any_serde_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "airflow.sdk.serde", None)
+    monkeypatch.setitem(sys.modules, "airflow.serialization.serde", None)
+    register_with_serde(KeyInfo)  # nothing to register with: the config allow-list stays the way
+
+
+def test_register_with_serde_fallback_rejects_a_class_xcom_cannot_reimport(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Local(Credits):
+        pass
+
+    fake = _fake_serde(with_allow_class=False)
+    monkeypatch.setitem(sys.modules, "airflow.sdk.serde", fake)
+    with pytest.raises(ValueError, match=r"not defined at module scope.*Define the class at module scope"):
+        register_with_serde(Local)
+    assert fake._extra_allowed == set()  # type: ignore[attr-defined]
