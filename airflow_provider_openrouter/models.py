@@ -405,6 +405,12 @@ class ModelPricing(OpenRouterModel):
     discount: Number | None = None
     overrides: list[dict[str, Any]] | None = None
 
+    @property
+    def is_variable(self) -> bool:
+        """Whether a listed price is negative. OpenRouter lists routers such as ``openrouter/auto`` at
+        ``"-1"``: what they cost depends on the model they route to, so the list price means nothing."""
+        return any(price is not None and price < 0 for price in (self.prompt, self.completion, self.request))
+
     def cost_for(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         """The list-price cost of one request with these token counts (per-request fee included)."""
         return (
@@ -509,14 +515,17 @@ class ModelList(OpenRouterModel):
     ) -> Model | None:
         """The priced model that fits and costs least for a request of this size; ``None`` if none fits.
 
-        Ties are broken by model id, so the choice is stable. Models without pricing are skipped.
+        Ties are broken by model id, so the choice is stable. Models without pricing are skipped, and so are
+        routers listed at a negative price (``openrouter/auto``: ``"-1"``, see
+        :attr:`ModelPricing.is_variable`), which would otherwise always look cheapest.
         """
         required = tuple(supports)
         candidates = []
         for model in self.data:
-            cost = model.cost_for(prompt_tokens, completion_tokens)
-            if cost is None or model.prompt_price is None or model.completion_price is None:
+            pricing = model.pricing
+            if pricing is None or pricing.prompt is None or pricing.completion is None or pricing.is_variable:
                 continue
+            cost = pricing.cost_for(prompt_tokens, completion_tokens)
             if not include_free and model.is_free:
                 continue
             if min_context_length is not None and (model.context_length or 0) < min_context_length:
@@ -568,11 +577,12 @@ class ModelEndpoints(OpenRouterModel):
     endpoints: list[Endpoint] = []
 
     def cheapest_endpoint(self, prompt_tokens: int = 1000, completion_tokens: int = 1000) -> Endpoint | None:
-        """The endpoint with the lowest list-price cost for a request of this size."""
+        """The endpoint with the lowest list-price cost for a request of this size; endpoints without pricing
+        or with a negative (variable) price are skipped."""
         priced = [
             (endpoint.pricing.cost_for(prompt_tokens, completion_tokens), index, endpoint)
             for index, endpoint in enumerate(self.endpoints)
-            if endpoint.pricing is not None
+            if endpoint.pricing is not None and not endpoint.pricing.is_variable
         ]
         return min(priced, key=lambda item: (item[0], item[1]))[2] if priced else None
 

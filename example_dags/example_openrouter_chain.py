@@ -2,8 +2,9 @@
 
 1. ``list_models`` asks OpenRouter for the text models that accept the request parameters this job needs.
 2. ``pick_model`` keeps those with a long enough context and a real price (free variants are heavily rate
-   limited; routers such as ``openrouter/auto`` list a price of -1) and picks the one whose list price for
-   this request (prompt tokens x prompt price + ``max_tokens`` x completion price) is lowest (``Decimal``).
+   limited; ``ModelList.cheapest`` already skips routers such as ``openrouter/auto``, listed at a price of -1)
+   and picks the one whose list price for this request (prompt tokens x prompt price + ``max_tokens`` x
+   completion price) is lowest (``Decimal``).
 3. ``chat`` sends the question to that model.
 4. ``get_generation`` looks the answer up by its generation id. The stats appear a moment after the answer, so
    it asks again on 404 for up to ``wait_for_stats`` seconds (idempotent GETs; the chat is never resent).
@@ -51,10 +52,7 @@ def example_openrouter_chain() -> None:
         assert params is not None
         min_context = int(params["min_context_length"])
         prompt_tokens = len(params["question"]) // CHARS_PER_TOKEN + 20
-        priced = ModelList(
-            data=[m for m in models.data if (m.prompt_price or 0) >= 0 and (m.completion_price or 0) >= 0]
-        )
-        best = priced.cheapest(
+        best = models.cheapest(
             prompt_tokens=prompt_tokens,
             completion_tokens=MAX_TOKENS,
             min_context_length=min_context,

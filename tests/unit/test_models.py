@@ -313,6 +313,39 @@ def test_model_list_prices_and_cheapest() -> None:
     assert models.cheapest(min_context_length=1_000_000) is None
 
 
+def test_cheapest_skips_routers_listed_at_a_negative_price() -> None:
+    # OpenRouter lists openrouter/auto at "-1": its cost depends on the model it routes to.
+    models = ModelList.model_validate(
+        {
+            "data": [
+                {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}},
+                {"id": "acme/odd", "pricing": {"prompt": "0.000001", "completion": "0.000001", "request": "-1"}},
+                {"id": "acme/small", "pricing": {"prompt": "0.000002", "completion": "0.000004"}},
+                {"id": "acme/large", "pricing": {"prompt": "0.00001", "completion": "0.00003"}},
+            ]
+        }
+    )
+    auto = models.get("openrouter/auto")
+    assert auto is not None and auto.pricing is not None and auto.pricing.is_variable
+    assert models.cheapest() is models.get("acme/small")
+    assert models.cheapest(include_free=False) is models.get("acme/small")
+    assert ModelList(data=[auto]).cheapest() is None
+
+
+def test_cheapest_endpoint_skips_a_negative_price() -> None:
+    endpoints = ModelEndpoints.model_validate(
+        {
+            "id": "openrouter/auto",
+            "endpoints": [
+                {"provider_name": "Router", "pricing": {"prompt": "-1", "completion": "-1"}},
+                {"provider_name": "Real", "pricing": {"prompt": "0.000003", "completion": "0.000003"}},
+            ],
+        }
+    )
+    best = endpoints.cheapest_endpoint()
+    assert best is not None and best.provider_name == "Real"
+
+
 def test_model_endpoints_connector_fields() -> None:
     endpoints = ModelEndpoints.model_validate(json.loads(ENDPOINTS_BODY)["data"])
     assert endpoints.architecture is not None and endpoints.architecture.tokenizer == "GPT"
