@@ -279,7 +279,10 @@ class OpenRouterTimeoutError(OpenRouterError):
     title = "OpenRouter timed out the request"
 
     def default_hint(self) -> str:
-        return "Retry later; for billable calls the transport resends only when retry_ambiguous is true."
+        return (
+            "Retry later; the transport resends a billable call after this only when the retry_ambiguous "
+            f"extra of {self._conn_phrase()} is true."
+        )
 
 
 class OpenRouterPayloadTooLargeError(OpenRouterError):
@@ -303,9 +306,11 @@ class OpenRouterRateLimitError(OpenRouterError):
 
     def default_hint(self) -> str:
         when = f"retry after {self.retry_after:.1f} s" if self.retry_after is not None else "retry later"
+        # The transport stops retrying once the next wait would pass max_retry_wait, so a long reset needs a
+        # larger budget, not a smaller one.
         return (
-            f"Retries were exhausted; {when}, or lower requests_per_minute / max_retry_wait settings of "
-            f"{self._conn_phrase()}."
+            f"Retries were exhausted; {when}, lower the requests_per_minute extra of {self._conn_phrase()}, "
+            "or raise its max_retries / max_retry_wait extras to wait the limit out."
         )
 
 
@@ -316,7 +321,10 @@ class OpenRouterUpstreamError(OpenRouterError):
     title = "OpenRouter's upstream provider failed"
 
     def default_hint(self) -> str:
-        return "Retry later, or give fallback models (models=[...]) or provider routing preferences."
+        return (
+            "Retry later, or give fallback models (models=[...]) or provider routing preferences "
+            "(provider={...})."
+        )
 
 
 class OpenRouterConnectionError(OpenRouterError):
@@ -341,7 +349,8 @@ class OpenRouterOutcomeUnknownError(OpenRouterError):
     def default_hint(self) -> str:
         return (
             "The request may have been processed and billed, so it was not resent; check OpenRouter's "
-            "activity page before running it again (or set retry_ambiguous to accept the risk)."
+            "activity page before running it again (or set the retry_ambiguous extra of "
+            f"{self._conn_phrase()} to accept the risk)."
         )
 
 

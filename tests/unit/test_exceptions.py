@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 
 import pytest
@@ -19,8 +20,14 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterPermissionError,
     OpenRouterRateLimitError,
     OpenRouterRequestError,
+    OpenRouterTimeoutError,
     OpenRouterUpstreamError,
     scrub,
+)
+from airflow_provider_openrouter.get_provider_info import get_provider_info
+from airflow_provider_openrouter.operators import (
+    OpenRouterChatCompletionOperator,
+    OpenRouterGetGenerationOperator,
 )
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -103,6 +110,43 @@ def test_credits_permission_hint_names_the_management_key() -> None:
 )
 def test_hints_say_what_to_do(err: OpenRouterError, phrase: str) -> None:
     assert phrase in str(err)
+
+
+def test_hints_name_parameters_that_exist() -> None:
+    # A hint that names a knob must name a real one: the connection extras of the provider metadata and the
+    # operator parameters, read from their definitions.
+    extras = set(get_provider_info()["connection-types"][0]["conn-fields"])
+    named_extras = {
+        "retry_ambiguous": [
+            OpenRouterTimeoutError("slow", status=408, conn_id="c"),
+            OpenRouterOutcomeUnknownError("read timeout", conn_id="c"),
+        ],
+        "requests_per_minute": [OpenRouterRateLimitError("slow down", status=429, conn_id="c")],
+        "max_retries": [OpenRouterRateLimitError("slow down", status=429, conn_id="c")],
+        "max_retry_wait": [OpenRouterRateLimitError("slow down", status=429, conn_id="c")],
+    }
+    for extra, errors in named_extras.items():
+        assert extra in extras
+        for err in errors:
+            assert extra in err.hint
+            assert "connection 'c'" in err.hint
+
+    chat_parameters = inspect.signature(OpenRouterChatCompletionOperator.__init__).parameters
+    assert "models" in chat_parameters and "provider" in chat_parameters
+    upstream_hint = OpenRouterUpstreamError("down", status=503).hint
+    assert "models=[" in upstream_hint and "provider={" in upstream_hint
+
+    generation_parameters = inspect.signature(OpenRouterGetGenerationOperator.__init__).parameters
+    assert "wait_for_stats" in generation_parameters
+    not_found = OpenRouterNotFoundError("nope", status=404, request="GET /generation").hint
+    assert "wait_for_stats" in not_found and "wait_seconds" not in not_found
+
+
+def test_rate_limit_hint_asks_for_a_larger_retry_budget_not_a_smaller_one() -> None:
+    # The transport stops once the next wait would pass max_retry_wait: only a larger value waits a reset out.
+    hint = OpenRouterRateLimitError("slow down", status=429, retry_after=90.0, conn_id="c").hint
+    assert "raise its max_retries / max_retry_wait" in hint
+    assert "lower the requests_per_minute extra" in hint
 
 
 def test_generation_id_appears_in_where() -> None:
