@@ -156,6 +156,98 @@ class OpenRouterBaseOperator(BaseOperator):
         return list(stops)
 
 
+CHAT_PARAMETERS: tuple[str, ...] = (
+    "system_prompt",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "models",
+    "provider",
+    "reasoning",
+    "extra_body",
+)
+"""The chat request's parameters besides the model and the messages, named as in ``build_chat_request``: what
+the chat operator sends and what the batch operator applies to every row."""
+
+
+class OpenRouterChatParametersOperator(OpenRouterBaseOperator):
+    """Base holding :data:`CHAT_PARAMETERS` (chat and batch operators): one definition of the parameters and
+    of how their rendered values are coerced, so a batch row gets exactly what a chat task would send.
+
+    Subclasses list ``*CHAT_PARAMETERS`` in their ``template_fields``.
+    """
+
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "response_format": "json",
+        "tools": "json",
+        "tool_choice": "json",
+        "models": "json",
+        "provider": "json",
+        "reasoning": "json",
+        "extra_body": "json",
+    }
+
+    def __init__(
+        self,
+        *,
+        system_prompt: str | None = None,
+        temperature: float | str | None = None,
+        top_p: float | str | None = None,
+        max_tokens: int | str | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | str | None = None,
+        response_format: dict[str, Any] | str | None = None,
+        tools: list[dict[str, Any]] | str | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        models: list[str] | str | None = None,
+        provider: dict[str, Any] | str | None = None,
+        reasoning: dict[str, Any] | str | None = None,
+        extra_body: dict[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.system_prompt = system_prompt
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.seed = seed
+        self.response_format = response_format
+        self.tools = tools
+        self.tool_choice = tool_choice
+        self.models = models
+        self.provider = provider
+        self.reasoning = reasoning
+        self.extra_body = extra_body
+
+    def chat_parameters(self) -> dict[str, Any]:
+        """Every :data:`CHAT_PARAMETERS` value, rendered strings coerced back; unset values are ``None``."""
+        tool_choice: Any = self.tool_choice
+        # A bare choice ("auto", "none", "required") stays a string; a rendered {"type": ...} becomes a dict.
+        if not (isinstance(tool_choice, str) and not tool_choice.lstrip().startswith("{")):
+            tool_choice = self.as_dict("tool_choice", tool_choice)
+        return {
+            "system_prompt": self.system_prompt or None,
+            "temperature": self.as_float("temperature", self.temperature),
+            "top_p": self.as_float("top_p", self.top_p),
+            "max_tokens": self.as_int("max_tokens", self.max_tokens),
+            "stop": self.as_stop(self.stop),
+            "seed": self.as_int("seed", self.seed),
+            "response_format": self.as_dict("response_format", self.response_format),
+            "tools": self.as_list("tools", self.tools),
+            "tool_choice": tool_choice or None,
+            "models": self.as_str_list("models", self.models),
+            "provider": self.as_dict("provider", self.provider),
+            "reasoning": self.as_dict("reasoning", self.reasoning),
+            "extra_body": self.as_dict("extra_body", self.extra_body),
+        }
+
+
 class OpenRouterGenerationOperator(OpenRouterBaseOperator):
     """Base for the billable operators (chat, completion): the cost record is pushed before any validation.
 

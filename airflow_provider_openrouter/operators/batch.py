@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow_provider_openrouter.batch.manifest import BatchManifest
-from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
+from airflow_provider_openrouter.operators._base import CHAT_PARAMETERS, OpenRouterChatParametersOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -27,26 +27,11 @@ Mode = Literal["auto", "batch_api", "concurrent"]
 MODES: tuple[str, ...] = ("auto", "batch_api", "concurrent")
 BATCH_WINDOW = timedelta(hours=24)
 
-# The operator's per-row defaults, as in OpenRouterChatCompletionOperator (template fields too).
-_ROW_DEFAULTS = (
-    "system_prompt",
-    "temperature",
-    "max_tokens",
-    "stop",
-    "seed",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "models",
-    "provider",
-    "reasoning",
-    "extra_body",
-)
 # Row fields that are parameters of build_chat_request; any other row field goes into the body as is.
-_CHAT_PARAMS = (*(name for name in _ROW_DEFAULTS if name != "extra_body"), "top_p")
+_ROW_CHAT_PARAMETERS = tuple(name for name in CHAT_PARAMETERS if name != "extra_body")
 
 
-class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
+class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
     """Run a chat completion for every row of an input, write one JSONL line per row, return a manifest.
 
     **Input** (exactly one): ``inputs``, a list (templated, so it can come from an upstream task's XCom) or
@@ -86,9 +71,10 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
     :param mode: ``"auto"``, ``"batch_api"`` or ``"concurrent"``.
     :param concurrency: requests in flight at once in concurrent mode.
     :param max_failed_fraction: share of rows (0..1) that may end other than ``succeeded``.
-    :param system_prompt, temperature, max_tokens, stop, seed, response_format, tools, tool_choice, models,
-        provider, reasoning, extra_body: defaults for every row, merged exactly as in
-        ``OpenRouterChatCompletionOperator``; a row's own fields win.
+    :param system_prompt, temperature, top_p, max_tokens, stop, seed, response_format, tools, tool_choice,
+        models, provider, reasoning, extra_body: defaults for every row, the same parameters as
+        ``OpenRouterChatCompletionOperator`` (one definition, ``operators._base.CHAT_PARAMETERS``), merged the
+        same way; a row's own fields win.
     :param shard_index, shard_count: run one of ``shard_count`` round-robin shards of the input (see
         :func:`airflow_provider_openrouter.batch.sharding.plan_shards`).
     :param requests_per_minute: this task's rate budget (default: the connection's / ``shard_count``).
@@ -127,21 +113,15 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         "output_path",
         "concurrency",
         "max_failed_fraction",
-        *_ROW_DEFAULTS,
+        *CHAT_PARAMETERS,
         "shard_index",
         "shard_count",
         "requests_per_minute",
         "checkpoint_dir",
     )
     template_fields_renderers = {
+        **OpenRouterChatParametersOperator.template_fields_renderers,
         "inputs": "json",
-        "response_format": "json",
-        "tools": "json",
-        "tool_choice": "json",
-        "models": "json",
-        "provider": "json",
-        "reasoning": "json",
-        "extra_body": "json",
     }
 
     def __init__(
@@ -154,18 +134,6 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         mode: Mode = "auto",
         concurrency: int | str = 16,
         max_failed_fraction: float | str = 0.0,
-        system_prompt: str | None = None,
-        temperature: float | str | None = None,
-        max_tokens: int | str | None = None,
-        stop: str | list[str] | None = None,
-        seed: int | str | None = None,
-        response_format: dict[str, Any] | str | None = None,
-        tools: list[dict[str, Any]] | str | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        models: list[str] | str | None = None,
-        provider: dict[str, Any] | str | None = None,
-        reasoning: dict[str, Any] | str | None = None,
-        extra_body: dict[str, Any] | str | None = None,
         shard_index: int | str = 0,
         shard_count: int | str = 1,
         requests_per_minute: float | str | None = None,
@@ -195,18 +163,6 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         self.mode = mode
         self.concurrency = concurrency
         self.max_failed_fraction = max_failed_fraction
-        self.system_prompt = system_prompt
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.stop = stop
-        self.seed = seed
-        self.response_format = response_format
-        self.tools = tools
-        self.tool_choice = tool_choice
-        self.models = models
-        self.provider = provider
-        self.reasoning = reasoning
-        self.extra_body = extra_body
         self.shard_index = shard_index
         self.shard_count = shard_count
         self.requests_per_minute = requests_per_minute
@@ -226,25 +182,6 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         if number is None or number < low:
             raise self.bad_parameter(name, value, f"a whole number >= {low}")
         return number
-
-    def _chat_defaults(self) -> dict[str, Any]:
-        tool_choice: Any = self.tool_choice
-        if not (isinstance(tool_choice, str) and not tool_choice.lstrip().startswith("{")):
-            tool_choice = self.as_dict("tool_choice", tool_choice)
-        return {
-            "system_prompt": self.system_prompt or None,
-            "temperature": self.as_float("temperature", self.temperature),
-            "max_tokens": self.as_int("max_tokens", self.max_tokens),
-            "stop": self.as_stop(self.stop),
-            "seed": self.as_int("seed", self.seed),
-            "response_format": self.as_dict("response_format", self.response_format),
-            "tools": self.as_list("tools", self.tools),
-            "tool_choice": tool_choice or None,
-            "models": self.as_str_list("models", self.models),
-            "provider": self.as_dict("provider", self.provider),
-            "reasoning": self.as_dict("reasoning", self.reasoning),
-            "extra_body": self.as_dict("extra_body", self.extra_body),
-        }
 
     def _max_failed_fraction(self) -> float:
         fraction = self.as_float("max_failed_fraction", self.max_failed_fraction)
@@ -270,13 +207,13 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         return InlineInputSource(coerce_inline_inputs(self.inputs))
 
     def _body_builder(self, hook: OpenRouterHook, model: str) -> BuildBody:
-        defaults = self._chat_defaults()
+        defaults = self.chat_parameters()
 
         def build_body(row: BatchRow) -> dict[str, Any]:
             overrides = dict(row.overrides)
             row_model = overrides.pop("model", None) or model
             params = {**defaults}
-            params.update((name, overrides.pop(name)) for name in _CHAT_PARAMS if name in overrides)
+            params.update((name, overrides.pop(name)) for name in _ROW_CHAT_PARAMETERS if name in overrides)
             extra_body = {**(params.pop("extra_body") or {}), **overrides}
             return hook.build_chat_request(
                 row_model, messages=row.messages, extra_body=extra_body or None, **params
@@ -392,7 +329,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
         from airflow_provider_openrouter.batch.errors import BatchInputError
         from airflow_provider_openrouter.exceptions import OpenRouterError
 
-        wanted = {job.spec.model, *job.scanned.row_models, *(self._chat_defaults()["models"] or [])}
+        wanted = {job.spec.model, *job.scanned.row_models, *(self.chat_parameters()["models"] or [])}
         try:
             known = {model.id for model in self.hook.list_models().data}
         except OpenRouterError as err:
@@ -437,7 +374,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterBaseOperator):
     def _batch_client(self, job: BatchJob) -> BatchApiClient:
         from airflow_provider_openrouter.batch.batch_api import BatchApiClient
 
-        provider = self._chat_defaults()["provider"]
+        provider = self.chat_parameters()["provider"]
         batch_provider = (
             {key: provider[key] for key in ("only", "allow_fallbacks") if key in provider}
             if provider

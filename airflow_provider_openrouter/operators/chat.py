@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.exceptions import OpenRouterResponseError
 from airflow_provider_openrouter.models import ChatCompletion
-from airflow_provider_openrouter.operators._base import OpenRouterGenerationOperator
+from airflow_provider_openrouter.operators._base import (
+    CHAT_PARAMETERS,
+    OpenRouterChatParametersOperator,
+    OpenRouterGenerationOperator,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,7 +19,7 @@ if TYPE_CHECKING:
 _JSON_FORMATS = ("json_object", "json_schema")
 
 
-class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
+class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterChatParametersOperator):
     """Send one chat completion request and return the typed answer.
 
     The connector's flat form is ``model`` + ``role`` + ``content`` (one message); the full API is
@@ -75,30 +79,12 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         "role",
         "content",
         "messages",
-        "system_prompt",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stop",
-        "seed",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "models",
-        "provider",
-        "reasoning",
-        "extra_body",
+        *CHAT_PARAMETERS,
         "fail_on_truncation",
     )
     template_fields_renderers = {
+        **OpenRouterChatParametersOperator.template_fields_renderers,
         "messages": "json",
-        "response_format": "json",
-        "tools": "json",
-        "tool_choice": "json",
-        "models": "json",
-        "provider": "json",
-        "reasoning": "json",
-        "extra_body": "json",
     }
 
     def __init__(
@@ -108,19 +94,6 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         role: str = "user",
         content: str | list[dict[str, Any]] | None = None,
         messages: list[dict[str, Any]] | str | None = None,
-        system_prompt: str | None = None,
-        temperature: float | str | None = None,
-        top_p: float | str | None = None,
-        max_tokens: int | str | None = None,
-        stop: str | list[str] | None = None,
-        seed: int | str | None = None,
-        response_format: dict[str, Any] | str | None = None,
-        tools: list[dict[str, Any]] | str | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        models: list[str] | str | None = None,
-        provider: dict[str, Any] | str | None = None,
-        reasoning: dict[str, Any] | str | None = None,
-        extra_body: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -130,45 +103,14 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         self.role = role
         self.content = content
         self.messages = messages
-        self.system_prompt = system_prompt
-        self.temperature = temperature
-        self.top_p = top_p
-        self.max_tokens = max_tokens
-        self.stop = stop
-        self.seed = seed
-        self.response_format = response_format
-        self.tools = tools
-        self.tool_choice = tool_choice
-        self.models = models
-        self.provider = provider
-        self.reasoning = reasoning
-        self.extra_body = extra_body
-
-    def _tool_choice(self) -> str | dict[str, Any] | None:
-        if isinstance(self.tool_choice, str) and not self.tool_choice.lstrip().startswith("{"):
-            return self.tool_choice or None
-        return self.as_dict("tool_choice", self.tool_choice)
 
     def execute(self, context: Context) -> ChatCompletion:
-        response_format = self.as_dict("response_format", self.response_format)
         request: dict[str, Any] = {
             "model": self.model or None,
             "role": self.role or "user",
             "content": self.content if self.content != "" else None,
             "messages": self.as_list("messages", self.messages),
-            "system_prompt": self.system_prompt or None,
-            "temperature": self.as_float("temperature", self.temperature),
-            "top_p": self.as_float("top_p", self.top_p),
-            "max_tokens": self.as_int("max_tokens", self.max_tokens),
-            "stop": self.as_stop(self.stop),
-            "seed": self.as_int("seed", self.seed),
-            "response_format": response_format,
-            "tools": self.as_list("tools", self.tools),
-            "tool_choice": self._tool_choice(),
-            "models": self.as_str_list("models", self.models),
-            "provider": self.as_dict("provider", self.provider),
-            "reasoning": self.as_dict("reasoning", self.reasoning),
-            "extra_body": self.as_dict("extra_body", self.extra_body),
+            **self.chat_parameters(),
         }
         idempotency_key = self.idempotency_key(context)
         result = self.call_billable(
@@ -178,7 +120,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator):
         )
         self.push_generation_record(context, result)
         self.check_truncation(result)
-        self.check_response_format(result, response_format)
+        self.check_response_format(result, request["response_format"])
         return result
 
     def check_response_format(self, result: ChatCompletion, response_format: dict[str, Any] | None) -> None:

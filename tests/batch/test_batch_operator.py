@@ -17,6 +17,7 @@ from airflow_provider_openrouter.emulator.testing import RunningEmulator
 from airflow_provider_openrouter.exceptions import OpenRouterRequestError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
+from airflow_provider_openrouter.operators.chat import OpenRouterChatCompletionOperator
 from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
 
 
@@ -43,6 +44,7 @@ def test_row_fields_override_the_operators_defaults(emulator: RunningEmulator, t
         inputs=["unused"],
         system_prompt="Answer in one word.",
         temperature="0.2",
+        top_p="0.9",
         max_tokens=50,
         extra_body={"user": "nightly"},
     )
@@ -57,10 +59,26 @@ def test_row_fields_override_the_operators_defaults(emulator: RunningEmulator, t
             {"role": "user", "content": "hi"},
         ],
         "temperature": 1.5,
+        "top_p": 0.9,
         "max_tokens": 50,
         "user": "nightly",
         "top_k": 3,
     }
+    own_top_p = BatchRow(1, "r2", [{"role": "user", "content": "hi"}], {"top_p": 0.5}, "inputs[1]")
+    assert build(own_top_p)["top_p"] == 0.5
+
+
+def test_every_chat_operator_parameter_is_a_templated_row_default(tmp_path: Path) -> None:
+    # The chat operator's parameters besides model and messages, listed here from its documented signature.
+    chat_parameters = {
+        "system_prompt", "temperature", "top_p", "max_tokens", "stop", "seed", "response_format", "tools",
+        "tool_choice", "models", "provider", "reasoning", "extra_body",
+    }  # fmt: skip
+    batch_fields = set(OpenRouterBatchCompletionOperator.template_fields)
+    chat_fields = set(OpenRouterChatCompletionOperator.template_fields)
+    assert chat_parameters <= batch_fields and chat_parameters <= chat_fields
+    op = _operator(tmp_path, inputs=["x"], **{name: None for name in chat_parameters})
+    assert all(getattr(op, name) is None for name in chat_parameters)
 
 
 def test_a_row_with_an_invalid_field_is_refused_before_sending(
