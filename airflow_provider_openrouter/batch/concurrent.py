@@ -25,6 +25,9 @@ any other error (400, 404, moderation ...)                  records ``failed``
                                                             is fixed
 ==========================================================  ===============================================
 
+:meth:`ConcurrentRunner.stop` (the operator's ``on_kill``) stops sending the same way: rows in flight finish
+and are recorded, rows waiting for the gate or a retry are ``not_sent``, no new row is taken.
+
 Before a row's first request goes out, a ``sending`` record reaches the checkpoint; its outcome record follows
 before the worker takes its next row. A worker killed in between leaves the row ``outcome_unknown``.
 """
@@ -105,6 +108,7 @@ class AdaptiveGate:
         self._limit = concurrency
         self._in_flight = 0
         self._paused_until = 0.0
+        self._opened = True
         self._cond = threading.Condition()
         self.rate_limited = 0
 
@@ -112,7 +116,7 @@ class AdaptiveGate:
         with self._cond:
             while True:
                 wait = self._paused_until - time.monotonic()
-                if wait <= 0 and self._in_flight < self._limit:
+                if not self._opened or (wait <= 0 and self._in_flight < self._limit):
                     self._in_flight += 1
                     return self
                 self._cond.wait(timeout=wait if wait > 0 else None)
@@ -133,6 +137,12 @@ class AdaptiveGate:
             self.rate_limited += 1
             self._limit = max(1, self._limit // 2)
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self._cond.notify_all()
+
+    def release_waiters(self) -> None:
+        """Admit every waiting and later caller at once, so each can see that the run stopped and leave."""
+        with self._cond:
+            self._opened = False
             self._cond.notify_all()
 
     @property
@@ -215,6 +225,14 @@ class ConcurrentRunner:
         """How many times a 429 reached the runner (after the transport's own retries)."""
         return self._gate.rate_limited
 
+    def stop(self) -> None:
+        """Send no further request: rows in flight finish and are recorded, every other row ends ``not_sent``.
+
+        Idempotent, never blocks on a request, safe from any thread and from a signal handler (``on_kill``).
+        """
+        self._stop.set()
+        self._gate.release_waiters()
+
     def run(self, rows: Iterable[BatchRow]) -> None:
         """Send every row of ``rows`` (or until an account error stops the run)."""
         iterator = iter(rows)
@@ -246,7 +264,7 @@ class ConcurrentRunner:
                 self._progress.add(record)
         except BaseException as err:  # a bug or a checkpoint write failure: stop everyone, re-raise in run()
             self._crash = err
-            self._stop.set()
+            self.stop()
 
     def _run_row(self, row: BatchRow) -> dict[str, Any] | None:
         if self._stop.is_set():
@@ -260,9 +278,11 @@ class ConcurrentRunner:
         while True:
             if self._stop.is_set():  # nothing of this row is in flight: it stays unsent for a retry
                 return self._not_sent(row, attempts)
-            attempts += 1
             try:
                 with self._gate:
+                    if self._stop.is_set():  # stopped while this row waited for the gate
+                        return self._not_sent(row, attempts)
+                    attempts += 1
                     with self._sent_lock:
                         self.requests_sent += 1
                     response = self._send(row)
@@ -285,12 +305,13 @@ class ConcurrentRunner:
                 if is_account_error(err):
                     if not self._stop.is_set():
                         self.stop_error = err
-                        self._stop.set()
+                        self.stop()
                         self._log.error("stopping the batch, no further rows are sent: %s", err)
                     return self._not_sent(row, attempts)
                 if is_safe_to_resend(err) and retries_left > 0:
                     retries_left -= 1
-                    time.sleep(self._backoff(self._settings.row_retries - retries_left))
+                    # A stop ends the wait early; the loop then records the row not_sent.
+                    self._stop.wait(self._backoff(self._settings.row_retries - retries_left))
                     continue
                 return failure_record(row.index, row.custom_id, FAILED, _row_error(err), attempts)
             self._gate.succeeded()
@@ -299,7 +320,9 @@ class ConcurrentRunner:
     def _not_sent(self, row: BatchRow, attempts: int) -> dict[str, Any]:
         """Refused before generation (or never sent), so not billed: a retry sends the row once fixed."""
         error: dict[str, Any] = (
-            error_info(self.stop_error) if self.stop_error is not None else {"message": "the run stopped"}
+            error_info(self.stop_error)
+            if self.stop_error is not None
+            else {"message": "the run was stopped before this row was sent"}
         )
         error.update(retryable=True, billed=False)
         return failure_record(row.index, row.custom_id, NOT_SENT, error, attempts)
@@ -315,10 +338,17 @@ class ChatSender(Protocol):
 
 
 def run_job(
-    job: BatchJob, sender: ChatSender, settings: RunnerSettings, log: Log, *, mode_reason: str
+    job: BatchJob,
+    sender: ChatSender,
+    settings: RunnerSettings,
+    log: Log,
+    *,
+    mode_reason: str,
+    on_start: Callable[[ConcurrentRunner], None] | None = None,
 ) -> tuple[BatchManifest, ConcurrentRunner]:
     """Send the pending rows of an opened ``job`` and commit its output.
 
+    ``on_start`` gets the runner before any row is sent (so the caller can :meth:`~ConcurrentRunner.stop` it).
     Returns the manifest and the runner, whose ``stop_error`` is the account error that stopped the run, if
     one did (the output is whole either way: unsent rows are labelled ``not_sent``).
     """
@@ -335,6 +365,8 @@ def run_job(
         Progress(total, total - pending, log, settings.progress_interval),
         log,
     )
+    if on_start is not None:
+        on_start(runner)
     if pending:
         log.info("sending %d of %d rows, at most %d at a time", pending, total, settings.concurrency)
         runner.run(job.pending_rows())

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_openrouter.batch.batch_api import BatchApiClient
+    from airflow_provider_openrouter.batch.concurrent import ConcurrentRunner
     from airflow_provider_openrouter.batch.engine import BatchJob, BuildBody
     from airflow_provider_openrouter.batch.inputs import BatchRow, InputSource
     from airflow_provider_openrouter.exceptions import OpenRouterError
@@ -62,7 +63,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
     **Failures**: a failed row is labelled in the output. The task fails, after writing the whole output, when
     the share of rows that did not succeed exceeds ``max_failed_fraction`` (default 0.0), or when an account
-    error (401, 402, 403) stopped the run (the rows left are ``not_sent`` and go out on a retry).
+    error (401, 402, 403) stopped the run (the rows left are ``not_sent`` and go out on a retry). ``on_kill``
+    stops a concurrent run the same way: rows in flight finish and are checkpointed, no new row is sent.
 
     :param model: the model every row uses unless a row names its own (templated).
     :param output_path: where the JSONL goes (templated).
@@ -105,6 +107,9 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
     """
 
     result_type: ClassVar[type[BatchManifest]] = BatchManifest
+    # Set while execute() runs; on_kill reads them (from Airflow's signal handler) to stop the runner.
+    _runner: ConcurrentRunner | None = None
+    _killed: bool = False
     template_fields: Sequence[str] = (
         "openrouter_conn_id",
         "model",
@@ -368,8 +373,38 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             row_retries=int(self.row_retries),
             progress_interval=float(self.progress_interval),
         )
-        manifest, runner = run_job(job, self.engine_hook, settings, self.log, mode_reason=reason)
-        return self._conclude(context, manifest, runner.stop_error)
+        manifest, runner = run_job(
+            job, self.engine_hook, settings, self.log, mode_reason=reason, on_start=self._runner_started
+        )
+        stop_error = runner.stop_error
+        if stop_error is None and self._killed and manifest.counts.not_sent:
+            from airflow_provider_openrouter.batch.errors import BatchFailedRowsError
+
+            stop_error = BatchFailedRowsError(
+                f"task {self.task_id!r} was stopped (on_kill) before every row was sent: "
+                f"{manifest.counts.not_sent} of {manifest.counts.total} rows not sent. See "
+                f"{manifest.output_path}",
+                conn_id=self.openrouter_conn_id,
+            )
+        return self._conclude(context, manifest, stop_error)
+
+    def _runner_started(self, runner: ConcurrentRunner) -> None:
+        self._runner = runner
+        if self._killed:  # on_kill came before the runner existed: send nothing
+            runner.stop()
+
+    def on_kill(self) -> None:
+        """Stop a concurrent run from sending: rows in flight finish and are checkpointed, the rest stay
+        unsent (``not_sent``) for a retry. Never raises. In ``batch_api`` mode the submitted batches keep
+        running on OpenRouter and a retry re-attaches to them."""
+        try:
+            self._killed = True
+            runner = self._runner
+            if runner is not None:
+                runner.stop()
+                self.log.info("on_kill: no further rows are sent; rows in flight finish and are checkpointed")
+        except Exception:  # on_kill runs inside Airflow's kill path and must not fail it
+            self.log.debug("on_kill: could not stop the batch runner", exc_info=True)
 
     def _batch_client(self, job: BatchJob) -> BatchApiClient:
         from airflow_provider_openrouter.batch.batch_api import BatchApiClient

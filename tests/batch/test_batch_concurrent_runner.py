@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -64,14 +65,25 @@ class Recorder:
         return {record["custom_id"]: record for record in self.records}
 
 
-def _run(send: Any, count: int, **settings: Any) -> tuple[ConcurrentRunner, Recorder]:
+def _runner(send: Any, count: int, **settings: Any) -> tuple[ConcurrentRunner, Recorder]:
     recorder = Recorder()
     options = {"concurrency": 4, "backoff": 0.0, **settings}
     runner = ConcurrentRunner(
         send, recorder, RunnerSettings(**options), Progress(count, 0, LOG, interval=3600), LOG
     )
+    return runner, recorder
+
+
+def _run(send: Any, count: int, **settings: Any) -> tuple[ConcurrentRunner, Recorder]:
+    runner, recorder = _runner(send, count, **settings)
     runner.run(_rows(count))
     return runner, recorder
+
+
+def _run_in_background(runner: ConcurrentRunner, count: int) -> threading.Thread:
+    thread = threading.Thread(target=runner.run, args=(_rows(count),), daemon=True)
+    thread.start()
+    return thread
 
 
 def test_every_row_is_sent_once_and_recorded_once() -> None:
@@ -249,3 +261,74 @@ def test_the_gate_admits_nobody_while_a_429_pause_lasts() -> None:
         gate._paused_until = 0.0
         gate._cond.notify_all()
     assert entered.wait(timeout=30)
+
+
+def test_stop_lets_the_rows_in_flight_finish_and_sends_no_new_row() -> None:
+    sent: list[int] = []
+    lock = threading.Lock()
+    three_in_flight = threading.Barrier(4, timeout=30)  # the three sends and this test
+    release = threading.Event()
+
+    def send(row: BatchRow) -> ChatCompletion:
+        with lock:
+            sent.append(row.index)
+        if row.index < 3:
+            three_in_flight.wait()
+            assert release.wait(timeout=30)
+        return _answer(row)
+
+    runner, recorder = _runner(send, 20, concurrency=3)
+    thread = _run_in_background(runner, 20)
+    three_in_flight.wait()
+    runner.stop()
+    runner.stop()  # idempotent
+    release.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert sorted(sent) == [0, 1, 2]
+    assert runner.requests_sent == 3
+    assert sorted((r["index"], r["status"]) for r in recorder.records) == [
+        (0, "succeeded"),
+        (1, "succeeded"),
+        (2, "succeeded"),
+    ]
+    assert runner.stop_error is None
+
+
+def test_stop_ends_a_429_pause_at_once_and_the_waiting_row_is_not_sent() -> None:
+    attempts: Counter[int] = Counter()
+
+    def send(row: BatchRow) -> ChatCompletion:
+        attempts[row.index] += 1
+        raise OpenRouterRateLimitError("slow down", status=429, retry_after=3600)
+
+    runner, recorder = _runner(send, 5, concurrency=1)
+    thread = _run_in_background(runner, 5)
+    deadline = time.monotonic() + 30
+    while runner.rate_limited == 0 and time.monotonic() < deadline:  # poll: the hour-long pause has begun
+        time.sleep(0.01)
+    assert runner.rate_limited == 1
+    runner.stop()
+    thread.join(timeout=30)  # without the stop the gate would hold the row for an hour
+    assert not thread.is_alive()
+    assert attempts == Counter({0: 1})
+    ((index, status, error),) = [(r["index"], r["status"], r["error"]) for r in recorder.records]
+    assert (index, status) == (0, "not_sent")
+    assert error["billed"] is False and "stopped" in error["message"]
+
+
+def test_stop_ends_a_retry_backoff_and_the_row_is_not_sent() -> None:
+    first_try = threading.Event()
+
+    def send(row: BatchRow) -> ChatCompletion:
+        first_try.set()
+        raise OpenRouterUpstreamError("bad gateway", status=502)  # not billed, retryable
+
+    runner, recorder = _runner(send, 1, concurrency=1, backoff=3600.0, max_backoff=3600.0)
+    thread = _run_in_background(runner, 1)
+    assert first_try.wait(timeout=30)
+    runner.stop()
+    thread.join(timeout=30)  # without the stop the row would wait an hour before its retry
+    assert not thread.is_alive()
+    assert runner.requests_sent == 1
+    assert [(r["index"], r["status"]) for r in recorder.records] == [(0, "not_sent")]

@@ -155,6 +155,48 @@ def test_failed_rows_fail_the_task_only_past_the_allowed_fraction(
     assert manifest.requests_sent == 0  # same run: the checkpoint answered, nothing was paid again
 
 
+def test_on_kill_stops_sending_keeps_the_row_in_flight_and_a_retry_sends_only_the_rest(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    inputs = [f"question {n}" for n in range(10)]
+    killed = _operator(tmp_path, inputs=inputs, concurrency=1)
+    hook = killed.engine_hook
+    real_send = hook.send_chat_request
+    sends = 0
+
+    def send_then_kill_on_the_third(body: Any, **kwargs: Any) -> Any:
+        nonlocal sends
+        sends += 1
+        if sends == 3:  # the kill arrives while the third row is in flight (past the gate)
+            killed.on_kill()
+        return real_send(body, **kwargs)
+
+    hook.send_chat_request = send_then_kill_on_the_third  # type: ignore[method-assign]
+    ti = TaskInstanceStandIn()
+    with pytest.raises(BatchFailedRowsError, match=r"stopped \(on_kill\) before every row was sent: 7 of 10"):
+        killed.execute(context_for(ti))
+    lines = [json.loads(line) for line in (tmp_path / "out" / "result.jsonl").read_text().splitlines()]
+    assert [line["status"] for line in lines] == ["succeeded"] * 3 + ["not_sent"] * 7
+    assert emulator.stats()["billed_generations"] == 3
+    assert ti.xcoms["manifest"].counts.not_sent == 7
+
+    retry = _operator(tmp_path, inputs=inputs, concurrency=1).execute(context_for(TaskInstanceStandIn()))
+    assert retry.counts.succeeded == 10
+    assert retry.requests_sent == 7 and retry.resumed_rows == 3
+    assert emulator.stats()["billed_generations"] == 10
+    assert emulator.stats()["duplicate_billed"] == 0
+
+
+def test_on_kill_before_the_run_sends_nothing_and_never_raises(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    op = _operator(tmp_path, inputs=["a", "b"])
+    op.on_kill()  # nothing runs yet: quiet
+    with pytest.raises(BatchFailedRowsError, match="2 of 2 rows not sent"):
+        op.execute(context_for(TaskInstanceStandIn()))
+    assert emulator.stats()["billed_generations"] == 0
+
+
 def test_auto_runs_a_small_input_concurrently_and_says_why(emulator: RunningEmulator, tmp_path: Path) -> None:
     manifest = _operator(tmp_path, inputs=["a", "b"]).execute(context_for(TaskInstanceStandIn()))
     assert manifest.mode == "concurrent"
