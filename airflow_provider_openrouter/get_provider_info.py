@@ -113,8 +113,8 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "retry_ambiguous": _field(
                         "Retry ambiguous failures",
-                        "Also resend a billable request after 408/500/524 or an error inside a 200 body. "
-                        "This can bill twice; off by default.",
+                        "Also resend a billable request after 408/500/524, an error inside a 200 body, "
+                        "a read timeout or a lost answer. This can bill twice; off by default.",
                         {"type": ["boolean", "null"], "default": False},
                     ),
                 },
