@@ -180,9 +180,47 @@ def error_for_status(
     headers: Mapping[str, str] | None = None,
     generation_id: str | None = None,
     in_body: bool = False,
+    billable: bool = False,
     secrets: tuple[str, ...] = (),
 ) -> OpenRouterError:
-    """Build the exception for an OpenRouter error answer (HTTP status or the code of an error in a 200)."""
+    """Build the exception for an OpenRouter error answer (HTTP status or the code of an error in a 200).
+
+    For a billable request, an answer the retry table calls ambiguous (408/500/504/524, or an error inside a
+    200 body) carries ``billed=None``: a generation may have started, so neither the transport nor the batch
+    engine treats it as provably unbilled.
+    """
+    error = _error_class_for_status(
+        status,
+        message,
+        method=method,
+        path=path,
+        conn_id=conn_id,
+        code=code,
+        metadata=metadata,
+        headers=headers,
+        generation_id=generation_id,
+        in_body=in_body,
+        secrets=secrets,
+    )
+    if billable and (in_body or status in _AMBIGUOUS_STATUSES):
+        error.billed = None
+    return error
+
+
+def _error_class_for_status(
+    status: int | None,
+    message: str,
+    *,
+    method: str,
+    path: str,
+    conn_id: str | None,
+    code: int | str | None,
+    metadata: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    generation_id: str | None,
+    in_body: bool,
+    secrets: tuple[str, ...],
+) -> OpenRouterError:
     common: dict[str, Any] = {
         "status": status,
         "code": code if code is not None else status,
@@ -378,6 +416,7 @@ def raise_for_openrouter_error(
                     headers=headers,
                     generation_id=body_id if isinstance(body_id, str) else generation_id,
                     in_body=True,
+                    billable=billable,
                     secrets=secrets,
                 )
         return payload
@@ -403,6 +442,7 @@ def raise_for_openrouter_error(
             conn_id=conn_id,
             headers=headers,
             generation_id=generation_id,
+            billable=billable,
             secrets=secrets,
         )
     code, message, metadata = envelope
@@ -416,6 +456,7 @@ def raise_for_openrouter_error(
         metadata=metadata,
         headers=headers,
         generation_id=generation_id,
+        billable=billable,
         secrets=secrets,
     )
 

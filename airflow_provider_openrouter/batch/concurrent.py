@@ -293,15 +293,17 @@ class ConcurrentRunner:
                 if rate_limit_rounds < _MAX_RATE_LIMIT_ROUNDS:
                     continue
                 return failure_record(row.index, row.custom_id, FAILED, error_info(err), attempts)
-            except OpenRouterOutcomeUnknownError as err:
-                self._log.warning(
-                    "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
-                    row.custom_id,
-                    row.where,
-                    err,
-                )
-                return failure_record(row.index, row.custom_id, OUTCOME_UNKNOWN, _row_error(err), attempts)
             except OpenRouterError as err:
+                if isinstance(err, OpenRouterOutcomeUnknownError) or err.billed is None:
+                    self._log.warning(
+                        "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
+                        row.custom_id,
+                        row.where,
+                        err,
+                    )
+                    return failure_record(
+                        row.index, row.custom_id, OUTCOME_UNKNOWN, _row_error(err), attempts
+                    )
                 if is_account_error(err):
                     if not self._stop.is_set():
                         self.stop_error = err

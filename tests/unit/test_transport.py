@@ -119,11 +119,25 @@ def test_each_status_maps_to_its_class(status: int, path: str, cls: type[OpenRou
     err = mapped(status, envelope(status, f"status {status} says no"), path=path)
     assert type(err) is cls
     assert err.status == status and err.code == status
-    assert err.billed is False
+    # The envelope proves a rejection before generation, except where a generation may already have started.
+    assert err.billed is (None if status in (408, 500, 504, 524) else False)
     text = str(err)
     assert "\n" not in text
     assert f"HTTP {status}" in text and f"status {status} says no" in text
     assert f"POST {path} on connection 'or_conn'" in text
+
+
+@pytest.mark.parametrize("status", [408, 500, 504, 524])
+def test_an_ambiguous_status_on_a_get_is_not_billed(status: int) -> None:
+    err = mapped(status, envelope(status, "try later"), path="/credits", method="GET", billable=False)
+    assert err.billed is False
+
+
+def test_an_error_inside_a_200_of_a_billable_post_may_have_been_billed() -> None:
+    body = b'{"id": "gen-1", "choices": [], "error": {"code": 502, "message": "Provider returned error"}}'
+    err = mapped(200, body)
+    assert err.in_body and err.status == 502
+    assert err.billed is None
 
 
 def test_moderation_403_carries_reasons() -> None:
