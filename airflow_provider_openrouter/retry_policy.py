@@ -31,8 +31,10 @@ anything else                                          task's  Airflow's standar
 =====================================================  ======  ==============================================
 
 A RETRY rule is downgraded to FAIL when the exception itself says a retry cannot help (``retryable`` is
-false), for example an upstream error whose request may already have been billed. The transport has already
-retried what was safe to retry inside the attempt, so a task-level retry is the slow, second line of defence.
+false) or that its request may already have been billed (``billed is None``): a 500, 504 or 524, or an error
+inside a 200, answering a chat or text completion. The same upstream errors on a GET are retried. The
+transport has already retried what was safe to retry inside the attempt, so a task-level retry is the slow,
+second line of defence.
 
 On Airflow older than 3.3 (no ``ExceptionRetryPolicy``) :data:`OPENROUTER_RETRY_POLICY` is ``None`` and
 :func:`openrouter_retry_policy` returns ``None``; such a core also has no ``retry_policy`` operator argument,
@@ -78,7 +80,8 @@ if ExceptionRetryPolicy is not None:
 
         * a 429's ``retry_after`` (seconds, from the server) lengthens the delay when it is longer than the
           rule's;
-        * a RETRY rule becomes FAIL when the exception says ``retryable`` is false.
+        * a RETRY rule becomes FAIL when the exception says ``retryable`` is false, or that the request may
+          have been billed (``billed is None``: a 500/524 or an error inside a 200 answering a completion).
         """
 
         def evaluate(
@@ -95,6 +98,11 @@ if ExceptionRetryPolicy is not None:
                 return RetryDecision.fail(
                     reason=f"{type(exception).__name__} is not retryable (a retry could bill again or "
                     "cannot succeed)"
+                )
+            if exception.billed is None:
+                return RetryDecision.fail(
+                    reason=f"{type(exception).__name__} may have been billed (HTTP {exception.status} to "
+                    f"{exception.request}); a retry could pay twice"
                 )
             retry_after = getattr(exception, "retry_after", None)
             if retry_after is not None:

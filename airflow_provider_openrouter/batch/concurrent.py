@@ -59,7 +59,6 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterError,
     OpenRouterInsufficientCreditsError,
     OpenRouterModerationError,
-    OpenRouterOutcomeUnknownError,
     OpenRouterPermissionError,
     OpenRouterRateLimitError,
 )
@@ -294,7 +293,7 @@ class ConcurrentRunner:
                     continue
                 return failure_record(row.index, row.custom_id, FAILED, error_info(err), attempts)
             except OpenRouterError as err:
-                if isinstance(err, OpenRouterOutcomeUnknownError) or err.billed is None:
+                if err.billed is None:  # a lost answer, or an ambiguous one: it may have been billed
                     self._log.warning(
                         "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
                         row.custom_id,

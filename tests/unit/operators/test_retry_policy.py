@@ -99,3 +99,16 @@ def test_policy_serializes_to_json_for_the_dag_processor() -> None:
     json.dumps(serialized)
     paths = {rule["exception"] for rule in serialized["rules"]}
     assert "airflow_provider_openrouter.exceptions.OpenRouterInsufficientCreditsError" in paths
+
+
+@pytest.mark.parametrize("status", [500, 524])
+def test_an_upstream_error_that_may_have_been_billed_fails_instead_of_paying_twice(status: int) -> None:
+    error = exc.OpenRouterUpstreamError("provider timed out", status=status, billed=None)
+    decision = OPENROUTER_RETRY_POLICY.evaluate(error, try_number=1, max_tries=5)
+    assert decision.action is RetryAction.FAIL
+    assert "may have been billed" in (decision.reason or "")
+
+
+def test_the_same_upstream_error_on_a_get_is_retried() -> None:
+    error = exc.OpenRouterUpstreamError("internal error", status=500, billed=False)
+    assert OPENROUTER_RETRY_POLICY.evaluate(error, try_number=1, max_tries=5).action is RetryAction.RETRY
