@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 from batch_helpers import MODEL, TaskInstanceStandIn, context_for
 
 from airflow_provider_openrouter.batch.errors import BatchFailedRowsError, BatchInputError
@@ -19,6 +18,11 @@ from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
 from airflow_provider_openrouter.operators.chat import OpenRouterChatCompletionOperator
 from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1: TaskDeferred is still in the core
+    from airflow.exceptions import TaskDeferred
 
 
 def _operator(tmp_path: Path, **kwargs: Any) -> OpenRouterBatchCompletionOperator:

@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 from dag_harness import TEST_DAGS, AirflowSandbox, openrouter_connection
 
-pytestmark = pytest.mark.dag
+from airflow_provider_openrouter.retry_policy import OPENROUTER_RETRY_POLICY
+
+pytestmark = [
+    pytest.mark.dag,
+    pytest.mark.skipif(
+        OPENROUTER_RETRY_POLICY is None,
+        reason="Airflow < 3.3 has no ExceptionRetryPolicy (operators take no retry_policy argument)",
+    ),
+]
 
 
 def test_rejected_key_fails_on_the_first_try_with_three_retries_left(

@@ -400,7 +400,11 @@ _ROUND_TRIP = textwrap.dedent(
     """
     import json, sys
     from decimal import Decimal
-    from airflow.sdk.serde import serialize, deserialize
+    try:
+        from airflow.sdk import serde
+    except ImportError:  # Airflow 3.1: XCom's serde is still in the core
+        from airflow.serialization import serde
+    serialize, deserialize = serde.serialize, serde.deserialize
     chat_body = json.loads(sys.argv[1])
     models_body = json.loads(sys.argv[2])
     from airflow_provider_openrouter import models
@@ -408,7 +412,6 @@ _ROUND_TRIP = textwrap.dedent(
     stored_list = json.dumps(serialize(models.ModelList.model_validate(models_body)))
     stored_credits = json.dumps(serialize(models.Credits(total_credits="50", total_usage="12.3456")))
     if {forget}:
-        from airflow.sdk import serde
         serde._extra_allowed.clear()
     chat = deserialize(json.loads(stored))
     catalog = deserialize(json.loads(stored_list))
@@ -481,7 +484,10 @@ def _fake_serde(*, with_allow_class: bool) -> types.ModuleType:
 
 def _encoded_classname(obj: object) -> str:
     # What XCom stores as the class name, computed by Airflow's own serializer: the name deserialize checks.
-    from airflow.sdk.serde import CLASSNAME, serialize
+    try:
+        from airflow.sdk.serde import CLASSNAME, serialize
+    except ImportError:  # Airflow 3.1
+        from airflow.serialization.serde import CLASSNAME, serialize
 
     return str(serialize(obj)[CLASSNAME])
 
