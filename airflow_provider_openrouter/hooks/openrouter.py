@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 from pydantic import ValidationError
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import (
     OpenRouterConfigurationError,
     OpenRouterError,
@@ -206,96 +207,19 @@ def settings_from_connection(conn: Connection, conn_id: str | None = None) -> Tr
 
 
 def _bad(name: str, value: Any, expected: str, request: str) -> OpenRouterRequestError:
-    shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:77] + "...")
-    return OpenRouterRequestError(f"{name} must be {expected}, got {shown}", request=request)
+    """The hook's error for a bad argument: it names the request (nothing was sent)."""
+    return OpenRouterRequestError(f"{name} must be {expected}, got {_coerce.shown(value)}", request=request)
 
 
-def _decode_json(name: str, value: Any, request: str) -> Any:
-    """Templates render to strings: accept a JSON text where an object or list is expected."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise _bad(name, value, "JSON (an object or a list)", request) from None
-    return value
-
-
-def _as_number(
-    name: str, value: Any, request: str, *, low: float | None = None, high: float | None = None
-) -> float | None:
-    if value is None:
-        return None
-    expected = "a number" + (f" from {low:g} to {high:g}" if low is not None and high is not None else "")
-    if isinstance(value, bool):
-        raise _bad(name, value, expected, request)
-    try:
-        number = float(value.strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise _bad(name, value, expected, request) from None
-    if number != number or (low is not None and number < low) or (high is not None and number > high):
-        raise _bad(name, value, expected, request)
-    return number
-
-
-def _as_integer(name: str, value: Any, request: str, *, low: int | None = None) -> int | None:
-    if value is None:
-        return None
-    expected = "a whole number" + (f" >= {low}" if low is not None else "")
-    if isinstance(value, bool):
-        raise _bad(name, value, expected, request)
-    try:
-        if isinstance(value, str):
-            number = int(value.strip())
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        elif isinstance(value, int):
-            number = value
-        else:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise _bad(name, value, expected, request) from None
-    if low is not None and number < low:
-        raise _bad(name, value, expected, request)
-    return number
-
-
-def _as_object(name: str, value: Any, request: str) -> dict[str, Any] | None:
-    value = _decode_json(name, value, request)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise _bad(name, value, "an object (dict)", request)
-    return dict(value)
-
-
-def _as_string_list(name: str, value: Any, request: str) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        stripped = value.strip()
-        items: Any = (
-            _decode_json(name, stripped, request) if stripped.startswith("[") else stripped.split(",")
-        )
-    else:
-        items = value
-    if not isinstance(items, Sequence) or isinstance(items, str):
-        raise _bad(name, value, "a list of strings", request)
-    result = [item.strip() for item in items if isinstance(item, str) and item.strip()]
-    if len(result) != len(items):
-        raise _bad(name, value, "a list of non-empty strings", request)
-    return result
-
-
-def _as_stop(value: Any, request: str) -> str | list[str] | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Sequence) and len(value) <= 4 and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise _bad("stop", value, "a string or a list of at most 4 strings", request)
+def _failing(request: str) -> _coerce.Fail:
+    """:func:`_bad` for ``request``, as the rendered-value coercion of :mod:`._coerce` takes it."""
+    return partial(_bad, request=request)
 
 
 def _check_messages(messages: Any, request: str) -> list[dict[str, Any]]:
-    messages = _decode_json("messages", messages, request)
+    messages = _coerce.decode_json(
+        "messages", messages, _failing(request), "JSON text of a list of {role, content} objects"
+    )
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
         raise _bad("messages", messages, "a list of {role, content} objects", request)
     checked = []
@@ -347,7 +271,7 @@ def _resolve_model(
 
 
 def _merge_extra_body(body: dict[str, Any], extra_body: Any, request: str) -> dict[str, Any]:
-    extra = _as_object("extra_body", extra_body, request)
+    extra = _coerce.mapping("extra_body", extra_body, _failing(request))
     if extra:
         if extra.get("stream"):
             raise _bad(
@@ -382,12 +306,14 @@ def build_chat_request(
     """Validate arguments and build a ``POST /chat/completions`` body; nothing is sent.
 
     Messages are, in order: ``system_prompt`` (as a system message), ``messages``, then the connector's
-    flat form ``role`` + ``content`` (role defaults to ``user``). Numeric arguments accept numeric strings
-    (templates render strings). ``extra_body`` is merged last and may set any other body field
+    flat form ``role`` + ``content`` (role defaults to ``user``). Parameters are coerced by the rules of
+    :mod:`airflow_provider_openrouter._coerce`, as an operator's are: numbers and objects may come as the text
+    a template renders (a blank text is unset). ``extra_body`` is merged last and may set any other body field
     (``plugins``, ``user``, ...).
     """
     request = f"POST {_CHAT_PATH}"
-    fallbacks = _as_string_list("models", models, request)
+    fail = _failing(request)
+    fallbacks = _coerce.string_list("models", models, fail)
     chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
     conversation: list[dict[str, Any]] = []
     if system_prompt is not None:
@@ -416,16 +342,16 @@ def build_chat_request(
     if fallbacks:
         body["models"] = fallbacks
     optional: dict[str, Any] = {
-        "temperature": _as_number("temperature", temperature, request, low=0.0, high=2.0),
-        "max_tokens": _as_integer("max_tokens", max_tokens, request, low=1),
-        "top_p": _as_number("top_p", top_p, request, low=0.0, high=1.0),
-        "stop": _as_stop(stop, request),
-        "seed": _as_integer("seed", seed, request),
+        "temperature": _coerce.number("temperature", temperature, fail, low=0.0, high=2.0),
+        "max_tokens": _coerce.integer("max_tokens", max_tokens, fail, low=1),
+        "top_p": _coerce.number("top_p", top_p, fail, low=0.0, high=1.0),
+        "stop": _coerce.stop(stop, fail),
+        "seed": _coerce.integer("seed", seed, fail),
         "response_format": _response_format(response_format, request),
         "tools": _tools(tools, request),
-        "tool_choice": _tool_choice(tool_choice, request),
-        "provider": _as_object("provider", provider, request),
-        "reasoning": _as_object("reasoning", reasoning, request),
+        "tool_choice": _coerce.tool_choice(tool_choice, fail),
+        "provider": _coerce.mapping("provider", provider, fail),
+        "reasoning": _coerce.mapping("reasoning", reasoning, fail),
     }
     body.update((key, value) for key, value in optional.items() if value is not None)
     return _merge_extra_body(body, extra_body, request)
@@ -434,7 +360,7 @@ def build_chat_request(
 def _response_format(value: Any, request: str) -> dict[str, Any] | None:
     if isinstance(value, str) and value.strip() in ("text", "json_object"):
         return {"type": value.strip()}
-    fmt = _as_object("response_format", value, request)
+    fmt = _coerce.mapping("response_format", value, _failing(request))
     if fmt is not None and not isinstance(fmt.get("type"), str):
         raise _bad(
             "response_format", fmt, "an object with a 'type' (text, json_object or json_schema)", request
@@ -443,7 +369,7 @@ def _response_format(value: Any, request: str) -> dict[str, Any] | None:
 
 
 def _tools(value: Any, request: str) -> list[dict[str, Any]] | None:
-    tools = _decode_json("tools", value, request)
+    tools = _coerce.decode_json("tools", value, _failing(request), "a list of tool objects")
     if tools is None:
         return None
     if not isinstance(tools, Sequence) or isinstance(tools, str):
@@ -454,14 +380,6 @@ def _tools(value: Any, request: str) -> list[dict[str, Any]] | None:
                 f"tools[{index}]", tool, "an object such as {'type': 'function', 'function': {...}}", request
             )
     return [dict(tool) for tool in tools]
-
-
-def _tool_choice(value: Any, request: str) -> str | dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and not value.lstrip().startswith("{"):
-        return value.strip() or None
-    return _as_object("tool_choice", value, request)
 
 
 def build_completion_request(
@@ -480,7 +398,8 @@ def build_completion_request(
 ) -> dict[str, Any]:
     """Validate arguments and build a legacy ``POST /completions`` body; nothing is sent."""
     request = f"POST {_COMPLETIONS_PATH}"
-    fallbacks = _as_string_list("models", models, request)
+    fail = _failing(request)
+    fallbacks = _coerce.string_list("models", models, fail)
     chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
     if isinstance(prompt, str):
         if not prompt.strip():
@@ -495,11 +414,11 @@ def build_completion_request(
     if fallbacks:
         body["models"] = fallbacks
     optional: dict[str, Any] = {
-        "max_tokens": _as_integer("max_tokens", max_tokens, request, low=1),
-        "temperature": _as_number("temperature", temperature, request, low=0.0, high=2.0),
-        "stop": _as_stop(stop, request),
-        "seed": _as_integer("seed", seed, request),
-        "provider": _as_object("provider", provider, request),
+        "max_tokens": _coerce.integer("max_tokens", max_tokens, fail, low=1),
+        "temperature": _coerce.number("temperature", temperature, fail, low=0.0, high=2.0),
+        "stop": _coerce.stop(stop, fail),
+        "seed": _coerce.integer("seed", seed, fail),
+        "provider": _coerce.mapping("provider", provider, fail),
     }
     body.update((key, value) for key, value in optional.items() if value is not None)
     return _merge_extra_body(body, extra_body, request)
@@ -802,8 +721,9 @@ class OpenRouterHook(BaseHook):
         """
         request = "GET /models"
         params = {key: _query_value(value) for key, value in filters.items() if value is not None}
-        page_limit = _as_integer("limit", limit, request, low=1)
-        start = _as_integer("offset", offset, request, low=0)
+        fail = _failing(request)
+        page_limit = _coerce.integer("limit", limit, fail, low=1)
+        start = _coerce.integer("offset", offset, fail, low=0)
         if page_limit is not None:
             params.update(limit=page_limit, offset=start or 0)
             return self._result(ModelList, self.transport.get("/models", params), request)

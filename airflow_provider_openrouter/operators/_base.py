@@ -8,13 +8,13 @@ parsing) live in the hook, the transport and the models.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import (
     OpenRouterError,
     OpenRouterRequestError,
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 DEFAULT_CONN_ID = "openrouter_default"
 T = TypeVar("T")
+
+# The operators' words for an integer and an object in their errors (users and tests know them); the hook says
+# "a whole number" and "an object (dict)".
+_INTEGER = "an integer"
+_OBJECT = "a JSON object"
 
 
 class OpenRouterBaseOperator(BaseOperator):
@@ -62,98 +67,36 @@ class OpenRouterBaseOperator(BaseOperator):
         """Put the one-line cause on its own log line, above Airflow's traceback."""
         self.log.error("OpenRouter %s failed: %s", action, err)
 
-    # Rendered-value coercion. A Jinja template renders to a string, so "0.2", "256" or '{"type":
-    # "json_object"}' arrive where a number or a dict is meant. Each helper accepts the native type or its
-    # string form and names the parameter in its error.
+    # Rendered-value coercion: the rules are airflow_provider_openrouter._coerce, shared with the hook; these
+    # bind the operators' error, which names the task.
 
     def bad_parameter(self, name: str, value: Any, expected: str) -> OpenRouterRequestError:
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         return OpenRouterRequestError(
-            f"task {self.task_id!r}: parameter {name!r} must be {expected}, got {shown}",
+            f"task {self.task_id!r}: parameter {name!r} must be {expected}, got {_coerce.shown(value)}",
             conn_id=self.openrouter_conn_id,
             hint="Fix the value or the template that renders it; nothing was sent.",
         )
 
     def as_int(self, name: str, value: Any) -> int | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, bool):
-            raise self.bad_parameter(name, value, "an integer")
-        if isinstance(value, int):
-            return value
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise self.bad_parameter(name, value, "an integer") from None
+        return _coerce.integer(name, value, self.bad_parameter, kind=_INTEGER)
 
     def as_float(self, name: str, value: Any) -> float | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, bool):
-            raise self.bad_parameter(name, value, "a number")
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            raise self.bad_parameter(name, value, "a number") from None
+        return _coerce.number(name, value, self.bad_parameter)
 
     def as_bool(self, name: str, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no", "", "none"):
-            return False
-        raise self.bad_parameter(name, value, "true or false")
-
-    def as_json(self, name: str, value: Any, expected: tuple[type, ...], described: str) -> Any:
-        """A dict/list given natively, or as the JSON text a template rendered ("" and ``None``: unset)."""
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as err:
-                raise self.bad_parameter(name, value, f"{described} (or its JSON text; {err.msg})") from None
-        if not isinstance(value, expected):
-            raise self.bad_parameter(name, value, described)
-        return value
+        return _coerce.boolean(name, value, self.bad_parameter)
 
     def as_dict(self, name: str, value: Any) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self.as_json(name, value, (dict,), "a JSON object")
-        return result
+        return _coerce.mapping(name, value, self.bad_parameter, kind=_OBJECT)
 
     def as_list(self, name: str, value: Any) -> list[Any] | None:
-        result: list[Any] | None = self.as_json(name, value, (list,), "a JSON list")
-        return result
+        return _coerce.json_list(name, value, self.bad_parameter, "a JSON list")
 
     def as_str_list(self, name: str, value: Any) -> list[str] | None:
-        """A list of strings: a list, its JSON text, or a comma-separated string ("tools,seed")."""
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, str):
-            text = value.strip()
-            items = self.as_list(name, text) if text.startswith("[") else text.split(",")
-        elif isinstance(value, list | tuple):
-            items = list(value)
-        else:
-            raise self.bad_parameter(name, value, "a list of strings or a comma-separated string")
-        if items is None or not all(isinstance(item, str) for item in items):
-            raise self.bad_parameter(name, value, "a list of strings")
-        return [item.strip() for item in items if item.strip()]
+        return _coerce.string_list(name, value, self.bad_parameter)
 
     def as_stop(self, value: Any) -> str | list[str] | None:
-        """``stop`` is one string or a list of strings; a rendered JSON list is turned back into a list."""
-        if value is None or value == "":
-            return None
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return value
-        stops = self.as_list("stop", value) if isinstance(value, str) else value
-        if not isinstance(stops, list | tuple) or not all(isinstance(s, str) for s in stops):
-            raise self.bad_parameter("stop", value, "a string or a list of strings")
-        return list(stops)
+        return _coerce.stop(value, self.bad_parameter)
 
 
 CHAT_PARAMETERS: tuple[str, ...] = (
@@ -227,10 +170,6 @@ class OpenRouterChatParametersOperator(OpenRouterBaseOperator):
 
     def chat_parameters(self) -> dict[str, Any]:
         """Every :data:`CHAT_PARAMETERS` value, rendered strings coerced back; unset values are ``None``."""
-        tool_choice: Any = self.tool_choice
-        # A bare choice ("auto", "none", "required") stays a string; a rendered {"type": ...} becomes a dict.
-        if not (isinstance(tool_choice, str) and not tool_choice.lstrip().startswith("{")):
-            tool_choice = self.as_dict("tool_choice", tool_choice)
         return {
             "system_prompt": self.system_prompt or None,
             "temperature": self.as_float("temperature", self.temperature),
@@ -240,7 +179,7 @@ class OpenRouterChatParametersOperator(OpenRouterBaseOperator):
             "seed": self.as_int("seed", self.seed),
             "response_format": self.as_dict("response_format", self.response_format),
             "tools": self.as_list("tools", self.tools),
-            "tool_choice": tool_choice or None,
+            "tool_choice": _coerce.tool_choice(self.tool_choice, self.bad_parameter, kind=_OBJECT),
             "models": self.as_str_list("models", self.models),
             "provider": self.as_dict("provider", self.provider),
             "reasoning": self.as_dict("reasoning", self.reasoning),
