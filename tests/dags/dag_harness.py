@@ -33,7 +33,7 @@ MANAGEMENT_KEY = "sk-or-mgmt-dagtest5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed0002
 
 # The emulator writes generation stats this long after the answer, as OpenRouter does, so the examples that
 # look a generation up exercise the operator's wait on 404.
-GENERATION_DELAY_S = 1.0
+GENERATION_DELAY_S = 3.0  # longer than a task start on a busy 2-core machine
 AIRFLOW_TIMEOUT_S = 240
 PYCACHE = Path(tempfile.gettempdir()) / "airflow-provider-openrouter-test-pycache"
 

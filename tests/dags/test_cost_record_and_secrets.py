@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
@@ -22,13 +24,21 @@ from dag_harness import (
 pytestmark = pytest.mark.dag
 
 
-def generation_stats(base_url: str, generation_id: str) -> dict[str, Any]:
+def generation_stats(base_url: str, generation_id: str, deadline_s: float = 30.0) -> dict[str, Any]:
+    """The emulator's record of a generation, polled until it is published (404 until then)."""
     request = urllib.request.Request(
         f"{base_url}/generation?id={generation_id}", headers={"Authorization": f"Bearer {API_KEY}"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        data: dict[str, Any] = json.loads(response.read())["data"]
-    return data
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                data: dict[str, Any] = json.loads(response.read())["data"]
+            return data
+        except urllib.error.HTTPError as err:
+            if err.code != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)  # polling interval while the stats are not published yet, bounded by the deadline
 
 
 def test_rejected_answers_fail_the_task_but_their_cost_was_pushed_first(
