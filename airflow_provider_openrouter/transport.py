@@ -921,8 +921,6 @@ class AsyncOpenRouterTransport:
 
         if self.bucket is not None:
             await self.bucket.acquire_async()
-        request = f"{method} {path}"
-        conn_id = self.settings.conn_id
         try:
             response: httpx.Response = await self._client.request(
                 method,
@@ -931,32 +929,8 @@ class AsyncOpenRouterTransport:
                 json=body,
                 headers=headers,
             )
-        except (
-            httpx.ConnectError,
-            httpx.ConnectTimeout,
-            httpx.PoolTimeout,
-            httpx.UnsupportedProtocol,
-        ) as error:
-            raise OpenRouterConnectionError(
-                f"{type(error).__name__} to {self.base_url}: {error}",
-                conn_id=conn_id,
-                request=request,
-                secrets=self._secrets,
-            ) from None
-        except httpx.TimeoutException as error:
-            raise OpenRouterOutcomeUnknownError(
-                f"no answer within {self.settings.timeout:g} s ({type(error).__name__})",
-                conn_id=conn_id,
-                request=request,
-                secrets=self._secrets,
-            ) from None
         except httpx.TransportError as error:
-            raise OpenRouterOutcomeUnknownError(
-                f"connection lost after sending ({type(error).__name__}: {error})",
-                conn_id=conn_id,
-                request=request,
-                secrets=self._secrets,
-            ) from None
+            raise self._transport_error(error, f"{method} {path}") from None
         try:
             return raise_for_openrouter_error(
                 response.status_code,
@@ -964,13 +938,32 @@ class AsyncOpenRouterTransport:
                 response.content,
                 method=method,
                 path=path,
-                conn_id=conn_id,
+                conn_id=self.settings.conn_id,
                 billable=billable,
                 secrets=self._secrets,
             )
         except OpenRouterRateLimitError as error:
             _pause_bucket(self.bucket, error)
             raise
+
+    def _transport_error(self, error: httpx.TransportError, request: str) -> OpenRouterError:
+        """httpx failures, mapped like the sync transport's: never sent, or sent with the outcome unknown."""
+        import httpx
+
+        common: dict[str, Any] = {
+            "conn_id": self.settings.conn_id,
+            "request": request,
+            "secrets": self._secrets,
+        }
+        never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+        if isinstance(error, never_sent):
+            return OpenRouterConnectionError(f"{type(error).__name__} to {self.base_url}: {error}", **common)
+        if isinstance(error, httpx.TimeoutException):
+            message = f"no answer within {self.settings.timeout:g} s ({type(error).__name__})"
+            return OpenRouterOutcomeUnknownError(message, **common)
+        return OpenRouterOutcomeUnknownError(
+            f"connection lost after sending ({type(error).__name__}: {error})", **common
+        )
 
 
 def _httpx_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
