@@ -53,7 +53,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.triggers.batch"],
+                "python-modules": [
+                    "airflow_provider_openrouter.triggers.batch",
+                    "airflow_provider_openrouter.triggers.generation",
+                ],
             }
         ],
         "connection-types": [

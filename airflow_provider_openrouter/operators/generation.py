@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_openrouter.exceptions import OpenRouterError, OpenRouterNotFoundError
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1's task SDK does not export conf yet
+    from airflow.configuration import conf  # type: ignore[assignment]
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterError,
+    OpenRouterNotFoundError,
+    OpenRouterResponseError,
+)
 from airflow_provider_openrouter.models import Generation
 from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
 
@@ -15,6 +25,11 @@ if TYPE_CHECKING:
 
 _FIRST_POLL_DELAY = 0.5
 _MAX_POLL_DELAY = 5.0
+# In the triggerer an ask costs no worker slot, so it asks at a steady pace instead of backing off.
+_DEFERRED_POLL_INTERVAL = 2.0
+# Grace past wait_for_stats before Airflow times the deferral out: the trigger's own deadline comes first.
+_DEFER_TIMEOUT_GRACE_S = 120.0
+_REQUEST = "GET /generation"
 
 
 class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
@@ -25,9 +40,15 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
     only GETs are repeated, never the completion. After that the 404 fails the task
     (``OpenRouterNotFoundError``): the id is wrong, or the stats are later than you allowed.
 
+    With ``deferrable=True`` a first 404 defers the task to :class:`OpenRouterGenerationTrigger`, which asks
+    every 2 s in the triggerer until the same ``wait_for_stats`` deadline, so no worker slot is held while
+    waiting; the task resumes in :meth:`execute_complete` with the same result or the same errors.
+
     :param generation_id: the generation id, e.g. ``chat.output["generation_id"]`` or a template. This is the
         connector's ``id`` parameter (renamed: ``id`` reads as the task's own id in a DAG file).
     :param wait_for_stats: seconds to keep asking while the answer is 404 (default 60; 0 asks once).
+    :param deferrable: wait for late stats in the triggerer instead of on the worker (default: Airflow's
+        ``[operators] default_deferrable``, False unless set).
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
 
     ``generation_id``, ``wait_for_stats`` and ``openrouter_conn_id`` are template fields.
@@ -40,10 +61,18 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
     result_type = Generation
     template_fields: Sequence[str] = ("openrouter_conn_id", "generation_id", "wait_for_stats")
 
-    def __init__(self, *, generation_id: str, wait_for_stats: float | str = 60.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        generation_id: str,
+        wait_for_stats: float | str = 60.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.generation_id = generation_id
         self.wait_for_stats = wait_for_stats
+        self.deferrable = deferrable
 
     def execute(self, context: Context) -> Generation:
         generation_id = str(self.generation_id or "").strip()
@@ -62,6 +91,8 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
                     self.log.error("No stats for generation %s after waiting %.0f s", generation_id, wait)
                     self.log_failure("get generation", err)
                     raise
+                if self.deferrable:
+                    self._defer_until(generation_id, time.time() + remaining, wait)
                 self.log.info(
                     "Generation %s has no stats yet (404); asking again in %.1f s", generation_id, delay
                 )
@@ -70,6 +101,67 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
             except OpenRouterError as err:
                 self.log_failure("get generation", err)
                 raise
+        return self._logged(generation)
+
+    def _defer_until(self, generation_id: str, end_time: float, wait: float) -> NoReturn:
+        from airflow_provider_openrouter.triggers.generation import OpenRouterGenerationTrigger
+
+        self.log.info(
+            "Generation %s has no stats yet (404); deferring, asking every %.0f s for up to %.0f s",
+            generation_id,
+            _DEFERRED_POLL_INTERVAL,
+            wait,
+        )
+        self.defer(
+            trigger=OpenRouterGenerationTrigger(
+                openrouter_conn_id=self.openrouter_conn_id,
+                generation_id=generation_id,
+                poll_interval=_DEFERRED_POLL_INTERVAL,
+                end_time=end_time,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=wait + _DEFER_TIMEOUT_GRACE_S),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Generation:
+        """Resume after the trigger: accept only a known event; return the ``Generation`` or fail."""
+        from airflow_provider_openrouter.triggers.generation import EVENT_STATUSES
+
+        status = event.get("status") if isinstance(event, dict) else None
+        answer = event.get("generation") if isinstance(event, dict) else None
+        if status not in EVENT_STATUSES or (status == "ready" and not isinstance(answer, dict)):
+            raise OpenRouterResponseError(
+                f"task {self.task_id!r}: the generation trigger sent an event this operator does not know: "
+                f"{repr(event)[:200]}",
+                conn_id=self.openrouter_conn_id,
+                request=_REQUEST,
+                billed=False,
+                hint="Retry the task (it only repeats a GET). If it repeats, the trigger and operator "
+                "versions differ; align the provider version on workers and triggerer.",
+            )
+        assert isinstance(event, dict)  # checked above
+        generation_id = str(event.get("generation_id") or self.generation_id)
+        if status == "ready":
+            assert isinstance(answer, dict)  # checked above
+            return self._logged(self.hook._result(Generation, self.hook._data(answer, _REQUEST), _REQUEST))
+        message = f"task {self.task_id!r}: {event.get('message') or status}"
+        err: OpenRouterError
+        if status == "timeout":
+            err = OpenRouterNotFoundError(
+                message,
+                status=404,
+                conn_id=self.openrouter_conn_id,
+                request=_REQUEST,
+                generation_id=generation_id,
+            )
+        else:
+            err = OpenRouterError(
+                message, conn_id=self.openrouter_conn_id, request=_REQUEST, generation_id=generation_id
+            )
+        self.log_failure("get generation", err)
+        raise err
+
+    def _logged(self, generation: Generation) -> Generation:
         self.log.info(
             "OpenRouter generation %s: model %s via %s, %s prompt + %s completion tokens, total cost %s USD",
             generation.id,

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_openrouter.batch.batch_api import TERMINAL_STATUSES
 from airflow_provider_openrouter.exceptions import (
@@ -31,13 +30,13 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterPermissionError,
 )
+from airflow_provider_openrouter.triggers import DEFAULT_MAX_CONSECUTIVE_ERRORS, OpenRouterPollingTrigger
 
 EVENT_STATUSES = frozenset({"success", "error"})
 EVENT_REASONS = frozenset({"completed", "timeout", "polling_error", "payment_required", "permanent_error"})
-DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 
 
-class OpenRouterBatchTrigger(BaseTrigger):
+class OpenRouterBatchTrigger(OpenRouterPollingTrigger):
     """Poll OpenRouter batches until all are terminal or ``end_time`` (epoch seconds, wall clock) passes.
 
     :param openrouter_conn_id: the connection, read in the triggerer (no secret is ever serialized).
@@ -65,7 +64,7 @@ class OpenRouterBatchTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
+            self.classpath,
             {
                 "openrouter_conn_id": self.openrouter_conn_id,
                 "batch_ids": list(self.batch_ids),
@@ -87,21 +86,11 @@ class OpenRouterBatchTrigger(BaseTrigger):
             }
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+    def _connection_error(self, err: OpenRouterError) -> TriggerEvent:
+        return self._event("error", "permanent_error", {}, str(err))
 
+    async def _poll(self, transport: Any) -> TriggerEvent:
         statuses: dict[str, str] = {}
-        try:
-            transport = await OpenRouterHook(self.openrouter_conn_id).aget_async_transport()
-        except OpenRouterError as err:
-            yield self._event("error", "permanent_error", statuses, str(err))
-            return
-        try:
-            yield await self._poll(transport, statuses)
-        finally:
-            await transport.aclose()
-
-    async def _poll(self, transport: Any, statuses: dict[str, str]) -> TriggerEvent:
         waiting = list(self.batch_ids)
         errors_in_a_row = 0
         while True:
@@ -119,14 +108,7 @@ class OpenRouterBatchTrigger(BaseTrigger):
                     return self._event("error", "permanent_error", statuses, str(err))
                 except OpenRouterError as err:
                     errors_in_a_row += 1
-                    self.log.warning(
-                        "polling batch %s failed (%d in a row of at most %d): %s",
-                        batch_id,
-                        errors_in_a_row,
-                        self.max_consecutive_errors,
-                        err,
-                    )
-                    if errors_in_a_row >= self.max_consecutive_errors:
+                    if self._too_many_errors(errors_in_a_row, f"polling batch {batch_id}", err):
                         return self._event("error", "polling_error", statuses, str(err))
                     break
                 errors_in_a_row = 0
