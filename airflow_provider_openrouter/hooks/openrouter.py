@@ -690,8 +690,12 @@ class OpenRouterHook(BaseHook):
         request = "GET /generation"
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise _bad("generation_id", generation_id, "a generation id such as 'gen-...'", request)
-        data = self.transport.get("/generation", {"id": generation_id.strip()})
-        return self._result(Generation, self._data(data, request), request)
+        return self.parse_generation(self.transport.get("/generation", {"id": generation_id.strip()}))
+
+    def parse_generation(self, payload: Mapping[str, Any]) -> Generation:
+        """The typed :class:`Generation` of a ``GET /generation`` answer (fetched here or by a trigger)."""
+        request = "GET /generation"
+        return self._result(Generation, self._data(payload, request), request)
 
     def list_model_endpoints(self, author: str, slug: str | None = None) -> ModelEndpoints:
         """The provider endpoints serving ``author/slug`` (``GET /models/{author}/{slug}/endpoints``).

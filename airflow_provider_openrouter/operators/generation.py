@@ -143,7 +143,7 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
         generation_id = str(event.get("generation_id") or self.generation_id)
         if status == "ready":
             assert isinstance(answer, dict)  # checked above
-            return self._logged(self.hook._result(Generation, self.hook._data(answer, _REQUEST), _REQUEST))
+            return self._logged(self.hook.parse_generation(answer))
         message = f"task {self.task_id!r}: {event.get('message') or status}"
         err: OpenRouterError
         if status == "timeout":
