@@ -106,7 +106,7 @@ def test_exhausted_credits_end_in_402_for_every_key(http: httpx.Client, emulator
 def test_generation_is_404_until_the_delay_has_passed_then_complete(
     http: httpx.Client, emulator: RunningEmulator
 ) -> None:
-    emulator.configure(generation_delay_s=0.5)
+    emulator.configure(generation_delay_s=3.0)  # far longer than two requests, even on a busy machine
     completion = chat(http, "delayed stats").json()
     assert http.get("/generation", params={"id": completion["id"]}).status_code == 404
     deadline = time.monotonic() + 20

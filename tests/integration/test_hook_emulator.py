@@ -187,7 +187,7 @@ def test_credits_with_a_management_key_reflect_spend(make_hook: MakeHook, emulat
 
 
 def test_generation_is_404_until_ready(make_hook: MakeHook, emulator: RunningEmulator) -> None:
-    emulator.configure(generation_delay_s=1.0)
+    emulator.configure(generation_delay_s=3.0)  # far longer than two requests, even on a busy machine
     hook = make_hook()
     chat = hook.chat_completion(cheapest_paid_model(hook).id, content="hello")
     with pytest.raises(OpenRouterNotFoundError) as caught:

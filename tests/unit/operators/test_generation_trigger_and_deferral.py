@@ -78,7 +78,7 @@ def test_serialize_round_trips_the_four_arguments_and_no_secret() -> None:
 
 
 def test_late_stats_end_in_one_ready_event_with_that_generation(emulator: RunningEmulator) -> None:
-    generation_id = fresh_generation_id(emulator, stats_delay_s=1.5)
+    generation_id = fresh_generation_id(emulator, stats_delay_s=3.0)
     events = run_trigger(
         OpenRouterGenerationTrigger("openrouter_default", generation_id, 0.3, time.time() + 60)
     )
@@ -127,7 +127,7 @@ def test_errors_in_a_row_end_in_one_error_event(emulator: RunningEmulator) -> No
 def test_deferrable_operator_defers_on_404_and_resumes_with_the_typed_generation(
     emulator: RunningEmulator,
 ) -> None:
-    generation_id = fresh_generation_id(emulator, stats_delay_s=1.0)
+    generation_id = fresh_generation_id(emulator, stats_delay_s=3.0)
     op = OpenRouterGetGenerationOperator(
         task_id="stats", generation_id=generation_id, wait_for_stats=30, deferrable=True
     )
