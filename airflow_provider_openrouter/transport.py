@@ -556,7 +556,17 @@ def _was_never_sent(error: requests.ConnectionError) -> bool:
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
 
 
-class OpenRouterTransport:
+class _TransportBase:
+    """What both transports hold: the settings, the base URL, the connection's rate limiter, the secrets."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
+        self._secrets = settings.secrets
+
+
+class OpenRouterTransport(_TransportBase):
     """Synchronous OpenRouter client: one pooled ``requests.Session`` shared by every thread using it.
 
     :param settings: connection settings.
@@ -572,11 +582,8 @@ class OpenRouterTransport:
         retry_wait: tenacity.wait.wait_base | None = None,
         tenacity_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        self.settings = settings
-        self.base_url = settings.base_url.rstrip("/")
-        self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
+        super().__init__(settings)
         self._timeout = (settings.connect_timeout, settings.timeout)
-        self._secrets = settings.secrets
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
         session.mount("https://", adapter)
@@ -840,7 +847,7 @@ def _reason(error: BaseException) -> str:
 # --- async transport --------------------------------------------------------------------------------------
 
 
-class AsyncOpenRouterTransport:
+class AsyncOpenRouterTransport(_TransportBase):
     """The asynchronous twin for triggers: ``httpx.AsyncClient``, same settings, headers, limiter, retry
     rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`."""
 
@@ -853,10 +860,7 @@ class AsyncOpenRouterTransport:
     ) -> None:
         import httpx
 
-        self.settings = settings
-        self.base_url = settings.base_url.rstrip("/")
-        self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
-        self._secrets = settings.secrets
+        super().__init__(settings)
         self._client = httpx.AsyncClient(
             headers=settings.headers(),
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),

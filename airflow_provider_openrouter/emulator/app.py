@@ -576,7 +576,7 @@ class Emulator:
         gen_id = self.new_generation_id()
         created = int(time.time())
         status = directives.status if directives is not None and directives.status else 502
-        if fault == "html":
+        if fault in ("html", "reset"):  # the generation ran and is billed; its answer is then lost
             await asyncio.sleep(latency)
             answers = inference.answers(self.settings.seed)
             self._bill(
@@ -585,6 +585,9 @@ class Emulator:
                     key, inference, gen_id, answers, streamed=True, latency_s=latency, request=request
                 ),
             )
+            if fault == "reset":
+                await request.drop_connection(reset=True)
+                return
             await request.respond(
                 Response(
                     status,
@@ -592,17 +595,6 @@ class Emulator:
                     [(b"content-type", b"text/html; charset=UTF-8")],
                 )
             )
-            return
-        if fault == "reset":
-            await asyncio.sleep(latency)
-            answers = inference.answers(self.settings.seed)
-            self._bill(
-                request,
-                self.generation_record(
-                    key, inference, gen_id, answers, streamed=True, latency_s=latency, request=request
-                ),
-            )
-            await request.drop_connection(reset=True)
             return
         await request.start_stream([*_SSE_HEADERS, (b"x-generation-id", gen_id.encode())])
         await request.stream(_PROCESSING)
