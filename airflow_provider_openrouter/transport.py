@@ -565,6 +565,29 @@ class _TransportBase:
         self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
         self._secrets = settings.secrets
 
+    def _check(
+        self, status: int, headers: Mapping[str, str], content: bytes, method: str, path: str, billable: bool
+    ) -> dict[str, Any]:
+        """The answer's JSON, or its error raised; a 429 also pauses the connection's limiter."""
+        try:
+            return raise_for_openrouter_error(
+                status,
+                headers,
+                content,
+                method=method,
+                path=path,
+                conn_id=self.settings.conn_id,
+                billable=billable,
+                secrets=self._secrets,
+            )
+        except OpenRouterRateLimitError as error:
+            _pause_bucket(self.bucket, error)
+            raise
+
+    def _error_kwargs(self, request: str) -> dict[str, Any]:
+        """What every transport failure carries: the connection, the request, the secrets to redact."""
+        return {"conn_id": self.settings.conn_id, "request": request, "secrets": self._secrets}
+
 
 class OpenRouterTransport(_TransportBase):
     """Synchronous OpenRouter client: one pooled ``requests.Session`` shared by every thread using it.
@@ -690,11 +713,7 @@ class OpenRouterTransport(_TransportBase):
             raise self._transport_error(error, f"{method} {path}") from None
 
     def _transport_error(self, error: requests.RequestException, request: str) -> OpenRouterError:
-        common: dict[str, Any] = {
-            "conn_id": self.settings.conn_id,
-            "request": request,
-            "secrets": self._secrets,
-        }
+        common = self._error_kwargs(request)
         if isinstance(error, requests.ConnectionError) and _was_never_sent(error):
             return OpenRouterConnectionError(
                 f"{type(error).__name__} to {self.base_url}: {_reason(error)}", **common
@@ -711,24 +730,6 @@ class OpenRouterTransport(_TransportBase):
             f"incomplete answer ({type(error).__name__}: {_reason(error)})", **common
         )
 
-    def _check(
-        self, response: requests.Response, method: str, path: str, content: bytes, billable: bool
-    ) -> dict[str, Any]:
-        try:
-            return raise_for_openrouter_error(
-                response.status_code,
-                response.headers,
-                content,
-                method=method,
-                path=path,
-                conn_id=self.settings.conn_id,
-                billable=billable,
-                secrets=self._secrets,
-            )
-        except OpenRouterRateLimitError as error:
-            _pause_bucket(self.bucket, error)
-            raise
-
     def _attempt(
         self,
         method: str,
@@ -739,7 +740,7 @@ class OpenRouterTransport(_TransportBase):
         billable: bool,
     ) -> dict[str, Any]:
         response = self._send(method, path, params, body, headers)
-        return self._check(response, method, path, response.content, billable)
+        return self._check(response.status_code, response.headers, response.content, method, path, billable)
 
     def _open_stream(
         self, method: str, path: str, body: Mapping[str, Any], headers: dict[str, str]
@@ -753,7 +754,7 @@ class OpenRouterTransport(_TransportBase):
             raise self._transport_error(error, f"{method} {path}") from None
         finally:
             response.close()
-        return self._check(response, method, path, content, True)
+        return self._check(response.status_code, response.headers, content, method, path, True)
 
     def _events(self, response: requests.Response, path: str) -> Iterator[dict[str, Any]]:
         request = f"POST {path}"
@@ -935,30 +936,13 @@ class AsyncOpenRouterTransport(_TransportBase):
             )
         except httpx.TransportError as error:
             raise self._transport_error(error, f"{method} {path}") from None
-        try:
-            return raise_for_openrouter_error(
-                response.status_code,
-                response.headers,
-                response.content,
-                method=method,
-                path=path,
-                conn_id=self.settings.conn_id,
-                billable=billable,
-                secrets=self._secrets,
-            )
-        except OpenRouterRateLimitError as error:
-            _pause_bucket(self.bucket, error)
-            raise
+        return self._check(response.status_code, response.headers, response.content, method, path, billable)
 
     def _transport_error(self, error: httpx.TransportError, request: str) -> OpenRouterError:
         """httpx failures, mapped like the sync transport's: never sent, or sent with the outcome unknown."""
         import httpx
 
-        common: dict[str, Any] = {
-            "conn_id": self.settings.conn_id,
-            "request": request,
-            "secrets": self._secrets,
-        }
+        common = self._error_kwargs(request)
         never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
         if isinstance(error, never_sent):
             return OpenRouterConnectionError(f"{type(error).__name__} to {self.base_url}: {error}", **common)
