@@ -64,8 +64,10 @@ def example_openrouter_chain() -> None:
                 f"none of the {len(models.data)} listed models has a {min_context}+ token context, "
                 f"supports {NEEDED_PARAMETERS} and a price; lower min_context_length"
             )
-        print(f"cheapest of {len(models.data)} models: {best.id}, at most "
-              f"{best.cost_for(prompt_tokens, MAX_TOKENS)} USD for this request")
+        print(
+            f"cheapest of {len(models.data)} models: {best.id}, at most "
+            f"{best.cost_for(prompt_tokens, MAX_TOKENS)} USD for this request"
+        )
         return best.id
 
     chosen_model = pick_model(catalog.output)
@@ -87,8 +89,10 @@ def example_openrouter_chain() -> None:
     @task
     def report(model_id: str, answer: ChatCompletion, stats: Generation) -> dict[str, Any]:
         assert stats.id == answer.id, (stats.id, answer.id)
-        print(f"{model_id} answered in {stats.tokens_completion} tokens for {stats.total_cost} USD: "
-              f"{answer.text}")
+        print(
+            f"{model_id} answered in {stats.tokens_completion} tokens for {stats.total_cost} USD: "
+            f"{answer.text}"
+        )
         return {
             "model": model_id,
             "text": answer.text,

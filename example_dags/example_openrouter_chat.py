@@ -35,8 +35,10 @@ def example_openrouter_chat() -> None:
         assert message.content, "the model returned no text"
         assert answer.usage is not None and answer.usage.total_tokens > 0
         print(f"{answer.model} answered: {message.content}")
-        print(f"{answer.usage.prompt_tokens} prompt + {answer.usage.completion_tokens} completion tokens, "
-              f"cost {answer.cost} USD (XCom 'cost': {cost_pushed})")
+        print(
+            f"{answer.usage.prompt_tokens} prompt + {answer.usage.completion_tokens} completion tokens, "
+            f"cost {answer.cost} USD (XCom 'cost': {cost_pushed})"
+        )
 
     read_answer(chat.output, chat.output["cost"])
 

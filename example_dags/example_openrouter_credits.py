@@ -19,8 +19,10 @@ def example_openrouter_credits() -> None:
     @task
     def report_balance(account: Credits) -> None:
         assert account.total_usage <= account.total_credits, "usage above purchases"
-        print(f"purchased {account.total_credits} USD, used {account.total_usage} USD, "
-              f"{account.remaining} USD left")
+        print(
+            f"purchased {account.total_credits} USD, used {account.total_usage} USD, "
+            f"{account.remaining} USD left"
+        )
 
     report_balance(credits.output)
 

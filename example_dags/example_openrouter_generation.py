@@ -32,9 +32,11 @@ def example_openrouter_generation() -> None:
     @task
     def compare(answer: ChatCompletion, generation: Generation) -> None:
         assert generation.id == answer.id
-        print(f"{generation.model} via {generation.provider_name}: {generation.tokens_prompt} prompt + "
-              f"{generation.tokens_completion} completion tokens, total cost {generation.total_cost} USD "
-              f"(the answer reported {answer.cost} USD)")
+        print(
+            f"{generation.model} via {generation.provider_name}: {generation.tokens_prompt} prompt + "
+            f"{generation.tokens_completion} completion tokens, total cost {generation.total_cost} USD "
+            f"(the answer reported {answer.cost} USD)"
+        )
 
     compare(chat.output, stats.output)
 

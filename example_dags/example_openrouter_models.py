@@ -32,8 +32,10 @@ def example_openrouter_models() -> None:
         print(f"{len(models.data)} models take tools, e.g. {', '.join(models.ids[:5])}")
         for endpoint in model_endpoints.endpoints:
             prompt_price = endpoint.pricing.prompt if endpoint.pricing else None
-            print(f"{model_endpoints.id} via {endpoint.provider_name}: context {endpoint.context_length}, "
-                  f"{prompt_price} USD per prompt token")
+            print(
+                f"{model_endpoints.id} via {endpoint.provider_name}: context {endpoint.context_length}, "
+                f"{prompt_price} USD per prompt token"
+            )
         cheapest = model_endpoints.cheapest_endpoint()
         assert cheapest is not None, f"{model_endpoints.id} has no priced endpoint"
         print(f"cheapest endpoint: {cheapest.provider_name}")

@@ -45,6 +45,11 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
     :param provider: provider routing preferences (``order``, ``only``, ``ignore``, ``sort``, ...).
     :param reasoning: reasoning settings, e.g. ``{"effort": "low"}``.
     :param extra_body: any further request body field, merged last.
+    :param stream: receive the answer as server-sent events and assemble it (``True``, or its rendered text).
+        For long generations: OpenRouter's keep-alive comments then hold the connection open, so the
+        connection's read timeout measures silence rather than the whole answer. The result and the XCom are
+        the same as without streaming; an error event mid-stream fails the task like the status it carries,
+        and a stream cut off before its end is never resent (its outcome is unknown, it may have been billed).
     :param fail_on_truncation: fail the task when the answer stopped at ``max_tokens`` (``finish_reason ==
         "length"``), after pushing its cost.
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
@@ -80,6 +85,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         "content",
         "messages",
         *CHAT_PARAMETERS,
+        "stream",
         "fail_on_truncation",
     )
     template_fields_renderers = {
@@ -94,6 +100,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         role: str = "user",
         content: str | list[dict[str, Any]] | None = None,
         messages: list[dict[str, Any]] | str | None = None,
+        stream: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -103,6 +110,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         self.role = role
         self.content = content
         self.messages = messages
+        self.stream = stream
 
     def execute(self, context: Context) -> ChatCompletion:
         request: dict[str, Any] = {
@@ -112,11 +120,12 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
             "messages": self.as_list("messages", self.messages),
             **self.chat_parameters(),
         }
+        stream = self.as_bool("stream", self.stream)
         idempotency_key = self.idempotency_key(context)
         result = self.call_billable(
             context,
             "chat completion",
-            lambda: self.hook.chat_completion(**request, idempotency_key=idempotency_key),
+            lambda: self.hook.chat_completion(**request, idempotency_key=idempotency_key, stream=stream),
         )
         self.push_generation_record(context, result)
         self.check_truncation(result)

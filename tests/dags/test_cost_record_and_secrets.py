@@ -1,4 +1,5 @@
-"""A rejected answer keeps its cost record; the API key reaches no log, XCom or database row."""
+"""A rejected answer keeps its cost record; a streamed answer keeps the same record; the API key reaches no
+log, XCom or database row."""
 
 from __future__ import annotations
 
@@ -90,3 +91,17 @@ def test_rejected_key_fails_naming_the_connection_and_never_the_key(
     for text in (run.output, run.log_files_text(), run.all_text_in_database()):
         assert wrong_key not in text
         assert API_KEY not in text
+
+
+def test_streamed_chat_task_gives_the_same_typed_answer_and_xcom_as_a_plain_one(
+    airflow_sandbox: AirflowSandbox, emulator: Any
+) -> None:
+    run = airflow_sandbox.dags_test("openrouter_streamed_chat", dags_folder=TEST_DAGS)
+    assert run.succeeded, run.explain()
+    assert run.task_states() == {"plain": "success", "streamed": "success", "compare": "success"}
+    streamed_id = run.xcom("streamed", "generation_id")
+    plain_id = run.xcom("plain", "generation_id")
+    assert generation_stats(emulator.base_url, streamed_id)["streamed"] is True
+    assert generation_stats(emulator.base_url, plain_id)["streamed"] is False
+    assert run.xcom("streamed", "text") == run.xcom("plain", "text") != ""
+    assert run.xcom("streamed", "usage")["cost"] == run.xcom("plain", "usage")["cost"]

@@ -319,7 +319,10 @@ def test_cheapest_skips_routers_listed_at_a_negative_price() -> None:
         {
             "data": [
                 {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}},
-                {"id": "acme/odd", "pricing": {"prompt": "0.000001", "completion": "0.000001", "request": "-1"}},
+                {
+                    "id": "acme/odd",
+                    "pricing": {"prompt": "0.000001", "completion": "0.000001", "request": "-1"},
+                },
                 {"id": "acme/small", "pricing": {"prompt": "0.000002", "completion": "0.000004"}},
                 {"id": "acme/large", "pricing": {"prompt": "0.00001", "completion": "0.00003"}},
             ]
@@ -525,7 +528,9 @@ def test_register_with_serde_without_any_serde_is_a_no_op(monkeypatch: pytest.Mo
     register_with_serde(KeyInfo)  # nothing to register with: the config allow-list stays the way
 
 
-def test_register_with_serde_fallback_rejects_a_class_xcom_cannot_reimport(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_register_with_serde_fallback_rejects_a_class_xcom_cannot_reimport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Local(Credits):
         pass
 

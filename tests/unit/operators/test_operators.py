@@ -151,6 +151,7 @@ def render(operator: Any, **context: Any) -> None:
                 "provider",
                 "reasoning",
                 "extra_body",
+                "stream",
                 "fail_on_truncation",
             },
         ),
@@ -234,10 +235,12 @@ def test_chat_rendered_strings_become_numbers_dicts_and_lists() -> None:
         provider="{{ params.provider | tojson }}",
         tool_choice="auto",
         extra_body='{"top_p": 0.9}',
+        stream="{{ params.stream }}",
     )
     render(
         op,
         params={
+            "stream": True,
             "model": "openai/gpt-4o-mini",
             "country": "France",
             "temperature": 0.2,
@@ -268,6 +271,7 @@ def test_chat_rendered_strings_become_numbers_dicts_and_lists() -> None:
     assert request["extra_body"] == {"top_p": 0.9}
     assert request["messages"] is None and request["tools"] is None and request["reasoning"] is None
     assert request["top_p"] is None
+    assert request["stream"] is True
 
 
 def test_chat_native_values_pass_through_unchanged() -> None:
@@ -290,6 +294,7 @@ def test_chat_native_values_pass_through_unchanged() -> None:
     assert request["stop"] == "\n\n"
     assert request["temperature"] == 1.0
     assert request["model"] is None  # the connection's default model applies
+    assert request["stream"] is False
 
 
 @pytest.mark.parametrize(
@@ -303,6 +308,7 @@ def test_chat_native_values_pass_through_unchanged() -> None:
         ("messages", '{"role": "user"}', "must be a JSON list"),
         ("models", "[1, 2]", "must be a list of strings"),
         ("stop", "[1]", "must be a string or a list of strings"),
+        ("stream", "sometimes", "must be true or false"),
     ],
 )
 def test_chat_bad_rendered_value_names_task_and_parameter_and_sends_nothing(
