@@ -285,14 +285,8 @@ class ConcurrentRunner:
                     with self._sent_lock:
                         self.requests_sent += 1
                     response = self._send(row)
-            except OpenRouterRateLimitError as err:
-                rate_limit_rounds += 1
-                pause = err.retry_after if err.retry_after else self._backoff(rate_limit_rounds)
-                self._gate.rate_limited_for(pause)
-                if rate_limit_rounds < _MAX_RATE_LIMIT_ROUNDS:
-                    continue
-                return failure_record(row.index, row.custom_id, FAILED, error_info(err), attempts)
             except OpenRouterError as err:
+                # First, before any resend rule: a 429 inside a 200 body is as ambiguous as any error there.
                 if err.billed is None:  # a lost answer, or an ambiguous one: it may have been billed
                     self._log.warning(
                         "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
@@ -303,6 +297,13 @@ class ConcurrentRunner:
                     return failure_record(
                         row.index, row.custom_id, OUTCOME_UNKNOWN, _row_error(err), attempts
                     )
+                if isinstance(err, OpenRouterRateLimitError):
+                    rate_limit_rounds += 1
+                    pause = err.retry_after if err.retry_after else self._backoff(rate_limit_rounds)
+                    self._gate.rate_limited_for(pause)
+                    if rate_limit_rounds < _MAX_RATE_LIMIT_ROUNDS:
+                        continue
+                    return failure_record(row.index, row.custom_id, FAILED, error_info(err), attempts)
                 if is_account_error(err):
                     if not self._stop.is_set():
                         self.stop_error = err

@@ -166,6 +166,23 @@ def test_an_unknown_outcome_is_never_resent() -> None:
     assert record["error"]["billed"] is None
 
 
+def test_a_429_inside_a_200_body_is_an_unknown_outcome_not_a_rate_limit_to_wait_out() -> None:
+    attempts: Counter[str] = Counter()
+
+    def send(row: BatchRow) -> ChatCompletion:
+        attempts[row.custom_id] += 1
+        if row.custom_id == "row-2":  # what the transport raises for {"error": {"code": 429}} in a 200
+            raise OpenRouterRateLimitError("rate limited upstream", status=429, in_body=True, billed=None)
+        return _answer(row)
+
+    runner, recorder = _run(send, 3, concurrency=1)
+    record = recorder.by_id()["row-2"]
+    assert attempts["row-2"] == 1
+    assert record["status"] == "outcome_unknown"
+    assert record["error"]["billed"] is None
+    assert runner.rate_limited == 0
+
+
 def test_request_errors_and_moderation_fail_the_row_not_the_run() -> None:
     def send(row: BatchRow) -> ChatCompletion:
         if row.index == 0:
