@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import random
 import time
@@ -60,6 +61,7 @@ INFERENCE_PREFIX = "sk-or-"
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _PROCESSING = b": OPENROUTER PROCESSING\n\n"
 _DONE = b"data: [DONE]\n\n"
+_KEEP_ALIVE_S = 0.5  # a waiting stream sends the processing comment this often
 _STREAM_PIECE_CHARS = 20
 _FREE_DAILY_SMALL_ACCOUNT = 50  # OpenRouter: 50 free requests a day below 10 USD of credits, 1000 above
 _FREE_DAILY = 1000
@@ -71,6 +73,15 @@ _HTML_PAGE = (
 
 def _sse(payload: Any) -> bytes:
     return b"data: " + dumps(payload) + b"\n\n"
+
+
+async def _keep_alive(request: Request, seconds: float) -> None:
+    """Wait ``seconds`` of injected latency with the processing comment every _KEEP_ALIVE_S, as OpenRouter
+    keeps a slow stream's connection open. The count of comments follows from ``seconds`` alone."""
+    for step in range(math.ceil(seconds / _KEEP_ALIVE_S)):
+        if step:
+            await request.stream(_PROCESSING)
+        await asyncio.sleep(min(_KEEP_ALIVE_S, seconds - step * _KEEP_ALIVE_S))
 
 
 def _pieces(text: str) -> list[str]:
@@ -598,9 +609,8 @@ class Emulator:
             return
         await request.start_stream([*_SSE_HEADERS, (b"x-generation-id", gen_id.encode())])
         await request.stream(_PROCESSING)
-        if latency:
-            await asyncio.sleep(latency)
         if fault == "error_in_200":  # the older form: a bare error object as a data event, then the end
+            await _keep_alive(request, latency)
             body = error_body(
                 status, "Provider returned error", {"provider_name": inference.endpoint.provider.name}
             )
@@ -610,8 +620,13 @@ class Emulator:
         if fault == "empty_choices":
             answers = [Answer("", None, "stop", 0) for _ in answers]
         events = self._stream_events(inference, gen_id, created, answers)
+        # Half the latency passes before the first token, half while the rest of the answer is generated; the
+        # processing comment goes on between data events meanwhile, as on OpenRouter.
+        await _keep_alive(request, latency / 2)
+        await request.stream(events[0] + _PROCESSING)
+        await _keep_alive(request, latency - latency / 2)
         if fault == "mid_stream":
-            for event in events[: max(1, len(events) // 2)]:
+            for event in events[1 : max(1, len(events) // 2)]:
                 await request.stream(event)
             message, error_type = error_text(status)
             chunk = chunk_body(
@@ -645,11 +660,11 @@ class Emulator:
             )
             self._bill(request, record)
         if fault == "truncate":
-            for event in events[: max(1, len(events) // 2)]:
+            for event in events[1 : max(1, len(events) // 2)]:
                 await request.stream(event)
             await request.drop_connection(reset=False)
             return
-        for event in events:
+        for event in events[1:]:
             await request.stream(event)
         usage_chunk = chunk_body(inference, gen_id, created, [])
         usage_chunk["usage"] = usage_json(inference, completion_tokens, billed=fault != "empty_choices")

@@ -57,6 +57,23 @@ def test_stream_starts_with_the_processing_comment_and_ends_with_done(http: http
     assert response.headers["x-generation-id"].startswith("gen-")
 
 
+def test_processing_comments_come_between_data_events_and_while_latency_is_waited_out(
+    http: httpx.Client,
+) -> None:
+    content = "[[emulator: latency_ms=2000]] Say hello"
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": content}], "stream": True}
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        lines = [line for line in response.iter_lines() if line]
+    first_data = next(index for index, line in enumerate(lines) if line.startswith("data: "))
+    before, after = lines[:first_data], lines[first_data + 1 :]
+    comment = ": OPENROUTER PROCESSING"
+    # One to open the stream, then more every half second of the second before the first token.
+    assert before == [comment, comment]
+    # Right after the first data event, then again during the second the rest of the answer takes.
+    assert after[0] == comment and after.count(comment) >= 2
+    assert after[-1] == "data: [DONE]"
+
+
 def test_generation_parses_and_agrees_with_the_completion(sdk: OpenRouter) -> None:
     result = sdk.chat.send(
         model="anthropic/claude-3.5-haiku", messages=USER, http_referer="https://example.test/app"
