@@ -383,13 +383,15 @@ class Emulator:
         prompt_cost, completion_cost = inference.cost(completion_tokens)
         headers = request.headers if request is not None else {}
         finish = answers[0].finish_reason
+        # A stream's stats appear only after its end (see publish); the rest count from now.
+        available_at = math.inf if streamed else time.monotonic() + self.settings.generation_delay_s
         return GenerationRecord(
             id=gen_id,
             key=key,
             model=inference.model.id,
             provider_name=inference.endpoint.provider.name,
             created=time.time(),
-            available_at=time.monotonic() + self.settings.generation_delay_s,
+            available_at=available_at,
             tokens_prompt=inference.prompt_tokens,
             tokens_completion=completion_tokens,
             cost=prompt_cost + completion_cost,
@@ -404,6 +406,10 @@ class Emulator:
             session_id=inference.session_id or headers.get("x-session-id"),
             request_id=gen_id.replace("gen-", "req-", 1),
         )
+
+    def publish(self, record: GenerationRecord) -> None:
+        """Start the stats delay of a generation whose answer has now been sent (or lost)."""
+        record.available_at = time.monotonic() + self.settings.generation_delay_s
 
     def _bill(self, request: Request, record: GenerationRecord) -> None:
         idempotency_key = request.headers.get("x-idempotency-key")
@@ -590,22 +596,23 @@ class Emulator:
         if fault in ("html", "reset"):  # the generation ran and is billed; its answer is then lost
             await asyncio.sleep(latency)
             answers = inference.answers(self.settings.seed)
-            self._bill(
-                request,
-                self.generation_record(
-                    key, inference, gen_id, answers, streamed=True, latency_s=latency, request=request
-                ),
+            lost = self.generation_record(
+                key, inference, gen_id, answers, streamed=True, latency_s=latency, request=request
             )
-            if fault == "reset":
-                await request.drop_connection(reset=True)
-                return
-            await request.respond(
-                Response(
-                    status,
-                    _HTML_PAGE.format(status=status).encode(),
-                    [(b"content-type", b"text/html; charset=UTF-8")],
-                )
-            )
+            self._bill(request, lost)
+            try:
+                if fault == "reset":
+                    await request.drop_connection(reset=True)
+                else:
+                    await request.respond(
+                        Response(
+                            status,
+                            _HTML_PAGE.format(status=status).encode(),
+                            [(b"content-type", b"text/html; charset=UTF-8")],
+                        )
+                    )
+            finally:
+                self.publish(lost)
             return
         await request.start_stream([*_SSE_HEADERS, (b"x-generation-id", gen_id.encode())])
         await request.stream(_PROCESSING)
@@ -623,52 +630,49 @@ class Emulator:
         # Half the latency passes before the first token, half while the rest of the answer is generated; the
         # processing comment goes on between data events meanwhile, as on OpenRouter.
         await _keep_alive(request, latency / 2)
-        await request.stream(events[0] + _PROCESSING)
-        await _keep_alive(request, latency - latency / 2)
-        if fault == "mid_stream":
-            for event in events[1 : max(1, len(events) // 2)]:
-                await request.stream(event)
-            message, error_type = error_text(status)
-            chunk = chunk_body(
-                inference,
-                gen_id,
-                created,
-                [
-                    {
-                        "index": 0,
-                        "delta": {"content": ""},
-                        "finish_reason": "error",
-                        "native_finish_reason": None,
-                    }
-                    if inference.kind == "chat"
-                    else {
-                        "text": "",
-                        "index": 0,
-                        "logprobs": None,
-                        "finish_reason": "error",
-                        "native_finish_reason": None,
-                    }
-                ],
-            )
-            chunk["error"] = {"code": status, "message": message, "metadata": {"error_type": error_type}}
-            await request.stream(_sse(chunk), more=False)
-            return
-        completion_tokens = sum(given.completion_tokens for given in answers)
-        if fault != "empty_choices":
+        record: GenerationRecord | None = None
+        if fault not in ("mid_stream", "empty_choices"):  # answered errors are not billed
             record = self.generation_record(
                 key, inference, gen_id, answers, streamed=True, latency_s=latency, request=request
             )
             self._bill(request, record)
-        if fault == "truncate":
-            for event in events[1 : max(1, len(events) // 2)]:
+        try:
+            await request.stream(events[0] + _PROCESSING)
+            await _keep_alive(request, latency - latency / 2)
+            if fault == "mid_stream":
+                for event in events[1 : max(1, len(events) // 2)]:
+                    await request.stream(event)
+                await request.stream(
+                    _sse(self._mid_stream_error(inference, gen_id, created, status)), more=False
+                )
+                return
+            if fault == "truncate":
+                for event in events[1 : max(1, len(events) // 2)]:
+                    await request.stream(event)
+                await request.drop_connection(reset=False)
+                return
+            for event in events[1:]:
                 await request.stream(event)
-            await request.drop_connection(reset=False)
-            return
-        for event in events[1:]:
-            await request.stream(event)
-        usage_chunk = chunk_body(inference, gen_id, created, [])
-        usage_chunk["usage"] = usage_json(inference, completion_tokens, billed=fault != "empty_choices")
-        await request.stream(_sse(usage_chunk) + _DONE, more=False)
+            completion_tokens = sum(given.completion_tokens for given in answers)
+            usage_chunk = chunk_body(inference, gen_id, created, [])
+            usage_chunk["usage"] = usage_json(inference, completion_tokens, billed=record is not None)
+            await request.stream(_sse(usage_chunk) + _DONE, more=False)
+        finally:
+            if record is not None:  # OpenRouter records a streamed generation once the stream has ended
+                self.publish(record)
+
+    @staticmethod
+    def _mid_stream_error(inference: Inference, gen_id: str, created: int, status: int) -> dict[str, Any]:
+        message, error_type = error_text(status)
+        choice: dict[str, Any] = (
+            {"index": 0, "delta": {"content": ""}}
+            if inference.kind == "chat"
+            else {"text": "", "index": 0, "logprobs": None}
+        )
+        choice.update(finish_reason="error", native_finish_reason=None)
+        chunk = chunk_body(inference, gen_id, created, [choice])
+        chunk["error"] = {"code": status, "message": message, "metadata": {"error_type": error_type}}
+        return chunk
 
     # ---------------------------------------------------------------- account
 

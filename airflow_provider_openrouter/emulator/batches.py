@@ -314,9 +314,8 @@ class BatchStore:
                 body = batch.to_json(status)
                 body["error"] = {"code": 402, "message": "Insufficient credits to release batch results"}
                 return Response.json(body, status=402)
-            available_at = time.monotonic() + self.emulator.settings.generation_delay_s
             for record, identity in batch.records:
-                record.available_at = available_at
+                self.emulator.publish(record)
                 ledger.bill(record, identity)
             batch.billed = True
             batch.records = []

@@ -154,9 +154,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "generation_delay_s",
         _non_negative_float,
-        0.0,
+        0.5,
         "S",
-        "GET /generation answers 404 until this many seconds after the completion.",
+        "GET /generation answers 404 until this many seconds after the completion (after the end of a "
+        "streamed one), as OpenRouter does while it records the generation.",
     ),
     SettingSpec(
         "batch_duration_s",

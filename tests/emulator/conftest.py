@@ -3,6 +3,7 @@ reset before every test, plus clients of the official SDKs and a plain httpx cli
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -62,6 +63,17 @@ def catalog_prices(
         endpoints = http.get(f"/models/{author}/{slug}/endpoints").json()["data"]["endpoints"]
         pricing = next(e["pricing"] for e in endpoints if e["provider_name"] == provider_name)
     return Decimal(pricing["prompt"]), Decimal(pricing["completion"])
+
+
+def generation_stats(http: httpx.Client, generation_id: str, deadline_s: float = 30.0) -> dict[str, Any]:
+    """``GET /generation`` as a client must call it: asked again while it is 404, as the stats appear a moment
+    after the completion."""
+    deadline = time.monotonic() + deadline_s
+    while (response := http.get("/generation", params={"id": generation_id})).status_code == 404:
+        assert time.monotonic() < deadline, f"no stats for {generation_id} after {deadline_s} s"
+        time.sleep(0.05)
+    assert response.status_code == 200, response.text
+    return dict(response.json()["data"])
 
 
 def chat(

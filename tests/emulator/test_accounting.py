@@ -3,15 +3,20 @@ generation records after the configured delay, and the duplicate-billing stats."
 
 from __future__ import annotations
 
-import time
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 
+from airflow_provider_openrouter.emulator.app import Emulator, create_app
+from airflow_provider_openrouter.emulator.config import EmulatorSettings
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 
-from .conftest import catalog_prices, chat
+from .conftest import catalog_prices, chat, generation_stats
 
 
 def _management(emulator: RunningEmulator) -> dict[str, str]:
@@ -109,15 +114,76 @@ def test_generation_is_404_until_the_delay_has_passed_then_complete(
     emulator.configure(generation_delay_s=3.0)  # far longer than two requests, even on a busy machine
     completion = chat(http, "delayed stats").json()
     assert http.get("/generation", params={"id": completion["id"]}).status_code == 404
-    deadline = time.monotonic() + 20
-    while (response := http.get("/generation", params={"id": completion["id"]})).status_code == 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    data = response.json()["data"]
+    data = generation_stats(http, completion["id"])
     assert data["tokens_prompt"] == completion["usage"]["prompt_tokens"]
     assert data["total_cost"] == data["usage"] == completion["usage"]["cost"]
     assert http.get("/generation", params={"id": "gen-nope"}).status_code == 404
     assert http.get("/generation").status_code == 400
+
+
+def test_generation_stats_wait_half_a_second_by_default(openrouter_emulator_clean: RunningEmulator) -> None:
+    assert EmulatorSettings().generation_delay_s == 0.5
+    # The plugin's session emulator runs with the same default, so users' tests meet OpenRouter's 404 too.
+    assert openrouter_emulator_clean.configure()["generation_delay_s"] == 0.5
+
+
+async def _asgi(
+    app: Emulator, method: str, path: str, send: Callable[[Any], Awaitable[None]], body: bytes = b""
+) -> None:
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query.encode(),
+        "headers": [(b"authorization", b"Bearer sk-or-in-process")],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    await app(scope, receive, send)
+
+
+async def _status(app: Emulator, method: str, path: str) -> int:
+    statuses = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await _asgi(app, method, path, send)
+    return int(statuses[0])
+
+
+def test_a_streamed_generation_is_recorded_only_once_the_stream_has_ended() -> None:
+    # In process, so the lookups run exactly between the events of the stream, whatever the machine's speed.
+    app = create_app(generation_delay_s=0)
+    body = {
+        "model": "openai/gpt-4o-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": "a story"}],
+    }
+    during: list[int] = []
+
+    async def scenario() -> int:
+        generation_path = ""
+
+        async def send(message: Any) -> None:
+            nonlocal generation_path
+            if message["type"] == "http.response.start":
+                generation_path = (
+                    "/api/v1/generation?id=" + dict(message["headers"])[b"x-generation-id"].decode()
+                )
+            elif message.get("more_body"):
+                during.append(await _status(app, "GET", generation_path))
+
+        await _asgi(app, "POST", "/api/v1/chat/completions", send, json.dumps(body).encode())
+        return await _status(app, "GET", generation_path)
+
+    after = asyncio.run(scenario())
+    assert len(during) > 3 and set(during) == {404}
+    assert after == 200
 
 
 def test_generation_echoes_headers_and_marks_streams(http: httpx.Client) -> None:
@@ -130,7 +196,7 @@ def test_generation_echoes_headers_and_marks_streams(http: httpx.Client) -> None
     with http.stream("POST", "/chat/completions", json=body, headers=headers) as response:
         gen_id = response.headers["x-generation-id"]
         response.read()
-    data = http.get("/generation", params={"id": gen_id}).json()["data"]
+    data = generation_stats(http, gen_id)
     assert data["streamed"] is True
     assert data["http_referer"] == "https://dags.example.com"
     assert data["user_agent"] == "airflow-test/1"

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 
-from .conftest import chat
+from .conftest import chat, generation_stats
 
 REPORT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -202,7 +202,7 @@ def test_provider_preferences_choose_the_endpoint(
 ) -> None:
     body = chat(http, "route me", model=model, provider=provider).json()
     assert body["provider"] == expected
-    generation = http.get("/generation", params={"id": body["id"]}).json()["data"]
+    generation = generation_stats(http, body["id"])
     assert generation["provider_name"] == expected
 
 

@@ -12,7 +12,7 @@ from openrouter import OpenRouter, errors
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 
-from .conftest import catalog_prices
+from .conftest import catalog_prices, generation_stats
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -84,7 +84,7 @@ def test_each_result_is_billed_once_with_its_own_generation(
     for result in batch["results"]:
         usage = result["response"]["body"]["usage"]
         cost = usage["prompt_tokens"] * prompt_price + usage["completion_tokens"] * completion_price
-        generation = http.get("/generation", params={"id": result["response"]["request_id"]}).json()["data"]
+        generation = generation_stats(http, result["response"]["request_id"])
         assert Decimal(str(generation["total_cost"])) == cost
         expected_total += cost
     assert Decimal(str(batch["usage"]["cost"])) == expected_total

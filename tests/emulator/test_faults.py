@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 
-from .conftest import chat
+from .conftest import chat, generation_stats
 
 
 def billed(emulator: RunningEmulator) -> int:
@@ -128,7 +128,7 @@ def test_truncated_stream_is_billed(http: httpx.Client, emulator: RunningEmulato
 
 def test_latency_directive_is_reported_in_the_generation_latency(http: httpx.Client) -> None:
     gen_id = chat(http, "[[emulator: latency_ms=300]] slow please").json()["id"]
-    generation = http.get("/generation", params={"id": gen_id}).json()["data"]
+    generation = generation_stats(http, gen_id)
     assert generation["latency"] >= 300
 
 

@@ -74,7 +74,8 @@ def test_processing_comments_come_between_data_events_and_while_latency_is_waite
     assert after[-1] == "data: [DONE]"
 
 
-def test_generation_parses_and_agrees_with_the_completion(sdk: OpenRouter) -> None:
+def test_generation_parses_and_agrees_with_the_completion(sdk: OpenRouter, emulator: RunningEmulator) -> None:
+    emulator.configure(generation_delay_s=0)  # what is checked here is the shape, not when it appears
     result = sdk.chat.send(
         model="anthropic/claude-3.5-haiku", messages=USER, http_referer="https://example.test/app"
     )
