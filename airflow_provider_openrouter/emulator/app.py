@@ -56,6 +56,7 @@ from airflow_provider_openrouter.emulator.textgen import Answer, native_finish_r
 
 log = logging.getLogger("airflow_provider_openrouter.emulator")
 
+API_PREFIX = "/api/v1"
 MANAGEMENT_PREFIX = "sk-or-mgmt-"
 INFERENCE_PREFIX = "sk-or-"
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -65,10 +66,19 @@ _KEEP_ALIVE_S = 0.5  # a waiting stream sends the processing comment this often
 _STREAM_PIECE_CHARS = 20
 _FREE_DAILY_SMALL_ACCOUNT = 50  # OpenRouter: 50 free requests a day below 10 USD of credits, 1000 above
 _FREE_DAILY = 1000
+# What openrouter.ai answers for a path it does not serve, /api/v1/... included: a web page, not the envelope.
+_NOT_FOUND_PAGE = (
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>404: This page could not be found.'
+    b"</title></head><body><div><h1>404</h1><h2>This page could not be found.</h2></div></body></html>"
+)
 _HTML_PAGE = (
     "<html>\r\n<head><title>{status} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{status} Bad Gateway"
     "</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
 )
+
+
+def _not_found() -> Response:
+    return Response(404, _NOT_FOUND_PAGE, [(b"content-type", b"text/html; charset=utf-8")])
 
 
 def _sse(payload: Any) -> bytes:
@@ -140,13 +150,17 @@ class Emulator:
                 await self._lifespan(receive, send)
             return
         path: str = scope["path"]
-        if path.startswith("/api/v1"):
-            path = path[7:] or "/"
+        api = path.startswith(API_PREFIX + "/")
+        if api:
+            path = path[len(API_PREFIX) :]
         method: str = scope["method"]
-        found = self._exact.get((method, path)) or self._pattern(method, path)
+        found = self._exact.get((method, path)) or (self._pattern(method, path) if api else None)
+        if found is not None and not (api or found[2]):
+            found = None  # OpenRouter serves its API only under /api/v1; admin routes are at both places
         body = await read_body(receive, self.settings.max_body_bytes)
         request = Request(scope, send, path, body or b"")
-        route, handler, admin = found or (f"{method} {path}", None, False)
+        # The raw path for what is not served, so a call that missed /api/v1 is not counted as the API route
+        route, handler, admin = found or (f"{method} {scope['path']} (not served)", None, False)
         request.route = route
         stats = self.stats
         if not admin:
@@ -167,7 +181,7 @@ class Emulator:
         """The handler's response, or the error envelope for whatever stopped it."""
         try:
             if handler is None:
-                raise HTTPError(404, f"Not Found: no route {request.method} {request.path}")
+                return _not_found()
             if too_large:
                 raise HTTPError(
                     413,
@@ -256,8 +270,10 @@ class Emulator:
         return await self._inference(request, key, parse_chat(request.json_body(), self.settings))
 
     async def text_completions(self, request: Request) -> Response | None:
-        key = self.inference_key(request)
         mode = self.settings.legacy_completions
+        if mode == "404":  # a server without the route answers as for any path it does not serve
+            return _not_found()
+        key = self.inference_key(request)
         if mode != "enabled":
             raise HTTPError(
                 int(mode),
