@@ -670,12 +670,21 @@ class Emulator:
             for event in events[1:]:
                 await request.stream(event)
             completion_tokens = sum(given.completion_tokens for given in answers)
-            usage_chunk = chunk_body(inference, gen_id, created, [])
+            usage_chunk = chunk_body(inference, gen_id, created, self._usage_chunk_choices(inference))
             usage_chunk["usage"] = usage_json(inference, completion_tokens, billed=record is not None)
             await request.stream(_sse(usage_chunk) + _DONE, more=False)
         finally:
             if record is not None:  # OpenRouter records a streamed generation once the stream has ended
                 self.publish(record)
+
+    def _usage_chunk_choices(self, inference: Inference) -> list[dict[str, Any]]:
+        if self.settings.usage_chunk_choices == "empty":
+            return []
+        if inference.kind == "chat":
+            return [{"index": 0, "delta": {}, "finish_reason": None, "native_finish_reason": None}]
+        return [
+            {"text": "", "index": 0, "logprobs": None, "finish_reason": None, "native_finish_reason": None}
+        ]
 
     @staticmethod
     def _mid_stream_error(inference: Inference, gen_id: str, created: int, status: int) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any
 
 DEFAULT_FAULT_STATUSES = (500, 502, 503, 524, 529)
 LEGACY_COMPLETIONS_MODES = ("enabled", "404", "410")
+# A stream's final usage chunk: no choice, as OpenRouter documents it, or one empty one, as real streams show.
+USAGE_CHUNK_CHOICES = ("empty", "one")
 
 
 def key_label(key: str) -> str:
@@ -99,11 +101,14 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
-def _legacy_mode(name: str, value: Any) -> str:
-    text = str(value)
-    if text not in LEGACY_COMPLETIONS_MODES:
-        raise SettingError(f"{name}: expected one of {', '.join(LEGACY_COMPLETIONS_MODES)}, got {value!r}")
-    return text
+def _one_of(*options: str) -> Callable[[str, Any], str]:
+    def parse(name: str, value: Any) -> str:
+        text = str(value)
+        if text not in options:
+            raise SettingError(f"{name}: expected one of {', '.join(options)}, got {value!r}")
+        return text
+
+    return parse
 
 
 def _fail_next(name: str, value: Any) -> dict[str, list[str]]:
@@ -240,10 +245,18 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "legacy_completions",
-        _legacy_mode,
+        _one_of(*LEGACY_COMPLETIONS_MODES),
         "enabled",
         "MODE",
         "POST /completions: enabled, or answer 404 / 410 as a server that dropped the legacy endpoint.",
+    ),
+    SettingSpec(
+        "usage_chunk_choices",
+        _one_of(*USAGE_CHUNK_CHOICES),
+        "empty",
+        "FORM",
+        "The choices of a stream's final usage chunk: empty ([], as documented) or one (a single choice "
+        "with an empty delta and finish_reason null, as real OpenRouter streams send it).",
     ),
     SettingSpec(
         "seed", _non_negative_int, 0, "N", "Seed of the generated text and of random faults and latency."
@@ -281,6 +294,7 @@ class EmulatorSettings:
     down_model: tuple[str, ...]
     default_model: str
     legacy_completions: str
+    usage_chunk_choices: str
     seed: int
     fail_next: dict[str, list[str]]
 

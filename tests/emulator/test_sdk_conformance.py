@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from openrouter import OpenRouter, errors
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
+from airflow_provider_openrouter.hooks import OpenRouterHook
 
 from .conftest import NO_RETRIES
 
@@ -259,3 +261,55 @@ def test_openai_sdk_chat_stream_tools_and_legacy_completions(emulator: RunningEm
             model="openai/gpt-4o",
             messages=[{"role": "user", "content": "[[emulator: fault=429]]"}],
         )
+
+
+def _raw_usage_chunk(http: httpx.Client) -> dict[str, Any]:
+    body = {"model": "openai/gpt-4o-mini", "messages": USER, "stream": True}
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        events = [line[6:] for line in response.iter_lines() if line.startswith("data: {")]
+    return dict(json.loads(events[-1]))
+
+
+def test_usage_chunk_choices_follow_the_setting_and_every_client_reads_both_forms(
+    emulator: RunningEmulator, http: httpx.Client, sdk: OpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_DEFAULT", emulator.conn_uri(requests_per_minute=0))
+    client = openai.OpenAI(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    )
+    whole = OpenRouterHook().chat_completion("anthropic/claude-3.5-haiku", content="Say hello")
+    assembled = {}
+    for form, choices in (
+        ("empty", []),
+        ("one", [{"index": 0, "delta": {}, "finish_reason": None, "native_finish_reason": None}]),
+    ):
+        emulator.configure(usage_chunk_choices=form)
+        usage_chunk = _raw_usage_chunk(http)
+        assert usage_chunk["choices"] == choices and usage_chunk["usage"]["total_tokens"] > 0
+
+        hook = OpenRouterHook()
+        streamed = hook.chat_completion("anthropic/claude-3.5-haiku", content="Say hello", stream=True)
+        # The usage chunk's null finish_reason must not replace the one the last content chunk carried.
+        assert streamed.finish_reason == "stop"
+        assert streamed.choices[0].native_finish_reason == "end_turn"
+        assert streamed.text == whole.text and streamed.usage == whole.usage
+        assembled[form] = streamed.model_dump(exclude={"id", "created"})
+
+        chunks = list(
+            client.chat.completions.create(model="anthropic/claude-3.5-haiku", messages=USER, stream=True)
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.text
+        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+            "stop"
+        ]
+        assert (
+            chunks[-1].usage is not None
+            and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+        )
+
+        sdk_chunks = list(sdk.chat.send(model="anthropic/claude-3.5-haiku", messages=USER, stream=True))
+        assert sdk_chunks[-1].usage is not None and len(sdk_chunks[-1].choices) == len(choices)
+    assert assembled["empty"] == assembled["one"]
