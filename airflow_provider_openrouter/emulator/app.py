@@ -39,6 +39,7 @@ from airflow_provider_openrouter.emulator.faults import (
     DirectiveError,
     Directives,
     RateLimiter,
+    daily_limit_headers,
     error_text,
     parse_directives,
 )
@@ -75,6 +76,20 @@ _HTML_PAGE = (
     "<html>\r\n<head><title>{status} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{status} Bad Gateway"
     "</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
 )
+
+
+def _utc_day() -> int:
+    return int(time.time() // 86400)  # epoch days begin at UTC midnight
+
+
+def _rate_limited(message: str, headers: list[tuple[bytes, bytes]]) -> HTTPError:
+    """OpenRouter's 429: the limit's headers on the response, and echoed in the envelope's metadata."""
+    return HTTPError(
+        429,
+        message,
+        {"error_type": "rate_limit_exceeded", "headers": {k.decode(): v.decode() for k, v in headers}},
+        headers,
+    )
 
 
 def _not_found() -> Response:
@@ -116,7 +131,7 @@ class Emulator:
         self.limiter = RateLimiter()
         self.attempts = AttemptCounter()
         self.random = random.Random(self.settings.seed)
-        self._free_requests: dict[str, int] = {}
+        self._free_requests: dict[str, tuple[int, int]] = {}  # key: (UTC day number, requests that day)
         self.batches = BatchStore(self)
         self._exact: dict[tuple[str, str], tuple[str, Any, bool]] = {}
         for method, path, handler in (
@@ -288,24 +303,21 @@ class Emulator:
         limited = self.limiter.check(key, "all", settings.rate_limit_rpm, settings.rate_limit_burst, now)
         if limited is None and model is not None and model.is_free:
             limited = self.limiter.check(key, "free", settings.free_model_rpm, 0, now)
-            used = self._free_requests.get(key, 0)
+            used = self._free_used(key)
             if limited is None and used >= self._free_daily_limit():
-                raise HTTPError(
-                    429, "Rate limit exceeded: free-models-per-day", {"error_type": "rate_limit_exceeded"}
+                daily = self._free_daily_limit()
+                raise _rate_limited(
+                    "Rate limit exceeded: free-models-per-day", daily_limit_headers(daily, time.time())
                 )
             if limited is None:
-                self._free_requests[key] = used + 1
+                self._free_requests[key] = (_utc_day(), used + 1)
         if limited is not None:
-            headers = limited.headers(time.time())
-            raise HTTPError(
-                429,
-                limited.message,
-                {
-                    "error_type": "rate_limit_exceeded",
-                    "headers": {k.decode(): v.decode() for k, v in headers},
-                },
-                headers,
-            )
+            raise _rate_limited(limited.message, limited.headers(time.time()))
+
+    def _free_used(self, key: str) -> int:
+        """The key's requests to free models today; the count starts again at UTC midnight."""
+        day, used = self._free_requests.get(key, (0, 0))
+        return used if day == _utc_day() else 0
 
     def _free_daily_limit(self) -> int:
         return _FREE_DAILY if self.settings.credits >= 10 else _FREE_DAILY_SMALL_ACCOUNT
@@ -737,7 +749,7 @@ class Emulator:
                 "budget_id": None,
                 "guardrail_id": None,
             }
-        used = self._free_requests.get(key, 0)
+        used = self._free_used(key)
         daily = self._free_daily_limit()
         return Response.json(
             {

@@ -175,6 +175,17 @@ class RateLimited:
         ]
 
 
+def daily_limit_headers(limit: int, now_epoch: float) -> list[tuple[bytes, bytes]]:
+    """The headers of a daily limit's 429: it resets at the next UTC midnight (epoch milliseconds). No
+    Retry-After: captured answers carry none, and no client should sleep until midnight."""
+    next_midnight = (math.floor(now_epoch / 86400) + 1) * 86400
+    return [
+        (b"x-ratelimit-limit", str(limit).encode()),
+        (b"x-ratelimit-remaining", b"0"),
+        (b"x-ratelimit-reset", str(next_midnight * 1000).encode()),
+    ]
+
+
 class RateLimiter:
     """Token buckets per (key, scope). A change of rate or size starts a fresh bucket."""
 

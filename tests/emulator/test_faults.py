@@ -194,6 +194,26 @@ def test_free_models_allow_twenty_requests_a_minute_per_key(
     assert key["free_model_daily_requests"]["used"] == 20
 
 
+def test_free_models_daily_cap_is_a_429_whose_headers_reset_at_utc_midnight(
+    http: httpx.Client, emulator: RunningEmulator
+) -> None:
+    emulator.configure(credits=5, free_model_rpm=0)  # below 10 USD of credits: 50 a day; no per-minute limit
+    model = "meta-llama/llama-3.3-70b-instruct:free"
+    assert {chat(http, f"q{i}", model=model).status_code for i in range(50)} == {200}
+    before = time.time()
+    limited = chat(http, "one too many", model=model)
+    after = time.time()
+    assert limited.status_code == 429
+    error = limited.json()["error"]
+    assert error["message"] == "Rate limit exceeded: free-models-per-day"
+    assert limited.headers["x-ratelimit-limit"] == "50"
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    next_midnights_ms = {(math.floor(moment / 86400) + 1) * 86_400_000 for moment in (before, after)}
+    assert int(limited.headers["x-ratelimit-reset"]) in next_midnights_ms
+    assert error["metadata"]["headers"]["x-ratelimit-reset"] == limited.headers["x-ratelimit-reset"]
+    assert "retry-after" not in limited.headers
+
+
 def test_flagged_word_is_a_403_with_moderation_metadata(
     http: httpx.Client, emulator: RunningEmulator
 ) -> None:
