@@ -813,7 +813,7 @@ class Emulator:
         if limit is not None or offset:
             end = offset + (limit if limit is not None else total)
             if end < total and limit is not None:
-                next_link = f"/api/v1/models?offset={end}&limit={limit}"
+                next_link = f"{API_PREFIX}{request.path}?{_with_offset(request.query.decode('latin-1'), end)}"
             models = models[offset:end]
         return Response.json(
             {
@@ -893,6 +893,16 @@ def _int_query(
         bound = f">= {low}" if high is None else f"from {low} to {high}"
         raise HTTPError(400, f"{name}: expected a whole number {bound}, got {values[0]!r}")
     return value
+
+
+def _with_offset(query: str, offset: int) -> str:
+    """The request's query as the client wrote it, filters and all, with only ``offset`` replaced or added."""
+    parts = [part for part in query.split("&") if part]
+    found = [index for index, part in enumerate(parts) if part.split("=", 1)[0] == "offset"]
+    if not found:
+        return "&".join([*parts, f"offset={offset}"])
+    parts[found[0]] = f"offset={offset}"
+    return "&".join(part for index, part in enumerate(parts) if index not in found[1:])
 
 
 def _csv(query: dict[str, list[str]], name: str) -> list[str]:

@@ -51,3 +51,19 @@ def test_listing_filters_and_sorts(http: httpx.Client) -> None:
     assert [m["id"] for m in page["data"]] == everything[5:10]
     assert page["links"]["next"] == "/api/v1/models?offset=10&limit=5"
     assert http.get("/models", params={"limit": 0}).status_code == 400
+
+
+def test_next_link_keeps_the_filters_and_replaces_only_the_offset(http: httpx.Client) -> None:
+    filters = "supported_parameters=tools%2Creasoning&sort=pricing-low-to-high"
+    selected = [model["id"] for model in http.get(f"/models?{filters}").json()["data"]]
+    assert len(selected) > 4
+    first = http.get(f"/models?{filters}&limit=2").json()
+    assert first["links"]["next"] == f"/api/v1/models?{filters}&limit=2&offset=2"
+    middle = http.get(f"/models?offset=2&{filters}&limit=2").json()
+    assert middle["links"]["next"] == f"/api/v1/models?offset=4&{filters}&limit=2"
+    seen, link = [], f"/api/v1/models?{filters}&limit=2"
+    while link is not None:  # following the links walks exactly the filtered selection
+        page = http.get(link.removeprefix("/api/v1")).json()
+        seen.extend(model["id"] for model in page["data"])
+        link = page["links"]["next"]
+    assert seen == selected
