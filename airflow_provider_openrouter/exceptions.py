@@ -143,8 +143,13 @@ class OpenRouterError(AirflowException):
             )
         return where
 
+    @property
+    def heading(self) -> str:
+        """The first words of ``str(err)``: the class's ``title``."""
+        return self.title
+
     def __str__(self) -> str:
-        head = self.title
+        head = self.heading
         if self.status is not None:
             head = f"{head} (HTTP {self.status})"
         line = f"{head}: {self.message}" if self.message else head
@@ -163,9 +168,20 @@ class OpenRouterError(AirflowException):
 
 
 class OpenRouterRequestError(OpenRouterError):
-    """400/422, or a request refused client-side before anything was sent (``status is None``)."""
+    """400/422, or a request refused client-side before anything was sent (``status is None``).
+
+    OpenRouter's refusal reads "OpenRouter rejected the request (HTTP 400): ..."; our own reads "Invalid
+    OpenRouter request: ...", since OpenRouter never saw it. A subclass with a title of its own keeps it.
+    """
 
     title = "OpenRouter rejected the request"
+    local_title: ClassVar[str] = "Invalid OpenRouter request"
+
+    @property
+    def heading(self) -> str:
+        if self.status is None and self.title == OpenRouterRequestError.title:
+            return self.local_title
+        return self.title
 
     def default_hint(self) -> str:
         text = self.message.lower()

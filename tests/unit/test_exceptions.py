@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_openrouter.exceptions import (
     OpenRouterAuthenticationError,
+    OpenRouterConfigurationError,
     OpenRouterConnectionError,
     OpenRouterEndpointGoneError,
     OpenRouterError,
@@ -148,6 +149,22 @@ def test_rate_limit_hint_asks_for_a_larger_retry_budget_not_a_smaller_one() -> N
     hint = OpenRouterRateLimitError("slow down", status=429, retry_after=90.0, conn_id="c").hint
     assert "raise its max_retries / max_retry_wait" in hint
     assert "lower the requests_per_minute extra" in hint
+
+
+def test_a_request_refused_before_sending_reads_as_invalid_input_and_a_server_refusal_as_rejected() -> None:
+    local = OpenRouterRequestError(
+        "temperature must be a number, got 'warm'", request="POST /chat/completions"
+    )
+    assert str(local) == (
+        "Invalid OpenRouter request: temperature must be a number, got 'warm' [POST /chat/completions]. "
+        "Fix the arguments; nothing was sent."
+    )
+    served = OpenRouterRequestError("Bad input", status=400, request="POST /chat/completions")
+    assert str(served).startswith("OpenRouter rejected the request (HTTP 400): Bad input")
+    # A subclass with its own title keeps it, sent or not.
+    config = OpenRouterConfigurationError("no API key", conn_id="c")
+    assert str(config).startswith("OpenRouter connection is misconfigured: no API key")
+    assert str(pickle.loads(pickle.dumps(local))) == str(local)
 
 
 def test_generation_id_appears_in_where() -> None:
