@@ -266,7 +266,10 @@ class TextCompletion(OpenRouterModel):
 
 
 class Credits(OpenRouterModel):
-    """``GET /credits`` (``data``): credits bought and used, in USD."""
+    """``GET /credits`` (``data``): credits bought and used, in USD.
+
+    This is the inner ``data`` object: the connector's ``data.total_credits`` is ``result.total_credits``.
+    """
 
     total_credits: Decimal
     total_usage: Decimal
@@ -324,7 +327,10 @@ class ProviderResponse(OpenRouterModel):
 
 
 class Generation(OpenRouterModel):
-    """``GET /generation?id=`` (``data``): what a generation cost and how it ran. Latencies in ms."""
+    """``GET /generation?id=`` (``data``): what a generation cost and how it ran. Latencies in ms.
+
+    This is the inner ``data`` object: the connector's ``data.total_cost`` is ``result.total_cost``.
+    """
 
     id: str
     total_cost: Decimal | None = None
@@ -567,7 +573,10 @@ class Endpoint(OpenRouterModel):
 
 
 class ModelEndpoints(OpenRouterModel):
-    """``GET /models/{author}/{slug}/endpoints`` (``data``)."""
+    """``GET /models/{author}/{slug}/endpoints`` (``data``).
+
+    This is the inner ``data`` object: the connector's ``data.endpoints`` is ``result.endpoints``.
+    """
 
     id: str
     name: str | None = None

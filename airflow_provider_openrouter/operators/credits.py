@@ -22,7 +22,8 @@ class OpenRouterGetCreditsOperator(OpenRouterBaseOperator):
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``), templated.
 
     **XCom contract**: ``return_value`` is a ``models.Credits`` (``total_credits``, ``total_usage`` as
-    ``Decimal``; ``remaining`` = the difference). No other keys.
+    ``Decimal``; ``remaining`` = the difference). No other keys. It is the answer's inner ``data`` object:
+    the connector's ``data.total_credits`` is ``result.total_credits``.
     """
 
     result_type = Credits
