@@ -2,8 +2,11 @@
 
 A Jinja template renders to a string, so ``"0.2"``, ``"256"`` or ``'{"type": "json_object"}'`` arrive where a
 number or a dict is meant, from an operator's template fields and from a batch's inline rows alike. Every
-function here takes the native type or its string form and returns the native value; ``None`` (and, where
-said, a blank string: a template that rendered nothing) means unset and gives ``None``.
+function here takes the native type or its string form and returns the native value. Unset (see :func:`unset`)
+is ``None``, a blank string (a template that rendered nothing) or the text a template renders for a missing
+value, ``"None"`` or ``"null"``; it gives ``None`` (``False`` for a flag). A dict or list rendered without
+``| tojson`` arrives as its Python repr (``{'order': ['OpenAI']}``): it is read too, when it is of the type
+wanted.
 
 Who is asking words the error: each function takes ``fail``, which builds the caller's one-line exception
 from the parameter's name, the value and what was expected (the operators name the task, the hook names the
@@ -12,6 +15,7 @@ request). The functions only raise what ``fail`` returns. Pure and cheap to impo
 
 from __future__ import annotations
 
+import ast
 import json
 import operator
 from collections.abc import Callable, Mapping
@@ -25,7 +29,9 @@ MAX_STOP_SEQUENCES = 4
 
 _SHOWN_CHARS = 80
 _TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no", "", "none"})
+_FALSE = frozenset({"false", "0", "no"})
+_UNSET_TEXTS = frozenset({"", "none", "null"})
+_TOJSON_HINT = "render it with `| tojson`"
 
 
 def shown(value: Any) -> str:
@@ -36,8 +42,11 @@ def shown(value: Any) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+def unset(value: Any) -> bool:
+    """The one rule for a missing value: ``None``, a blank string, or ``"None"``/``"null"`` (any case), which
+    is what a template renders for a missing value (``{{ params.x }}`` of ``None``, ``| tojson`` of ``None``).
+    """
+    return value is None or (isinstance(value, str) and value.strip().lower() in _UNSET_TEXTS)
 
 
 def _bounds(low: float | None, high: float | None) -> str:
@@ -51,8 +60,8 @@ def _bounds(low: float | None, high: float | None) -> str:
 def number(
     name: str, value: Any, fail: Fail, *, low: float | None = None, high: float | None = None
 ) -> float | None:
-    """A float from a number or its text (blank: unset); ``bool`` and NaN are refused, bounds inclusive."""
-    if _blank(value):
+    """A float from a number or its text (unset: ``None``); ``bool`` and NaN are refused, bounds inclusive."""
+    if unset(value):
         return None
     expected = "a number" + _bounds(low, high)
     if isinstance(value, bool):
@@ -69,11 +78,11 @@ def number(
 def integer(
     name: str, value: Any, fail: Fail, *, low: int | None = None, kind: str = "a whole number"
 ) -> int | None:
-    """An int from an integer or its text (blank: unset); ``kind`` is the caller's word for an integer.
+    """An int from an integer or its text (unset: ``None``); ``kind`` is the caller's word for an integer.
 
     ``bool`` and every float are refused, ``3.0`` like ``"3.0"``: nothing is rounded.
     """
-    if _blank(value):
+    if unset(value):
         return None
     expected = kind + (f" >= {low}" if low is not None else "")
     if isinstance(value, bool):
@@ -88,9 +97,11 @@ def integer(
 
 
 def boolean(name: str, value: Any, fail: Fail) -> bool:
-    """A flag from a bool or its text: true/1/yes or false/0/no; blank and ``None`` (or "None") are false."""
+    """A flag from a bool or its text: true/1/yes or false/0/no; unset (:func:`unset`) is false."""
     if isinstance(value, bool):
         return value
+    if unset(value):
+        return False
     text = str(value).strip().lower()
     if text in _TRUE:
         return True
@@ -99,47 +110,68 @@ def boolean(name: str, value: Any, fail: Fail) -> bool:
     raise fail(name, value, "true or false")
 
 
-def decode_json(name: str, value: Any, fail: Fail, described: str) -> Any:
-    """A string is read as JSON text (what a template renders a dict or list to); other values pass as is."""
+def decode_json(name: str, value: Any, fail: Fail, described: str, wanted: type | tuple[type, ...]) -> Any:
+    """A string is read as JSON text (what ``| tojson`` renders a dict or list to); other values pass as is.
+
+    Text that is not JSON but is the Python repr of a ``wanted`` value (a dict or list rendered without
+    ``| tojson``: single quotes, ``True``, ``None``) is read as that literal. Anything else is refused, with
+    the hint to render the value with ``| tojson``.
+    """
     if not isinstance(value, str):
         return value
     try:
         return json.loads(value)
     except json.JSONDecodeError as err:
-        raise fail(name, value, f"{described} (not valid JSON: {err.msg})") from None
+        reason = err.msg
+    literal = _python_literal(value)
+    if isinstance(literal, wanted):
+        return literal
+    raise fail(name, value, f"{described} (not valid JSON: {reason}; {_TOJSON_HINT})")
+
+
+def _python_literal(text: str) -> Any:
+    """The Python literal a dict or list renders to without ``| tojson``, or ``None``."""
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def json_list(name: str, value: Any, fail: Fail, described: str) -> list[Any] | None:
-    """A list, or its JSON text (blank: unset)."""
-    if _blank(value):
+    """A list, or its JSON text (unset: ``None``)."""
+    if unset(value):
         return None
-    result = decode_json(name, value, fail, described)
+    result = decode_json(name, value, fail, described, list)
     if not isinstance(result, list):
         raise fail(name, value, described)
     return result
 
 
 def mapping(name: str, value: Any, fail: Fail, *, kind: str = "an object (dict)") -> dict[str, Any] | None:
-    """A dict copied from any mapping or from its JSON text (blank: unset). ``kind`` is the caller's word."""
-    if _blank(value):
+    """A dict copied from any mapping or from its JSON text (unset: None); ``kind`` is the caller's word."""
+    if unset(value):
         return None
-    result = decode_json(name, value, fail, kind)
+    result = decode_json(name, value, fail, kind, dict)
     if not isinstance(result, Mapping):
         raise fail(name, value, kind)
     return dict(result)
 
 
 def string_list(name: str, value: Any, fail: Fail) -> list[str] | None:
-    """Stripped non-empty strings from a list, its JSON text or a comma-separated string (blank: unset).
+    """Stripped non-empty strings from a list, its JSON text or a comma-separated string (unset: ``None``).
 
     An empty item (``"a,,b"``, ``["a", ""]``) is refused rather than dropped: it is most likely a typo.
     """
-    if _blank(value):
+    if unset(value):
         return None
     items = value
     if isinstance(value, str):
         text = value.strip()
-        items = decode_json(name, text, fail, "a list of strings") if text[0] == "[" else text.split(",")
+        items = (
+            text.split(",") if text[0] != "[" else decode_json(name, text, fail, "a list of strings", list)
+        )
     if not isinstance(items, list | tuple):
         raise fail(name, value, "a list of strings or a comma-separated string")
     if not all(isinstance(item, str) for item in items):
@@ -158,7 +190,7 @@ def stop(value: Any, fail: Fail) -> str | list[str] | None:
         return None
     if isinstance(value, str) and not value.lstrip().startswith("["):
         return value
-    stops = decode_json("stop", value, fail, "a string or a list of strings")
+    stops = decode_json("stop", value, fail, "a string or a list of strings", list)
     if not isinstance(stops, list | tuple) or not all(isinstance(item, str) for item in stops):
         raise fail("stop", value, "a string or a list of strings")
     if len(stops) > MAX_STOP_SEQUENCES:
@@ -172,3 +204,19 @@ def tool_choice(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> st
     if isinstance(value, str) and not value.lstrip().startswith("{"):
         return value.strip() or None
     return mapping("tool_choice", value, fail, kind=kind) or None
+
+
+RESPONSE_FORMAT_SHORTCUTS = ("text", "json_object")
+"""Bare ``response_format`` types that stand for ``{"type": ...}`` (``json_schema`` needs its schema)."""
+
+
+def response_format(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> dict[str, Any] | None:
+    """``response_format``: a bare ``"text"`` or ``"json_object"`` becomes ``{"type": ...}``; otherwise an
+    object (or its JSON text) with a string ``type``. Unset is ``None``."""
+    if isinstance(value, str) and value.strip() in RESPONSE_FORMAT_SHORTCUTS:
+        return {"type": value.strip()}
+    shortcuts = " or ".join(repr(name) for name in RESPONSE_FORMAT_SHORTCUTS)
+    fmt = mapping("response_format", value, fail, kind=f"{kind} or {shortcuts}")
+    if fmt is not None and not isinstance(fmt.get("type"), str):
+        raise fail("response_format", fmt, "an object with a 'type' (text, json_object or json_schema)")
+    return fmt

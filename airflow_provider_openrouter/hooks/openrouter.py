@@ -218,7 +218,7 @@ def _failing(request: str) -> _coerce.Fail:
 
 def _check_messages(messages: Any, request: str) -> list[dict[str, Any]]:
     messages = _coerce.decode_json(
-        "messages", messages, _failing(request), "JSON text of a list of {role, content} objects"
+        "messages", messages, _failing(request), "JSON text of a list of {role, content} objects", list
     )
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
         raise _bad("messages", messages, "a list of {role, content} objects", request)
@@ -324,10 +324,13 @@ def build_chat_request(
     if messages is not None:
         conversation.extend(_check_messages(messages, request))
     if content is not None or role is not None:
-        flat_role = role or "user"
-        if isinstance(content, str) and not content.strip():
+        flat_role = _flat_role(role, request)
+        if content is None or (isinstance(content, str) and not content.strip()):
             raise _bad("content", content, "non-empty text", request)
-        conversation.extend(_check_messages([{"role": flat_role, "content": content}], request))
+        if not isinstance(content, str | list):
+            raise _bad("content", content, "a string or a list of content parts", request)
+        (flat,) = _check_messages([{"role": flat_role, "content": content}], request)
+        conversation.append(flat)
     if not any(message["role"] != "system" for message in conversation):
         raise OpenRouterRequestError(
             "messages are empty: there is nothing to send"
@@ -347,7 +350,7 @@ def build_chat_request(
         "top_p": _coerce.number("top_p", top_p, fail, low=0.0, high=1.0),
         "stop": _coerce.stop(stop, fail),
         "seed": _coerce.integer("seed", seed, fail),
-        "response_format": _response_format(response_format, request),
+        "response_format": _coerce.response_format(response_format, fail),
         "tools": _tools(tools, request),
         "tool_choice": _coerce.tool_choice(tool_choice, fail),
         "provider": _coerce.mapping("provider", provider, fail),
@@ -357,21 +360,20 @@ def build_chat_request(
     return _merge_extra_body(body, extra_body, request)
 
 
-def _response_format(value: Any, request: str) -> dict[str, Any] | None:
-    if isinstance(value, str) and value.strip() in ("text", "json_object"):
-        return {"type": value.strip()}
-    fmt = _coerce.mapping("response_format", value, _failing(request))
-    if fmt is not None and not isinstance(fmt.get("type"), str):
-        raise _bad(
-            "response_format", fmt, "an object with a 'type' (text, json_object or json_schema)", request
-        )
-    return fmt
+def _flat_role(role: Any, request: str) -> str:
+    """The connector's ``role``: stripped and lower-cased (``"User"`` is ``user``); unset is ``user``."""
+    if role is not None and not isinstance(role, str):
+        raise _bad("role", role, f"one of {', '.join(ROLES)}", request)
+    flat_role = (role or "").strip().lower() or "user"
+    if flat_role not in ROLES:
+        raise _bad("role", role, f"one of {', '.join(ROLES)}", request)
+    return flat_role
 
 
 def _tools(value: Any, request: str) -> list[dict[str, Any]] | None:
-    tools = _coerce.decode_json("tools", value, _failing(request), "a list of tool objects")
-    if tools is None:
+    if _coerce.unset(value):
         return None
+    tools = _coerce.decode_json("tools", value, _failing(request), "a list of tool objects", list)
     if not isinstance(tools, Sequence) or isinstance(tools, str):
         raise _bad("tools", tools, "a list of tool objects", request)
     for index, tool in enumerate(tools):
@@ -688,7 +690,7 @@ class OpenRouterHook(BaseHook):
         (:class:`~airflow_provider_openrouter.exceptions.OpenRouterNotFoundError`).
         """
         request = "GET /generation"
-        if not isinstance(generation_id, str) or not generation_id.strip():
+        if not isinstance(generation_id, str) or _coerce.unset(generation_id):
             raise _bad("generation_id", generation_id, "a generation id such as 'gen-...'", request)
         return self.parse_generation(self.transport.get("/generation", {"id": generation_id.strip()}))
 
@@ -702,13 +704,27 @@ class OpenRouterHook(BaseHook):
 
         ``author`` may be a whole model id (``"openai/gpt-4o"``) when ``slug`` is omitted.
         """
-        if slug is None and isinstance(author, str) and "/" in author:
-            author, slug = author.split("/", 1)
         request = "GET /models/{author}/{slug}/endpoints"
+        if slug is None:
+            if isinstance(author, str) and author.strip() and "/" not in author:
+                raise OpenRouterRequestError(
+                    f"the model id {_coerce.shown(author)} has no '/': expected 'author/slug' such as "
+                    "'openai/gpt-4o-mini'",
+                    request=request,
+                )
+            if isinstance(author, str) and "/" in author:
+                author, slug = author.split("/", 1)
+        elif isinstance(author, str) and "/" in author:
+            raise OpenRouterRequestError(
+                f"author must not contain '/' when slug is given, got {_coerce.shown(author)}",
+                request=request,
+                hint="Pass the whole model id alone (list_model_endpoints('author/slug')), or author and "
+                "slug separately.",
+            )
         parts = []
-        for name, value in (("author", author), ("slug", slug)):
-            if not isinstance(value, str) or not value.strip() or (name == "author" and "/" in value):
-                raise _bad(name, value, "the two parts of a model id 'author/slug'", request)
+        for name, value, example in (("author", author, "openai"), ("slug", slug, "gpt-4o-mini")):
+            if not isinstance(value, str) or not value.strip():
+                raise _bad(name, value, f"the {name} part of the model id, e.g. '{example}'", request)
             parts.append(value.strip())
         path = f"/models/{quote(parts[0], safe='')}/{quote(parts[1], safe=':/')}/endpoints"
         return self._result(

@@ -70,11 +70,14 @@ class OpenRouterBaseOperator(BaseOperator):
     # Rendered-value coercion: the rules are airflow_provider_openrouter._coerce, shared with the hook; these
     # bind the operators' error, which names the task.
 
-    def bad_parameter(self, name: str, value: Any, expected: str) -> OpenRouterRequestError:
+    def bad_parameter(
+        self, name: str, value: Any, expected: str, *, hint: str | None = None
+    ) -> OpenRouterRequestError:
+        """The operators' error for a bad parameter: names the task, the parameter and the value."""
         return OpenRouterRequestError(
             f"task {self.task_id!r}: parameter {name!r} must be {expected}, got {_coerce.shown(value)}",
             conn_id=self.openrouter_conn_id,
-            hint="Fix the value or the template that renders it; nothing was sent.",
+            hint=hint or "Fix the value or the template that renders it; nothing was sent.",
         )
 
     def as_int(self, name: str, value: Any) -> int | None:
@@ -177,7 +180,9 @@ class OpenRouterChatParametersOperator(OpenRouterBaseOperator):
             "max_tokens": self.as_int("max_tokens", self.max_tokens),
             "stop": self.as_stop(self.stop),
             "seed": self.as_int("seed", self.seed),
-            "response_format": self.as_dict("response_format", self.response_format),
+            "response_format": _coerce.response_format(
+                self.response_format, self.bad_parameter, kind=_OBJECT
+            ),
             "tools": self.as_list("tools", self.tools),
             "tool_choice": _coerce.tool_choice(self.tool_choice, self.bad_parameter, kind=_OBJECT),
             "models": self.as_str_list("models", self.models),

@@ -299,7 +299,10 @@ def test_bad_model_id_is_a_clear_error(make_hook: MakeHook, emulator: RunningEmu
     "kwargs, phrase",
     [
         ({"messages": []}, "messages are empty"),
-        ({"role": "robot", "content": "hi"}, "messages[0].role must be one of system, developer, user"),
+        (
+            {"role": "robot", "content": "hi"},
+            "Invalid OpenRouter request: role must be one of system, developer, user",
+        ),
     ],
 )
 def test_empty_messages_and_bad_role_fail_before_sending(

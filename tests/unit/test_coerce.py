@@ -124,6 +124,7 @@ def test_integer_lower_bound_and_the_callers_word() -> None:
         ("0", False),
         ("", False),
         ("None", False),
+        ("null", False),
         (None, False),
     ],
 )
@@ -142,11 +143,64 @@ def test_boolean_refuses_anything_else() -> None:
 
 def test_decode_json_reads_text_and_passes_other_values() -> None:
     native = {"a": 1}
-    assert _coerce.decode_json("x", native, fail, "an object") is native
-    assert _coerce.decode_json("x", '{"a": [1, 2]}', fail, "an object") == {"a": [1, 2]}
+    assert _coerce.decode_json("x", native, fail, "an object", dict) is native
+    assert _coerce.decode_json("x", '{"a": [1, 2]}', fail, "an object", dict) == {"a": [1, 2]}
     with pytest.raises(Bad) as caught:
-        _coerce.decode_json("x", "{a: 1}", fail, "an object")
+        _coerce.decode_json("x", "{a: 1}", fail, "an object", dict)
     assert caught.value.expected.startswith("an object (not valid JSON: Expecting property name")
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted", "expected"),
+    [
+        (
+            str({"order": ["OpenAI"], "allow_fallbacks": False}),
+            dict,
+            {"order": ["OpenAI"], "allow_fallbacks": False},
+        ),
+        (str(["openai/gpt-4o-mini", "x/y"]), list, ["openai/gpt-4o-mini", "x/y"]),
+        (str([{"role": "user", "content": "it's"}]), list, [{"role": "user", "content": "it's"}]),
+        ("{'seed': None}", dict, {"seed": None}),
+    ],
+)
+def test_decode_json_reads_the_python_repr_a_template_renders_without_tojson(
+    value: str, wanted: type, expected: Any
+) -> None:
+    assert _coerce.decode_json("x", value, fail, "an object", wanted) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [
+        ("['a']", dict),  # a Python list where a dict is wanted
+        ("{'a': 1}", list),
+        ("{'when': datetime.date(2026, 1, 1)}", dict),  # not a literal
+        ("limit=5", dict),
+        ("{" * 5000, dict),
+    ],
+)
+def test_decode_json_refuses_other_text_and_says_to_render_it_with_tojson(value: str, wanted: type) -> None:
+    with pytest.raises(Bad) as caught:
+        _coerce.decode_json("provider", value, fail, "an object", wanted)
+    assert caught.value.expected.startswith("an object (not valid JSON: ")
+    assert caught.value.expected.endswith("render it with `| tojson`)")
+
+
+@pytest.mark.parametrize("rendered", ["None", "null", " NULL ", "", "  "])
+def test_a_rendered_none_or_null_is_unset_for_numbers_objects_and_lists(rendered: str) -> None:
+    assert _coerce.unset(rendered)
+    assert _coerce.number("temperature", rendered, fail) is None
+    assert _coerce.integer("max_tokens", rendered, fail) is None
+    assert _coerce.mapping("provider", rendered, fail) is None
+    assert _coerce.json_list("tools", rendered, fail, "a JSON list") is None
+    assert _coerce.string_list("models", rendered, fail) is None
+    assert _coerce.response_format(rendered, fail) is None
+    assert _coerce.boolean("stream", rendered, fail) is False
+
+
+def test_unset_is_only_a_missing_value() -> None:
+    assert _coerce.unset(None)
+    assert not _coerce.unset("Nonesuch") and not _coerce.unset(0) and not _coerce.unset("0")
 
 
 def test_mapping_copies_any_mapping_and_reads_its_json_text() -> None:
@@ -294,6 +348,16 @@ def _hook_verdict(parameter: str, value: Any) -> tuple[str, Any]:
         ("provider", "[1]", ("refused", None)),
         ("tool_choice", " none ", ("ok", "none")),
         ("tool_choice", "{}", ("ok", None)),
+        ("temperature", "None", ("ok", None)),
+        ("max_tokens", "null", ("ok", None)),
+        ("provider", "None", ("ok", None)),
+        ("provider", str({"order": ["OpenAI"]}), ("ok", {"order": ["OpenAI"]})),
+        ("provider", str(["OpenAI"]), ("refused", None)),
+        ("models", str(["a/one", "b/two"]), ("ok", ["a/one", "b/two"])),
+        ("response_format", "json_object", ("ok", {"type": "json_object"})),
+        ("response_format", " text ", ("ok", {"type": "text"})),
+        ("response_format", "json", ("refused", None)),
+        ("response_format", {"schema": {}}, ("refused", None)),
     ],
 )
 def test_the_operator_and_the_hook_give_the_same_verdict(

@@ -211,7 +211,13 @@ def test_no_model_anywhere_is_a_clear_error() -> None:
         ({"content": "  "}, "content must be non-empty text"),
         (
             {"role": "bot", "content": "hi"},
-            "messages[0].role must be one of system, developer, user, assistant, tool, got 'bot'",
+            "request: role must be one of system, developer, user, assistant, tool, got 'bot'",
+        ),
+        ({"role": 3, "content": "hi"}, "request: role must be one of system"),
+        ({"role": "user"}, "request: content must be non-empty text, got None"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "role": "user", "content": 7},
+            "request: content must be a string or a list of content parts, got 7",
         ),
         (
             {"messages": [{"role": "user", "content": 5}]},
@@ -256,6 +262,18 @@ def test_bad_arguments_fail_before_anything_is_sent(kwargs: dict[str, Any], phra
     assert phrase in str(caught.value)
     assert caught.value.status is None
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("role", "sent"), [("User", "user"), (" ASSISTANT ", "assistant"), ("", "user")])
+def test_the_flat_role_is_stripped_and_lower_cased(role: str, sent: str) -> None:
+    body = build_chat_request("m/x", role, "hi")
+    assert body["messages"] == [{"role": sent, "content": "hi"}]
+
+
+def test_errors_raised_before_sending_read_as_invalid_input() -> None:
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request("m/x", "bot", "hi")
+    assert str(caught.value).startswith("Invalid OpenRouter request: role must be one of")
 
 
 def test_assistant_message_with_only_tool_calls_is_valid() -> None:
@@ -380,11 +398,30 @@ def test_answer_that_does_not_fit_the_model_names_the_field() -> None:
 
 @pytest.mark.parametrize(
     "author, slug, phrase",
-    [("", "x", "author must be"), ("openai", "", "slug must be"), ("a/b", "c", "author must be")],
+    [
+        ("", "x", "author must be the author part of the model id, e.g. 'openai', got ''"),
+        ("openai", "", "slug must be the slug part of the model id, e.g. 'gpt-4o-mini', got ''"),
+        (
+            "a/b",
+            "c",
+            "author must not contain '/' when slug is given, got 'a/b' [GET /models/{author}/{slug}/"
+            "endpoints]. Pass the whole model id alone (list_model_endpoints('author/slug')), or author and "
+            "slug separately.",
+        ),
+        (
+            "gpt-4o-mini",
+            None,
+            "the model id 'gpt-4o-mini' has no '/': expected 'author/slug' such as 'openai/gpt-4o-mini'",
+        ),
+        (None, None, "author must be the author part of the model id"),
+    ],
 )
-def test_model_endpoints_arguments_are_checked(author: str, slug: str, phrase: str) -> None:
-    with pytest.raises(OpenRouterRequestError, match=phrase):
-        hook_with(FakeTransport([])).list_model_endpoints(author, slug)
+def test_model_endpoints_arguments_are_checked(author: Any, slug: Any, phrase: str) -> None:
+    transport = FakeTransport([])
+    with pytest.raises(OpenRouterRequestError) as caught:
+        hook_with(transport).list_model_endpoints(author, slug)
+    assert phrase in str(caught.value)
+    assert transport.calls == []
 
 
 def test_model_endpoints_accepts_a_whole_model_id() -> None:
@@ -393,9 +430,12 @@ def test_model_endpoints_accepts_a_whole_model_id() -> None:
     assert transport.calls[0][0] == "/models/openai/gpt-4o:free/endpoints"
 
 
-def test_generation_id_is_required() -> None:
+@pytest.mark.parametrize("generation_id", ["  ", "None", "null"])
+def test_generation_id_is_required(generation_id: str) -> None:
+    transport = FakeTransport([])
     with pytest.raises(OpenRouterRequestError, match="generation_id must be a generation id"):
-        hook_with(FakeTransport([])).get_generation("  ")
+        hook_with(transport).get_generation(generation_id)
+    assert transport.calls == []
 
 
 def test_test_connection_reports_failure_without_the_key() -> None:
