@@ -28,8 +28,10 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
     prepended as a system message.
 
     :param model: model id, e.g. ``"openai/gpt-4o-mini"``; empty uses the connection's default model.
-    :param role: role of ``content`` (``user``, ``system``, ``assistant``, ``developer``); default ``user``.
-    :param content: the message text (or a list of content parts).
+    :param role: role of ``content`` (``user``, ``system``, ``assistant``, ``developer``; any case, so
+        ``"User"`` is ``user``); default ``user``.
+    :param content: the message text (or a list of content parts). A text that renders empty is skipped when
+        ``messages`` is given, and fails the task (before anything is sent) when it is not.
     :param messages: the conversation, a list of message dicts (or its JSON text).
     :param system_prompt: a system message placed first.
     :param temperature: sampling temperature (number, or its text).
@@ -37,8 +39,9 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
     :param max_tokens: upper bound on completion tokens.
     :param stop: a stop string or a list of them.
     :param seed: integer seed for providers that support it.
-    :param response_format: e.g. ``{"type": "json_object"}`` or ``{"type": "json_schema", ...}``. With a JSON
-        format the answer must parse as JSON, or the task fails *after* pushing its cost.
+    :param response_format: e.g. ``{"type": "json_object"}`` or ``{"type": "json_schema", ...}``; the bare
+        ``"json_object"`` or ``"text"`` stands for ``{"type": ...}``. With a JSON format the answer must parse
+        as JSON, or the task fails *after* pushing its cost.
     :param tools: tool (function) definitions.
     :param tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a dict naming a function.
     :param models: fallback model ids, tried in order when ``model`` is unavailable.
@@ -113,11 +116,24 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         self.stream = stream
 
     def execute(self, context: Context) -> ChatCompletion:
+        messages = self.as_list("messages", self.messages)
+        content = self.content
+        if isinstance(content, str) and not content.strip():
+            # A template that rendered nothing: with messages there is still something to send.
+            if messages is None:
+                raise self.bad_parameter(
+                    "content",
+                    content,
+                    "non-empty text (or give 'messages')",
+                    hint="Check the template that renders it (an empty upstream XCom renders ''); nothing "
+                    "was sent.",
+                )
+            content = None
         request: dict[str, Any] = {
             "model": self.model or None,
-            "role": self.role or "user",
-            "content": self.content if self.content != "" else None,
-            "messages": self.as_list("messages", self.messages),
+            "role": self.role if content is not None else None,
+            "content": content,
+            "messages": messages,
             **self.chat_parameters(),
         }
         stream = self.as_bool("stream", self.stream)

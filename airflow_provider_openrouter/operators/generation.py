@@ -12,6 +12,7 @@ try:
 except ImportError:  # Airflow 3.1's task SDK does not export conf yet
     from airflow.configuration import conf  # type: ignore[assignment]
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import (
     OpenRouterError,
     OpenRouterNotFoundError,
@@ -44,8 +45,11 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
     every 2 s in the triggerer until the same ``wait_for_stats`` deadline, so no worker slot is held while
     waiting; the task resumes in :meth:`execute_complete` with the same result or the same errors.
 
-    :param generation_id: the generation id, e.g. ``chat.output["generation_id"]`` or a template. This is the
-        connector's ``id`` parameter (renamed: ``id`` reads as the task's own id in a DAG file).
+    :param generation_id: the generation id, e.g. ``chat.output["generation_id"]`` or a template. A value
+        that renders blank, ``"None"`` or ``"null"`` (an empty upstream XCom) fails the task before anything
+        is sent.
+    :param id: the connector's name for ``generation_id``, accepted as an alias (``generation_id`` is the
+        template field it fills; giving both with different values is an error).
     :param wait_for_stats: seconds to keep asking while the answer is 404 (default 60; 0 asks once).
     :param deferrable: wait for late stats in the triggerer instead of on the worker (default: Airflow's
         ``[operators] default_deferrable``, False unless set).
@@ -55,7 +59,8 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
 
     **XCom contract**: ``return_value`` is a ``models.Generation`` (``total_cost`` as ``Decimal``,
     ``tokens_prompt``, ``tokens_completion``, ``model``, ``provider_name``, ``finish_reason``, ... every field
-    of the API's ``data`` object). No other keys.
+    of the API's ``data`` object). No other keys. It is that inner ``data`` object: the connector's
+    ``data.total_cost`` is ``result.total_cost``.
     """
 
     result_type = Generation
@@ -64,20 +69,35 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
     def __init__(
         self,
         *,
-        generation_id: str,
+        generation_id: str | None = None,
+        id: str | None = None,  # the connector's name for generation_id
         wait_for_stats: float | str = 60.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.generation_id = generation_id
+        if generation_id is None and id is None:
+            raise self.bad_parameter("generation_id", None, "given (or its connector name 'id')")
+        if generation_id is not None and id is not None and generation_id != id:
+            raise self.bad_parameter(
+                "id",
+                id,
+                f"left out, or equal to 'generation_id' ({generation_id!r}): 'id' is another name for it",
+            )
+        self.generation_id = generation_id if generation_id is not None else id
         self.wait_for_stats = wait_for_stats
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Generation:
-        generation_id = str(self.generation_id or "").strip()
-        if not generation_id:
-            raise self.bad_parameter("generation_id", self.generation_id, "a generation id such as 'gen-...'")
+        if _coerce.unset(self.generation_id):
+            raise self.bad_parameter(
+                "generation_id",
+                self.generation_id,
+                "a generation id such as 'gen-...'",
+                hint="The upstream XCom it renders from was probably empty (did that task push "
+                "'generation_id'?); nothing was sent.",
+            )
+        generation_id = str(self.generation_id).strip()
         wait = self.as_float("wait_for_stats", self.wait_for_stats) or 0.0
         deadline = time.monotonic() + wait
         delay = _FIRST_POLL_DELAY

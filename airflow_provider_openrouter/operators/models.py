@@ -119,7 +119,8 @@ class OpenRouterListModelEndpointsOperator(OpenRouterBaseOperator):
 
     **XCom contract**: ``return_value`` is a ``models.ModelEndpoints`` (``id``, ``name``, ``architecture``,
     ``endpoints``: each with ``provider_name``, ``context_length``, ``pricing`` in ``Decimal``,
-    ``supported_parameters``, ...). No other keys.
+    ``supported_parameters``, ...). No other keys. It is the answer's inner ``data`` object: the connector's
+    ``data.endpoints`` is ``result.endpoints``.
     """
 
     result_type = ModelEndpoints
@@ -152,6 +153,14 @@ class OpenRouterListModelEndpointsOperator(OpenRouterBaseOperator):
         author, slug = str(self.author or "").strip(), str(self.slug or "").strip()
         if not author:
             raise self.bad_parameter("author", self.author, "the model's author, e.g. 'openai'")
+        if "/" in author:
+            raise self.bad_parameter(
+                "author",
+                self.author,
+                "the model's author without '/'",
+                hint="Pass model='author/slug' instead of author and slug, or author and slug separately; "
+                "nothing was sent.",
+            )
         if not slug:
             raise self.bad_parameter("slug", self.slug, "the model's slug, e.g. 'gpt-4o-mini'")
         return author, slug

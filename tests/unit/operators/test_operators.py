@@ -119,6 +119,26 @@ def run(operator: Any, hook: FakeHook, ti: FakeTaskInstance | None = None) -> tu
     return operator.execute({"ti": ti}), ti
 
 
+def refused(operator: Any) -> str:
+    """Run ``operator`` with a hook that must not be called; the one line of its OpenRouterRequestError."""
+    hook = FakeHook()
+    with pytest.raises(OpenRouterRequestError) as caught:
+        run(operator, hook)
+    assert hook.calls == []
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def sent(operator: Any, **params: Any) -> dict[str, Any]:
+    """Render a chat ``operator`` with ``params`` and run it; the request its hook received."""
+    render(operator, params=params)
+    hook = FakeHook(chat_result())
+    run(operator, hook)
+    request: dict[str, Any] = hook.calls[0][2]
+    return request
+
+
 def render(operator: Any, **context: Any) -> None:
     """Render the template fields the way a task run does (a Jinja template always renders to a string)."""
     operator.render_template_fields(context)
@@ -325,6 +345,56 @@ def test_chat_bad_rendered_value_names_task_and_parameter_and_sends_nothing(
     assert hook.calls == []
 
 
+@pytest.mark.parametrize("parameter", ["temperature", "max_tokens", "provider", "tools", "models"])
+def test_chat_parameter_rendered_from_none_is_unset(parameter: str) -> None:
+    op = OpenRouterChatCompletionOperator(task_id="ask", content="hi", **{parameter: "{{ params.unset }}"})
+    request = sent(op, unset=None)
+    assert getattr(op, parameter) == "None"  # what Jinja renders for None
+    assert request[parameter] is None
+
+
+def test_chat_dict_and_list_rendered_without_tojson_are_read() -> None:
+    op = OpenRouterChatCompletionOperator(
+        task_id="ask", content="hi", provider="{{ params.provider }}", models="{{ params.models }}"
+    )
+    request = sent(op, provider={"order": ["OpenAI"], "allow_fallbacks": False}, models=["a/one", "b/two"])
+    assert request["provider"] == {"order": ["OpenAI"], "allow_fallbacks": False}
+    assert request["models"] == ["a/one", "b/two"]
+
+
+def test_chat_text_that_is_neither_json_nor_a_repr_says_to_render_it_with_tojson() -> None:
+    message = refused(OpenRouterChatCompletionOperator(task_id="ask", content="hi", provider="order=OpenAI"))
+    assert "parameter 'provider' must be a JSON object" in message
+    assert "render it with `| tojson`" in message
+
+
+def test_chat_accepts_the_response_format_shortcut_the_hook_accepts() -> None:
+    op = OpenRouterChatCompletionOperator(task_id="chat", content="hi", response_format="json_object")
+    hook = FakeHook(chat_result(text="not json"))
+    with pytest.raises(OpenRouterResponseError, match="response_format 'json_object' asked for JSON"):
+        run(op, hook)
+    assert hook.calls[0][2]["response_format"] == {"type": "json_object"}
+
+
+def test_chat_content_that_renders_empty_without_messages_names_content() -> None:
+    op = OpenRouterChatCompletionOperator(task_id="ask", content="{{ params.question }}")
+    render(op, params={"question": ""})
+    message = refused(op)
+    assert message.startswith(
+        "Invalid OpenRouter request: task 'ask': parameter 'content' must be non-empty text (or give "
+        "'messages'), got ''"
+    )
+    assert "empty upstream XCom" in message
+
+
+def test_chat_content_that_renders_empty_is_skipped_when_messages_are_given() -> None:
+    messages = [{"role": "user", "content": "Hi"}]
+    op = OpenRouterChatCompletionOperator(task_id="chat", content="{{ params.extra }}", messages=messages)
+    request = sent(op, extra="")
+    assert request["content"] is None and request["role"] is None
+    assert request["messages"] == messages
+
+
 def test_chat_without_content_or_messages_is_rejected_when_the_dag_is_parsed() -> None:
     with pytest.raises(OpenRouterRequestError, match="nothing to send"):
         OpenRouterChatCompletionOperator(task_id="empty", model="openai/gpt-4o-mini")
@@ -513,11 +583,36 @@ def test_generation_without_waiting_asks_once() -> None:
     assert len(hook.calls) == 1
 
 
-def test_generation_id_that_renders_empty_is_a_clear_error() -> None:
+@pytest.mark.parametrize("rendered", ["", "None", "null", " None "])
+def test_generation_id_that_renders_empty_or_none_fails_before_asking(rendered: str) -> None:
     op = OpenRouterGetGenerationOperator(task_id="g", generation_id="{{ params.id }}")
-    render(op, params={"id": ""})
-    with pytest.raises(OpenRouterRequestError, match="'generation_id' must be a generation id"):
-        run(op, FakeHook())
+    render(op, params={"id": rendered})
+    message = refused(op)
+    assert "task 'g': parameter 'generation_id' must be a generation id such as 'gen-...'" in message
+    assert "upstream XCom it renders from was probably empty" in message
+
+
+def test_generation_takes_the_connectors_id_as_an_alias_of_generation_id() -> None:
+    op = OpenRouterGetGenerationOperator(task_id="g", id="{{ params.id }}", wait_for_stats=0)
+    assert op.generation_id == "{{ params.id }}"  # the template field it fills
+    render(op, params={"id": "gen-123"})
+    hook = FakeHook(GENERATION)
+    value, _ = run(op, hook)
+    assert value is GENERATION
+    assert hook.calls == [("get_generation", ("gen-123",), {})]
+    same = OpenRouterGetGenerationOperator(task_id="g2", id="gen-123", generation_id="gen-123")
+    assert same.generation_id == "gen-123"
+
+
+def test_generation_with_both_id_and_generation_id_differing_is_refused_when_the_dag_is_parsed() -> None:
+    with pytest.raises(OpenRouterRequestError) as caught:
+        OpenRouterGetGenerationOperator(task_id="g", id="gen-1", generation_id="gen-2")
+    assert "parameter 'id' must be left out, or equal to 'generation_id' ('gen-2')" in str(caught.value)
+
+
+def test_generation_without_an_id_is_refused_when_the_dag_is_parsed() -> None:
+    with pytest.raises(OpenRouterRequestError, match="parameter 'generation_id' must be given"):
+        OpenRouterGetGenerationOperator(task_id="g")
 
 
 ENDPOINTS = ModelEndpoints.model_validate({"id": "meta-llama/llama-3.3-70b-instruct:free", "endpoints": []})
@@ -546,6 +641,14 @@ def test_endpoints_take_author_and_slug_or_one_model_id(
 def test_endpoints_need_exactly_one_way_of_naming_the_model(kwargs: dict[str, str]) -> None:
     with pytest.raises(OpenRouterRequestError, match="'model'"):
         OpenRouterListModelEndpointsOperator(task_id="e", **kwargs)
+
+
+def test_endpoints_author_with_a_slash_says_to_pass_model_instead() -> None:
+    message = refused(
+        OpenRouterListModelEndpointsOperator(task_id="e", author="openai/gpt-4o-mini", slug="x")
+    )
+    assert "task 'e': parameter 'author' must be the model's author without '/'" in message
+    assert "Pass model='author/slug' instead" in message
 
 
 def test_endpoints_model_without_a_slash_is_a_clear_error() -> None:
