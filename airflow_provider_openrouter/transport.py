@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -549,11 +550,33 @@ def _retrying_kwargs(
 
 
 def _was_never_sent(error: requests.ConnectionError) -> bool:
-    """True when requests failed before any byte of the request reached the server."""
-    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+    """True when requests failed before any byte of the request reached the server.
+
+    A TLS error counts only when it is a certificate rejection: requests raises the same ``SSLError`` when the
+    record layer breaks while the answer is read, after the request went out.
+    """
+    if isinstance(error, requests.ConnectTimeout):
         return True
+    if isinstance(error, requests.exceptions.SSLError):
+        return _has_cause(error, ssl.SSLCertVerificationError)
     reason = error.args[0] if error.args else None
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+
+
+def _has_cause(error: BaseException, wanted: type[BaseException]) -> bool:
+    """Whether ``wanted`` is anywhere in the chain requests and urllib3 wrap around a socket error."""
+    pending: list[Any] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, wanted):
+            return True
+        pending.extend(current.args)
+        pending.extend((getattr(current, "reason", None), current.__cause__, current.__context__))
+    return False
 
 
 class _TransportBase:
@@ -712,9 +735,12 @@ class OpenRouterTransport(_TransportBase):
         except requests.RequestException as error:
             raise self._transport_error(error, f"{method} {path}") from None
 
-    def _transport_error(self, error: requests.RequestException, request: str) -> OpenRouterError:
+    def _transport_error(
+        self, error: requests.RequestException, request: str, *, sent: bool = False
+    ) -> OpenRouterError:
+        """Never sent (safe to resend) or outcome unknown; ``sent`` when the answer had begun to arrive."""
         common = self._error_kwargs(request)
-        if isinstance(error, requests.ConnectionError) and _was_never_sent(error):
+        if not sent and isinstance(error, requests.ConnectionError) and _was_never_sent(error):
             return OpenRouterConnectionError(
                 f"{type(error).__name__} to {self.base_url}: {_reason(error)}", **common
             )
@@ -750,8 +776,8 @@ class OpenRouterTransport(_TransportBase):
             return response
         try:
             content = response.content
-        except requests.RequestException as error:
-            raise self._transport_error(error, f"{method} {path}") from None
+        except requests.RequestException as error:  # the answer had begun: the request arrived
+            raise self._transport_error(error, f"{method} {path}", sent=True) from None
         finally:
             response.close()
         return self._check(response.status_code, response.headers, content, method, path, True)
@@ -773,6 +799,8 @@ class OpenRouterTransport(_TransportBase):
                             code="empty_choices",
                             generation_id=generation_id,
                             in_body=True,
+                            billable=True,
+                            secrets=self._secrets,
                         )
                     return
                 event = self._event(payload, request, generation_id)
@@ -783,7 +811,7 @@ class OpenRouterTransport(_TransportBase):
                 finished = finished or any(choice.get("finish_reason") for choice in choices)
                 yield event
         except requests.RequestException as error:
-            lost = self._transport_error(error, request)
+            lost = self._transport_error(error, request, sent=True)
             lost.generation_id = generation_id
             raise lost from None
         if not finished:
@@ -822,6 +850,7 @@ class OpenRouterTransport(_TransportBase):
                 metadata=metadata,
                 generation_id=event_id if isinstance(event_id, str) else generation_id,
                 in_body=True,
+                billable=True,
                 secrets=self._secrets,
             )
         return event
