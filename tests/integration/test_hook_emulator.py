@@ -23,7 +23,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterUpstreamError,
 )
 from airflow_provider_openrouter.hooks import OpenRouterHook
-from airflow_provider_openrouter.models import ChatCompletion, Model
+from airflow_provider_openrouter.models import ChatCompletion, Generation, Model
 
 CHAT = "POST /chat/completions"
 MakeHook = Callable[..., OpenRouterHook]  # the make_hook fixture (conftest.py)
@@ -32,6 +32,17 @@ MakeHook = Callable[..., OpenRouterHook]  # the make_hook fixture (conftest.py)
 def counts(emulator: RunningEmulator, route: str) -> dict[str, int]:
     """Requests the emulator saw on ``route``, by status code."""
     return dict(emulator.stats()["requests"].get(route, {}))
+
+
+def generation_when_ready(hook: OpenRouterHook, generation_id: str, deadline_s: float = 30.0) -> Generation:
+    """``get_generation`` as a caller must use it: asked again while the stats are not recorded yet (404)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return hook.get_generation(generation_id)
+        except OpenRouterNotFoundError:
+            assert time.monotonic() < deadline, f"no stats for {generation_id} after {deadline_s} s"
+            time.sleep(0.1)
 
 
 def cheapest_paid_model(hook: OpenRouterHook) -> Model:
@@ -84,7 +95,7 @@ def test_chat_completion_flat_form_costs_tokens_times_catalog_price(
     assert stats["billed_generations"] == 1
     assert Decimal(stats["total_cost"]) == chat.cost
 
-    generation = hook.get_generation(chat.generation_id)
+    generation = generation_when_ready(hook, chat.generation_id)
     assert generation.id == chat.id
     assert generation.total_cost == chat.cost
     assert generation.tokens_completion == chat.usage.completion_tokens  # type: ignore[union-attr]
@@ -193,15 +204,7 @@ def test_generation_is_404_until_ready(make_hook: MakeHook, emulator: RunningEmu
     with pytest.raises(OpenRouterNotFoundError) as caught:
         hook.get_generation(chat.id)
     assert "GET /generation" in str(caught.value)
-    deadline = time.monotonic() + 10
-    while True:  # poll the condition with a deadline; the emulator makes it true after its delay
-        try:
-            generation = hook.get_generation(chat.id)
-            break
-        except OpenRouterNotFoundError:
-            assert time.monotonic() < deadline, "generation never became available"
-            time.sleep(0.1)
-    assert generation.total_cost == chat.cost
+    assert generation_when_ready(hook, chat.id).total_cost == chat.cost
 
 
 def test_list_models_all_pages_filters_and_one_page(make_hook: MakeHook) -> None:
@@ -388,7 +391,8 @@ def test_402_says_add_credits_or_lower_max_tokens(make_hook: MakeHook, emulator:
     assert emulator.stats()["billed_generations"] == 0
 
 
-def test_async_transport_reads_like_the_sync_one(make_hook: MakeHook) -> None:
+def test_async_transport_reads_like_the_sync_one(make_hook: MakeHook, emulator: RunningEmulator) -> None:
+    emulator.configure(generation_delay_s=0)  # what is checked is the transport, not when stats appear
     hook = make_hook()
     chat = hook.chat_completion(cheapest_paid_model(hook).id, content="hello")
 
@@ -412,7 +416,7 @@ def test_streamed_answer_equals_the_plain_one(make_hook: MakeHook, emulator: Run
     streamed = hook.chat_completion(model.id, content="Describe a queue.", seed=5, stream=True)
     assert streamed.text == plain.text
     assert streamed.cost == plain.cost == expected_cost(hook, streamed)
-    assert hook.get_generation(streamed.id).streamed is True
+    assert generation_when_ready(hook, streamed.id).streamed is True
     assert emulator.stats()["billed_generations"] == 2
 
 
