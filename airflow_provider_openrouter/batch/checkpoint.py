@@ -18,11 +18,15 @@ Crash safety:
   from one input are never presented as results of another.
 
 Outputs on object stores: a local disk may not outlive the worker (a Kubernetes pod), and an object store
-cannot be appended to. There the journal is also *mirrored* (:class:`Mirror`): at most every
-``mirror_interval`` seconds, and on close, the lines written since the last upload go up as one new immutable
-segment object. Opening the journal on another machine merges the segments into the local journal; where two
-histories disagree about a row, the record that says it may have cost more wins (so a row that might have been
-billed is never resent). What a worker recorded after its last upload is lost with its disk.
+cannot be appended to. There the journal is also *mirrored* (:class:`Mirror`): the lines written since the
+last upload go up as one new immutable segment object. A ``sending`` record is uploaded before
+:meth:`record` returns, so no request leaves before the mirror knows it may be billed (group commit: rows that
+start while an upload runs share the next one); outcome records go up at most every ``mirror_interval``
+seconds, and on close, where the segments are also compacted into one. Opening the journal on another machine
+merges the segments into the local journal; where two histories disagree about a row, the record that says it
+may have cost more wins (so a row that might have been billed is never resent). An outcome recorded after the
+last upload is lost with the worker's disk; its row then reads as in flight (``outcome_unknown``), never as
+unsent.
 
 Memory: the journal keeps one 8-byte offset per row of the run (``array('q')``), never the records.
 """
@@ -31,12 +35,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_openrouter.batch.errors import BatchStateError
 from airflow_provider_openrouter.batch.outputs import (
@@ -97,6 +102,10 @@ class Mirror:
             key=lambda part: part.name,
         )
 
+    @staticmethod
+    def _number(part: ObjectStoragePath) -> int:
+        return int(part.name.removeprefix("part-").removesuffix(".jsonl"))
+
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of every segment, oldest first; refuses a mirror of another identity."""
         header_path = self.root / "header.json"
@@ -108,7 +117,7 @@ class Mirror:
                     "parameters). Delete it to start over, or write to another output_path"
                 )
         parts = self._parts()
-        self._segments = len(parts)
+        self._segments = self._number(parts[-1]) if parts else 0
         for part in parts:
             for line in part.read_bytes().splitlines():
                 record = _parse(line)
@@ -116,15 +125,36 @@ class Mirror:
                     raise BatchStateError(f"Checkpoint mirror segment {part} is corrupt; delete the mirror")
                 yield record
 
-    def upload(self, data: bytes) -> None:
-        """Store ``data`` (whole journal lines) as the next segment."""
+    def upload(self, data: bytes | BinaryIO) -> None:
+        """Store ``data`` (whole journal lines, or a file positioned at them) as the next segment."""
         if self._segments is None:
-            self._segments = len(self._parts())
+            parts = self._parts()
+            self._segments = self._number(parts[-1]) if parts else 0
         if self._segments == 0:
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / "header.json").write_text(json.dumps(self._header), encoding="utf-8")
         self._segments += 1
-        (self.root / f"part-{self._segments:08d}.jsonl").write_bytes(data)
+        segment = self.root / f"part-{self._segments:08d}.jsonl"
+        if isinstance(data, bytes):
+            segment.write_bytes(data)
+            return
+        with segment.open("wb") as out:
+            shutil.copyfileobj(data, out)
+
+    def compact(self, journal: Path) -> None:
+        """Replace every segment with one copy of ``journal``'s records (a superset of them all).
+
+        Streamed, not read whole. The new segment is written before the old ones are deleted, and merging is
+        idempotent, so a crash in between leaves duplicates, never a gap.
+        """
+        older = self._parts()
+        if len(older) <= 1:
+            return
+        with journal.open("rb") as handle:
+            handle.readline()  # the header is header.json's
+            self.upload(handle)
+        for part in older:
+            part.unlink()
 
 
 class Checkpoint:
@@ -275,16 +305,26 @@ class Checkpoint:
             if sync_fd is not None:
                 self._last_fsync = now
                 self._dirty = False
+            end = self._size
         if sync_fd is not None:
             # Outside the lock: the disk flush (milliseconds) must not stall the other workers' appends.
             os.fsync(sync_fd)
-        if mirror_now and self._mirror is not None and now - self._last_mirror >= self._mirror_interval:
+        if not mirror_now or self._mirror is None:
+            return
+        if record.get("status") == SENDING:
+            self._upload(through=end)
+        elif now - self._last_mirror >= self._mirror_interval:
             self._upload()
 
-    def _upload(self) -> None:
-        """Send the journal's lines written since the last upload to the mirror, as one new segment."""
+    def _upload(self, *, through: int = 0) -> None:
+        """Send the journal's lines written since the last upload to the mirror, as one new segment.
+
+        ``through``: nothing to do when an upload (perhaps another thread's) already covered that offset.
+        """
         assert self._mirror is not None
         with self._mirror_lock:
+            if through and self._mirrored >= through:
+                return
             self._last_mirror = time.monotonic()
             end = self._size  # whole lines only: _size moves by complete records
             if end <= self._mirrored:
@@ -305,6 +345,8 @@ class Checkpoint:
             self._fd = None
         if self._mirror is not None:
             self._upload()
+            with self._mirror_lock:
+                self._mirror.compact(self.path)
 
     def _sync_directory(self) -> None:
         """Make the journal's directory entry durable, so a machine crash cannot lose the whole file."""

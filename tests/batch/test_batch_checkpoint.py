@@ -248,3 +248,40 @@ def test_a_mirror_of_another_batch_is_refused(tmp_path: Path, object_store: Obje
     other.close()
     with pytest.raises(BatchStateError, match=r"mirror .* belongs to a different batch"):
         Checkpoint(tmp_path / "y" / "c.jsonl", identity="id-1", total=2, mirror=mirror).open()
+
+
+def test_a_row_in_flight_is_on_the_mirror_before_its_request_leaves(
+    tmp_path: Path, object_store: ObjectStoragePath
+) -> None:
+    mirror = object_store / "out.jsonl.checkpoint"
+    pod_a = Checkpoint(tmp_path / "pod-a" / "c.jsonl", identity="id-1", total=3, mirror=mirror)
+    pod_a.open()
+    pod_a.record(_succeeded(0))  # an outcome: mirrored later (mirror_interval)
+    pod_a.record({"index": 1, "custom_id": "row-2", "status": "sending"})
+    # Pod A is evicted here with row 2's request in flight: no close, its disk is gone.
+
+    pod_b = Checkpoint(tmp_path / "pod-b" / "c.jsonl", identity="id-1", total=3, mirror=mirror)
+    pod_b.open()
+    assert [pod_b.needs_sending(n) for n in range(3)] == [False, False, True]
+
+
+def test_close_compacts_the_mirror_into_one_segment_and_later_uploads_add_to_it(
+    tmp_path: Path, object_store: ObjectStoragePath
+) -> None:
+    mirror = object_store / "out.jsonl.checkpoint"
+    first = Checkpoint(tmp_path / "a" / "c.jsonl", identity="id-1", total=4, mirror=mirror)
+    first.open()
+    for index in (0, 1):
+        first.record({"index": index, "custom_id": f"row-{index + 1}", "status": "sending"})
+        first.record(_succeeded(index))
+    assert len([part for part in mirror.iterdir() if part.name.startswith("part-")]) == 2
+    first.close()
+    assert len([part for part in mirror.iterdir() if part.name.startswith("part-")]) == 1
+
+    second = Checkpoint(tmp_path / "b" / "c.jsonl", identity="id-1", total=4, mirror=mirror)
+    assert second.open() == 2
+    second.record({"index": 2, "custom_id": "row-3", "status": "sending"})  # a new segment beside it
+
+    third = Checkpoint(tmp_path / "c" / "c.jsonl", identity="id-1", total=4, mirror=mirror)
+    third.open()
+    assert [third.needs_sending(n) for n in range(4)] == [False, False, False, True]
