@@ -36,6 +36,7 @@ directives, anywhere in a message text or prompt:
   [[emulator: fault=503, times=2]]   fail the first 2 attempts of this exact body with 503, then answer
   fault = an HTTP status | reset | truncate | html | error_in_200 | empty_choices | mid_stream
   times = N, latency_ms = N, status = N (for html / error_in_200 / mid_stream), retry_after = S
+  batch = failed | expired (in a batch request only: how the whole batch ends)
   Error statuses, error_in_200, empty_choices and mid_stream are not billed; reset, truncate and html bill the
   generation first and then lose the answer.
 

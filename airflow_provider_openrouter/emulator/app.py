@@ -322,11 +322,16 @@ class Emulator:
     def _free_daily_limit(self) -> int:
         return _FREE_DAILY if self.settings.credits >= 10 else _FREE_DAILY_SMALL_ACCOUNT
 
-    def directives(self, inference: Inference) -> Directives | None:
+    def directives(self, inference: Inference, *, in_batch: bool = False) -> Directives | None:
         try:
-            return parse_directives(inference.texts)
+            found = parse_directives(inference.texts)
         except DirectiveError as exc:
             raise HTTPError(400, str(exc)) from None
+        if found is not None and found.batch is not None and not in_batch:
+            raise HTTPError(
+                400, f"emulator directive batch={found.batch} only applies to a request inside a batch"
+            )
+        return found
 
     def moderate(self, inference: Inference) -> None:
         words = self.settings.flagged_word

@@ -6,6 +6,10 @@ are answered in the background right after creation (in small slices, so the ser
 batch of 10,000 runs), each exactly as ``POST /chat/completions`` would answer it, directives included; a
 request with a fault directive ends as a per-result error and is not billed. Results are billed once, when a
 terminal batch is first read; if the credits cannot cover them, the read answers 402 until they can.
+
+A ``[[emulator: batch=failed]]`` directive in any request makes the batch end ``failed`` (``error.message``
+set, ``results`` null, nothing billed); ``[[emulator: batch=expired]]`` makes it end ``expired``, with results
+for the requests before the one carrying it and a ``batch_expired`` error for that one and every later one.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ SUPPORTED_ENDPOINT = "/v1/chat/completions"
 MAX_REQUESTS = 50_000
 _ID_CHARS = string.ascii_lowercase + string.digits
 _SLICE = 200  # requests answered between two yields to the event loop
+BATCH_FAILED_MESSAGE = "The provider could not process this batch; none of its requests ran or was billed"
+_EXPIRED_ERROR = {
+    "message": "The batch expired before this request was run",
+    "type": "batch_expired",
+    "error_type": "timeout",
+}
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -73,6 +83,7 @@ class Batch:
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
     billed: bool = False
+    outcome: str = "completed"  # or what a [[emulator: batch=...]] directive in one of its requests says
     worker: asyncio.Task[None] | None = None
     released_body: bytes | None = None
 
@@ -80,7 +91,7 @@ class Batch:
         """The status by the clock, held at finalizing until every request has been answered."""
         elapsed = now - self.created_mono
         if elapsed >= self.duration_s and self.results is not None:
-            return "completed"
+            return self.outcome
         if elapsed < self.duration_s * 0.2:
             return "validating"
         if elapsed < self.duration_s * 0.8:
@@ -99,6 +110,10 @@ class Batch:
                 "cost": money(self.cost),
                 "is_byok": False,
             }
+        finalized_at = self.created_at + math.ceil(self.duration_s)
+        expires_at = None if status == "validating" else self.created_at + 86400
+        if status == "expired":
+            expires_at = finalized_at  # the window ended when the batch did
         return {
             "id": self.id,
             "object": "batch",
@@ -107,16 +122,16 @@ class Batch:
             "completion_window": "24h",
             "status": status,
             "created_at": self.created_at,
-            "expires_at": None if status == "validating" else self.created_at + 86400,
-            "finalized_at": self.created_at + math.ceil(self.duration_s) if terminal else None,
-            "error": None,
+            "expires_at": expires_at,
+            "finalized_at": finalized_at if terminal else None,
+            "error": {"message": BATCH_FAILED_MESSAGE} if status == "failed" else None,
             "provider": None if status == "validating" else self.provider_name,
             "request_counts": {
                 "total": total,
                 "completed": total - self.failed if terminal else 0,
                 "failed": self.failed if terminal else 0,
             },
-            "results": results,
+            "results": None if status == "failed" else results,
             "usage": usage,
         }
 
@@ -215,11 +230,19 @@ class BatchStore:
             if index and index % _SLICE == 0:
                 await asyncio.sleep(0)
             results.append(self._answer(batch, item["custom_id"], item["body"], index))
+            if batch.outcome == "failed":  # nothing of a failed batch runs, is reported or is billed
+                batch.records.clear()
+                batch.prompt_tokens = batch.completion_tokens = 0
+                batch.cost = Decimal(0)
+                batch.failed = len(batch.requests)
+                break
         batch.results = results
 
     def _answer(self, batch: Batch, custom_id: str, original: dict[str, Any], index: int) -> dict[str, Any]:
         emulator = self.emulator
         result_id = f"{batch.id}_req_{index}"
+        if batch.outcome == "expired":
+            return self._error_result(batch, result_id, custom_id, _EXPIRED_ERROR)
         body = dict(original)
         body.pop("stream", None)
         if body.setdefault("model", batch.model) != batch.model:
@@ -234,10 +257,15 @@ class BatchStore:
             body["provider"] = batch.provider_prefs
         try:
             inference = parse_chat(body, emulator.settings)
-            directives = emulator.directives(inference)
+            directives = emulator.directives(inference, in_batch=True)
             emulator.moderate(inference)
         except HTTPError as exc:
             return self._failed(batch, result_id, custom_id, exc.status, exc.message)
+        if directives is not None and directives.batch is not None:
+            batch.outcome = directives.batch
+            emulator.stats.faults[f"batch:{directives.batch}"] += 1
+            if batch.outcome == "expired":  # time ran out here: this request and every later one never ran
+                return self._error_result(batch, result_id, custom_id, _EXPIRED_ERROR)
         canonical = hashlib.blake2b(
             json.dumps(original, sort_keys=True, default=str).encode(), digest_size=16
         ).digest()
@@ -275,18 +303,14 @@ class BatchStore:
     def _failed(
         self, batch: Batch, result_id: str, custom_id: str, status: int, message: str
     ) -> dict[str, Any]:
+        error = {"message": message, "type": _ERROR_TYPES.get(status, "server_error")}
+        return self._error_result(batch, result_id, custom_id, {**error, "error_type": error_text(status)[1]})
+
+    def _error_result(
+        self, batch: Batch, result_id: str, custom_id: str, error: dict[str, Any]
+    ) -> dict[str, Any]:
         batch.failed += 1
-        return {
-            "id": result_id,
-            "custom_id": custom_id,
-            "response": None,
-            "error": {
-                "message": message,
-                "type": _ERROR_TYPES.get(status, "server_error"),
-                "param": None,
-                "error_type": error_text(status)[1],
-            },
-        }
+        return {"id": result_id, "custom_id": custom_id, "response": None, "error": {"param": None, **error}}
 
     # ---------------------------------------------------------------- read, list, delete
 

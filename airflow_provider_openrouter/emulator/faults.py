@@ -3,7 +3,8 @@
 A directive sits anywhere in a message text or a legacy prompt, e.g. ``[[emulator: fault=503, times=2]]``.
 Keys: ``fault`` (an HTTP status, or one of NAMED_FAULTS), ``times`` (only the first N attempts of this exact
 request body fail), ``latency_ms``, ``status`` (the status an ``html``/``error_in_200``/``mid_stream`` fault
-reports) and ``retry_after`` (seconds, sent as ``Retry-After`` with an error status).
+reports), ``retry_after`` (seconds, sent as ``Retry-After`` with an error status) and, in a batch request
+only, ``batch`` (one of BATCH_OUTCOMES: how the whole batch ends).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 NAMED_FAULTS = ("reset", "truncate", "html", "error_in_200", "empty_choices", "mid_stream")
 # The generation ran and was billed before the answer was lost: a client cannot tell whether to resend.
 BILLED_FAULTS = frozenset({"reset", "truncate", "html"})
-DIRECTIVE_KEYS = ("fault", "times", "latency_ms", "status", "retry_after")
+BATCH_OUTCOMES = ("failed", "expired")
+DIRECTIVE_KEYS = ("fault", "times", "latency_ms", "status", "retry_after", "batch")
 DIRECTIVE_MARK = "[[emulator:"
 _DIRECTIVE = re.compile(r"\[\[emulator:(.*?)\]\]", re.S)
 
@@ -57,6 +59,7 @@ class Directives:
     latency_ms: float | None = None
     status: int | None = None
     retry_after: float | None = None
+    batch: str | None = None
 
     @property
     def fault_status(self) -> int | None:
@@ -121,6 +124,12 @@ def _apply(found: Directives, key: str, value: str, source: str) -> None:
         found.status = _status_value(key, value, source)
     elif key == "latency_ms":
         found.latency_ms = _number_value(key, value, source)
+    elif key == "batch":
+        if value not in BATCH_OUTCOMES:
+            raise DirectiveError(
+                f"emulator directive {source!r}: batch must be one of {', '.join(BATCH_OUTCOMES)}"
+            )
+        found.batch = value
     else:
         found.retry_after = _number_value(key, value, source)
 
