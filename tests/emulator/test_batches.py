@@ -116,50 +116,49 @@ def test_a_fault_directive_ends_as_a_per_result_error_and_is_not_billed(
     assert emulator.stats()["billed_generations"] == 2
 
 
-def directive_row(custom_id: str, directive: str) -> dict[str, Any]:
-    return {
-        "custom_id": custom_id,
-        "body": {"messages": [{"role": "user", "content": f"[[emulator: {directive}]]"}]},
+def run_to_outcome(http: httpx.Client, emulator: RunningEmulator, outcome: str) -> dict[str, Any]:
+    """A batch of four whose third request carries ``[[emulator: batch=<outcome>]]``, read once terminal."""
+    emulator.configure(batch_duration_s=0.5)
+    marked = {
+        "custom_id": "marked",
+        "body": {"messages": [{"role": "user", "content": f"[[emulator: batch={outcome}]]"}]},
     }
+    created = create(http, [*rows(2), marked, *rows(1, prefix="later")])
+    assert created["status"] == "validating"
+    response, seen = wait_terminal(http, created["id"])
+    assert response.status_code == 200 and seen[-1] == outcome
+    return dict(response.json())
 
 
 def test_a_batch_failed_directive_ends_the_batch_failed_with_its_reason_and_bills_nothing(
     http: httpx.Client, emulator: RunningEmulator, sdk: OpenRouter
 ) -> None:
-    emulator.configure(batch_duration_s=0.5)
-    created = create(http, [*rows(2), directive_row("doomed", "batch=failed"), *rows(1, prefix="late")])
-    response, seen = wait_terminal(http, created["id"])
-    assert created["status"] == "validating" and response.status_code == 200 and seen[-1] == "failed"
-    batch = response.json()
+    batch = run_to_outcome(http, emulator, "failed")
     assert batch["error"]["message"] and batch["results"] is None
     assert batch["request_counts"] == {"total": 4, "completed": 0, "failed": 4}
     assert batch["finalized_at"] is not None
-    parsed = sdk.batch.get_batches(id=created["id"])  # the SDK's shape: every key present, results null
+    parsed = sdk.batch.get_batches(id=batch["id"])  # the SDK's shape: every key present, results null
     assert parsed.status == "failed" and parsed.results is None
     assert parsed.error is not None and parsed.error.message == batch["error"]["message"]
     listed = http.get("/batches", params=[("status", "failed")]).json()["data"]
-    assert [b["id"] for b in listed] == [created["id"]]
+    assert [b["id"] for b in listed] == [batch["id"]]
     assert emulator.stats()["billed_generations"] == 0
-    assert http.delete(f"/batches/{created['id']}").status_code == 200  # failed is terminal
+    assert http.delete(f"/batches/{batch['id']}").status_code == 200  # failed is terminal
 
 
 def test_a_batch_expired_directive_ends_the_batch_expired_from_that_request_on(
     http: httpx.Client, emulator: RunningEmulator, sdk: OpenRouter
 ) -> None:
-    emulator.configure(batch_duration_s=0.5)
-    created = create(http, [*rows(2), directive_row("too-late", "batch=expired"), *rows(1, prefix="later")])
-    response, seen = wait_terminal(http, created["id"])
-    assert created["status"] == "validating" and response.status_code == 200 and seen[-1] == "expired"
-    batch = response.json()
+    batch = run_to_outcome(http, emulator, "expired")
     assert batch["error"] is None
     assert batch["request_counts"] == {"total": 4, "completed": 2, "failed": 2}
     assert batch["expires_at"] == batch["finalized_at"]
     results = {result["custom_id"]: result for result in batch["results"]}
     assert [results[f"row-{i}"]["response"]["status_code"] for i in range(2)] == [200, 200]
-    for custom_id in ("too-late", "later-0"):
+    for custom_id in ("marked", "later-0"):
         assert results[custom_id]["response"] is None
         assert results[custom_id]["error"]["type"] == "batch_expired"
-    parsed = sdk.batch.get_batches(id=created["id"])
+    parsed = sdk.batch.get_batches(id=batch["id"])
     assert parsed.status == "expired" and parsed.results is not None and len(parsed.results) == 4
     assert emulator.stats()["billed_generations"] == 2
 
