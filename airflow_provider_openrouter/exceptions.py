@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
     "OpenRouterAuthenticationError",
@@ -28,6 +28,7 @@ __all__ = [
     "OpenRouterOutcomeUnknownError",
     "OpenRouterPayloadTooLargeError",
     "OpenRouterPermissionError",
+    "OpenRouterPossiblyBilledError",
     "OpenRouterRateLimitError",
     "OpenRouterRequestError",
     "OpenRouterResponseError",
@@ -378,3 +379,42 @@ class OpenRouterResponseError(OpenRouterError):
 
     def default_hint(self) -> str:
         return "The request may have been billed; report the body shape if this persists."
+
+
+class OpenRouterPossiblyBilledError(OpenRouterError, AirflowFailException):
+    """A billable task's request failed after it may have been charged, so Airflow must not retry the task.
+
+    The chat and completion operators raise it in place of the error that happened (kept as ``__cause__``;
+    its status, code, generation id and ``billed`` are copied here) when the task has ``retries``: an Airflow
+    retry sends a new billable request, which may pay twice for the same answer. Being an
+    ``AirflowFailException``, it fails the task for good. The connection extra ``retry_ambiguous`` lets
+    Airflow retry instead.
+    """
+
+    default_billed = None
+    title = "Not retried, the request may have been billed"
+
+    @classmethod
+    def from_error(cls, err: OpenRouterError) -> OpenRouterPossiblyBilledError:
+        what = f"{err.heading}: {err.message}" if err.message else err.heading
+        final = cls(
+            what,
+            status=err.status,
+            code=err.code,
+            metadata=err.metadata,
+            generation_id=err.generation_id,
+            conn_id=err.conn_id,
+            request=err.request,
+            billed=err.billed,
+            in_body=err.in_body,
+            hint=f"{err.hint} {cls._NOT_RETRIED}",
+        )
+        final.__cause__ = err
+        return final
+
+    _NOT_RETRIED: ClassVar[str] = (
+        "Airflow does not retry it (a retry pays again); the connection extra retry_ambiguous=true allows it."
+    )
+
+    def default_hint(self) -> str:
+        return self._NOT_RETRIED

@@ -38,7 +38,8 @@ second line of defence.
 
 On Airflow older than 3.3 (no ``ExceptionRetryPolicy``) :data:`OPENROUTER_RETRY_POLICY` is ``None`` and
 :func:`openrouter_retry_policy` returns ``None``; such a core also has no ``retry_policy`` operator argument,
-so leave it out there and set ``retries=0`` on billable tasks.
+so leave it out there. Plain ``retries`` are safe on every version: the chat and completion operators raise a
+failure that may have been billed as ``OpenRouterPossiblyBilledError``, which Airflow never retries.
 """
 
 from __future__ import annotations

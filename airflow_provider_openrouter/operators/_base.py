@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import (
     OpenRouterError,
+    OpenRouterPossiblyBilledError,
     OpenRouterRequestError,
     OpenRouterResponseError,
 )
@@ -253,13 +254,27 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
                 )
                 if self.do_xcom_push:
                     context["ti"].xcom_push(key="generation_id", value=err.generation_id)
-            raise
+            final = self.not_retried_if_billed(err)
+            if final is err:
+                raise
+            raise final from err
+
+    def not_retried_if_billed(self, err: OpenRouterError) -> OpenRouterError:
+        """``err``, or, when Airflow would retry this task although its request may have been billed, the
+        same error as :class:`OpenRouterPossiblyBilledError`, which Airflow does not retry.
+
+        An Airflow retry re-runs ``execute`` and sends a new billable request. Unless the connection's
+        ``retry_ambiguous`` extra accepts that, a failure that may have cost money ends the task.
+        """
+        if err.billed is False or not self.retries or self.hook.settings.retry_ambiguous:
+            return err
+        return OpenRouterPossiblyBilledError.from_error(err)
 
     def check_truncation(self, result: BillableResult) -> None:
         if not self.as_bool("fail_on_truncation", self.fail_on_truncation):
             return
         if result.finish_reason == "length":
-            raise OpenRouterResponseError(
+            truncated = OpenRouterResponseError(
                 f"task {self.task_id!r}: the answer stopped at the token limit (finish_reason 'length') and "
                 "fail_on_truncation is set",
                 conn_id=self.openrouter_conn_id,
@@ -268,3 +283,4 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
                 hint="Raise max_tokens or shorten the input. The answer was billed; its cost is in XCom "
                 "'cost'.",
             )
+            raise self.not_retried_if_billed(truncated)

@@ -156,11 +156,15 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         try:
             result.parsed_json()
         except ValueError as err:
-            raise OpenRouterResponseError(
-                f"task {self.task_id!r}: response_format {wanted!r} asked for JSON: {err}",
-                conn_id=self.openrouter_conn_id,
-                generation_id=result.id,
-                billed=True,
-                hint="Use a model that supports structured outputs, or make the instructions stricter. The "
-                "answer was billed; its cost is in XCom 'cost'.",
-            ) from None
+            reason = str(err)
+        else:
+            return
+        rejected = OpenRouterResponseError(
+            f"task {self.task_id!r}: response_format {wanted!r} asked for JSON: {reason}",
+            conn_id=self.openrouter_conn_id,
+            generation_id=result.id,
+            billed=True,
+            hint="Use a model that supports structured outputs, or make the instructions stricter. The "
+            "answer was billed; its cost is in XCom 'cost'.",
+        )
+        raise self.not_retried_if_billed(rejected)

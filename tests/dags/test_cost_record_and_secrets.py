@@ -105,3 +105,15 @@ def test_streamed_chat_task_gives_the_same_typed_answer_and_xcom_as_a_plain_one(
     assert generation_stats(emulator.base_url, plain_id)["streamed"] is False
     assert run.xcom("streamed", "text") == run.xcom("plain", "text") != ""
     assert run.xcom("streamed", "usage")["cost"] == run.xcom("plain", "usage")["cost"]
+
+
+def test_a_task_with_retries_is_not_retried_when_its_request_may_have_been_billed(
+    airflow_sandbox: AirflowSandbox, emulator: Any
+) -> None:
+    emulator.reset()
+    run = airflow_sandbox.dags_test("openrouter_not_retried", dags_folder=TEST_DAGS)
+    assert run.task_states() == {"answer_lost": "failed"}, run.explain()
+    tries = run.query("SELECT try_number FROM task_instance WHERE dag_id = ?", "openrouter_not_retried")
+    assert tries == [(1,)]  # retries=2, yet one attempt: a retry would have sent the request again
+    assert "Not retried, the request may have been billed" in run.output
+    assert emulator.stats()["requests"]["POST /chat/completions"] == {"reset": 1}

@@ -10,13 +10,17 @@ import json
 import subprocess
 import sys
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_openrouter.exceptions import (
     OpenRouterAuthenticationError,
     OpenRouterNotFoundError,
+    OpenRouterOutcomeUnknownError,
+    OpenRouterPossiblyBilledError,
     OpenRouterRequestError,
     OpenRouterResponseError,
     OpenRouterUpstreamError,
@@ -73,9 +77,10 @@ def text_result(finish_reason: str = "stop") -> TextCompletion:
 class FakeHook:
     """Records each call and answers from a script: a value is returned, an exception raised."""
 
-    def __init__(self, *answers: Any) -> None:
+    def __init__(self, *answers: Any, retry_ambiguous: bool = False) -> None:
         self.answers = list(answers)
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.settings = SimpleNamespace(retry_ambiguous=retry_ambiguous)
 
     def _answer(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.calls.append((name, args, kwargs))
@@ -520,6 +525,57 @@ def test_a_maybe_billed_failure_keeps_its_generation_id() -> None:
     with pytest.raises(OpenRouterResponseError):
         run(OpenRouterChatCompletionOperator(task_id="chat", content="hi"), FakeHook(unreadable), ti)
     assert ti.pushed == {"generation_id": "gen-9"}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OpenRouterOutcomeUnknownError("read timed out", generation_id="gen-11"),
+        OpenRouterUpstreamError("provider error", status=524, generation_id="gen-11", billed=None),
+    ],
+    ids=["lost-answer", "ambiguous-524"],
+)
+def test_a_task_with_retries_fails_for_good_when_its_request_may_have_been_billed(error: Exception) -> None:
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterPossiblyBilledError) as caught:
+        run(OpenRouterChatCompletionOperator(task_id="chat", content="hi", retries=3), FakeHook(error), ti)
+    assert isinstance(caught.value, AirflowFailException)  # Airflow fails the task without a retry
+    assert caught.value.__cause__ is error
+    assert caught.value.generation_id == "gen-11" and caught.value.billed is None
+    assert error.heading in str(caught.value) and error.message in str(caught.value)
+    assert "retry_ambiguous" in str(caught.value)
+    assert ti.pushed == {"generation_id": "gen-11"}
+
+
+def test_a_task_without_retries_or_with_retry_ambiguous_keeps_the_original_error() -> None:
+    for retries, retry_ambiguous in ((0, False), (3, True)):
+        lost = OpenRouterOutcomeUnknownError("read timed out")
+        operator = OpenRouterCompletionOperator(task_id="complete", prompt="hi", retries=retries)
+        with pytest.raises(OpenRouterOutcomeUnknownError) as caught:
+            run(operator, FakeHook(lost, retry_ambiguous=retry_ambiguous))
+        assert caught.value is lost
+
+
+def test_a_task_with_retries_is_retried_by_airflow_when_the_request_provably_did_not_run() -> None:
+    refused_upstream = OpenRouterUpstreamError("overloaded", status=503)  # answered before generation
+    with pytest.raises(OpenRouterUpstreamError) as caught:
+        run(
+            OpenRouterChatCompletionOperator(task_id="chat", content="hi", retries=3),
+            FakeHook(refused_upstream),
+        )
+    assert caught.value is refused_upstream and not isinstance(caught.value, AirflowFailException)
+
+
+def test_a_rejected_answer_in_a_task_with_retries_fails_for_good_after_its_cost_was_pushed() -> None:
+    operator = OpenRouterChatCompletionOperator(
+        task_id="chat", content="hi", response_format={"type": "json_object"}, retries=2
+    )
+    ti = FakeTaskInstance()
+    with pytest.raises(OpenRouterPossiblyBilledError) as caught:
+        run(operator, FakeHook(chat_result(text="not json")), ti)
+    assert ti.pushed["cost"] == Decimal("0.0000066")
+    assert isinstance(caught.value.__cause__, OpenRouterResponseError)
+    assert caught.value.billed is True and "asked for JSON" in str(caught.value)
 
 
 def test_an_unbilled_failure_pushes_nothing() -> None:
