@@ -211,10 +211,22 @@ class BatchApiClient:
         ``on_submitted`` gets the ids known so far after each submission (the operator pushes them to XCom).
         """
         self._resolve_intents()
+        if self._landed_batches_left_rows_to_send():
+            self.log.info(
+                "every earlier batch of this run has landed, and %d rows did not run in them (a batch failed "
+                "or expired, or a request met a transient error, none billed); submitting them again",
+                self.job.pending_count(),
+            )
+            self.state.all_submitted = False
         if not self.state.all_submitted:
-            covered = self.state.chunks[-1].last_index if self.state.chunks else -1
-            rows = (row for row in self.job.pending_rows() if row.index > covered)
-            first_number = len(self.state.chunks)
+            running = [entry for entry in self.state.chunks if not entry.landed]
+            in_flight = [(entry.first_index, entry.last_index) for entry in running]
+            rows = (
+                row
+                for row in self.job.pending_rows()
+                if not any(first <= row.index <= last for first, last in in_flight)
+            )
+            first_number = max((entry.chunk for entry in self.state.chunks), default=-1) + 1
             for chunk in _chunks(self.job, rows, first_number, self.max_requests, self.max_bytes):
                 self._submit(chunk)
                 if on_submitted is not None:
@@ -222,6 +234,20 @@ class BatchApiClient:
             self.state.all_submitted = True
             self._save()
         return self.state.batch_ids
+
+    def _landed_batches_left_rows_to_send(self) -> bool:
+        """A new attempt after every batch of the earlier ones landed with rows to send again.
+
+        Those rows are recorded as provably not billed and transient (or outcome-unknown with
+        ``resend_unknown``), so they go into new chunks; rows in a batch still running are never resubmitted.
+        """
+        chunks = self.state.chunks
+        return (
+            self.state.all_submitted
+            and bool(chunks)
+            and all(entry.landed for entry in chunks)
+            and self.job.pending_count() > 0
+        )
 
     def note_submission(self, mode_reason: str, submit_seconds: float) -> None:
         """Keep why the Batch API was chosen and how long submitting took, for the manifest after the wait

@@ -261,14 +261,18 @@ class BatchStore:
             emulator.moderate(inference)
         except HTTPError as exc:
             return self._failed(batch, result_id, custom_id, exc.status, exc.message)
-        if directives is not None and directives.batch is not None:
+        canonical = hashlib.blake2b(
+            json.dumps(original, sort_keys=True, default=str).encode(), digest_size=16
+        ).digest()
+        if (
+            directives is not None
+            and directives.batch is not None
+            and emulator.attempts.next_attempt_fails(canonical, directives.times)
+        ):
             batch.outcome = directives.batch
             emulator.stats.faults[f"batch:{directives.batch}"] += 1
             if batch.outcome == "expired":  # time ran out here: this request and every later one never ran
                 return self._error_result(batch, result_id, custom_id, _EXPIRED_ERROR)
-        canonical = hashlib.blake2b(
-            json.dumps(original, sort_keys=True, default=str).encode(), digest_size=16
-        ).digest()
         if (
             directives is not None
             and directives.fault is not None

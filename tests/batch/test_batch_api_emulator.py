@@ -100,6 +100,51 @@ def test_a_retry_re_attaches_to_submitted_batches(
     assert manifest.counts.succeeded == 6
 
 
+def _attempt(hook: OpenRouterHook, output: Path, rows: list[Any]) -> tuple[list[str], Any]:
+    """One task attempt in batch_api mode: submit (or re-attach), wait in the trigger, land."""
+    job = make_job(hook, output, rows)
+    job.open()
+    batch_ids = BatchApiClient(job, hook.transport, log=LOG).submit_all()
+    assert _wait(batch_ids)["status"] == "success"
+    return batch_ids, _land(job, hook)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "marked", "first_attempt"),
+    [
+        ("failed", 1, ["failed", "failed", "failed", "failed"]),
+        ("expired", 2, ["succeeded", "succeeded", "failed", "failed"]),
+    ],
+)
+def test_a_retry_submits_again_exactly_the_rows_an_ended_batch_never_ran(
+    fast_batches: RunningEmulator,
+    hook: OpenRouterHook,
+    tmp_path: Path,
+    outcome: str,
+    marked: int,
+    first_attempt: list[str],
+) -> None:
+    rows = [f"question {n}" for n in range(4)]
+    rows[marked] = f"[[emulator: batch={outcome}, times=1]] {rows[marked]}"  # only the first batch ends so
+    output = tmp_path / "out.jsonl"
+
+    first_ids, first = _attempt(hook, output, rows)
+    assert [line["status"] for line in _lines(output)] == first_attempt
+    assert all(line["error"]["billed"] is False for line in _lines(output) if line["status"] == "failed")
+    assert first.counts.succeeded == first_attempt.count("succeeded")
+
+    retry_ids, retry = _attempt(hook, output, rows)  # the task's retry: a fresh worker, same run
+    assert retry_ids[: len(first_ids)] == first_ids and len(retry_ids) == len(first_ids) + 1
+    resubmitted = hook.transport.get(f"/batches/{retry_ids[-1]}")
+    assert resubmitted["request_counts"]["total"] == first_attempt.count("failed")  # only the rows never run
+    assert [line["status"] for line in _lines(output)] == ["succeeded"] * 4
+    assert [line["custom_id"] for line in _lines(output)] == [f"row-{n}" for n in range(1, 5)]
+    assert retry.counts.succeeded == 4
+    stats = fast_batches.stats()
+    assert stats["billed_generations"] == 4 and stats["duplicate_billed"] == 0
+    assert _post_batches(fast_batches) == 2
+
+
 class LosesAnswers:
     """The real transport, but the answer to POST /batches is lost on the way back (the batch exists)."""
 
