@@ -426,6 +426,15 @@ class BatchApiClient:
         self.log.info(
             "landed batch %s (%s): %d rows recorded, %d results", entry.batch_id, status, landed, len(results)
         )
+        if status != "completed":
+            self.log.warning(
+                "batch %s ended %s (%s): its %d rows without a result are recorded failed, not billed; a "
+                "retry of the task submits them again",
+                entry.batch_id,
+                status,
+                batch_error,
+                entry.rows - len(results),
+            )
 
 
 def _result_record(
