@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -274,13 +274,20 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
         if not self.as_bool("fail_on_truncation", self.fail_on_truncation):
             return
         if result.finish_reason == "length":
-            truncated = OpenRouterResponseError(
-                f"task {self.task_id!r}: the answer stopped at the token limit (finish_reason 'length') and "
-                "fail_on_truncation is set",
-                conn_id=self.openrouter_conn_id,
-                generation_id=result.id,
-                billed=True,
-                hint="Raise max_tokens or shorten the input. The answer was billed; its cost is in XCom "
-                "'cost'.",
+            self.reject_answer(
+                result,
+                "the answer stopped at the token limit (finish_reason 'length') and fail_on_truncation is "
+                "set",
+                "Raise max_tokens or shorten the input.",
             )
-            raise self.not_retried_if_billed(truncated)
+
+    def reject_answer(self, result: BillableResult, problem: str, advice: str) -> NoReturn:
+        """Fail the task over an answer that arrived, was billed and does not pass this operator's check."""
+        rejected = OpenRouterResponseError(
+            f"task {self.task_id!r}: {problem}",
+            conn_id=self.openrouter_conn_id,
+            generation_id=result.id,
+            billed=True,
+            hint=f"{advice} The answer was billed; its cost is in XCom 'cost'.",
+        )
+        raise self.not_retried_if_billed(rejected)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.exceptions import OpenRouterResponseError
 from airflow_provider_openrouter.models import ChatCompletion
 from airflow_provider_openrouter.operators._base import (
     CHAT_PARAMETERS,
@@ -159,12 +158,8 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
             reason = str(err)
         else:
             return
-        rejected = OpenRouterResponseError(
-            f"task {self.task_id!r}: response_format {wanted!r} asked for JSON: {reason}",
-            conn_id=self.openrouter_conn_id,
-            generation_id=result.id,
-            billed=True,
-            hint="Use a model that supports structured outputs, or make the instructions stricter. The "
-            "answer was billed; its cost is in XCom 'cost'.",
+        self.reject_answer(
+            result,
+            f"response_format {wanted!r} asked for JSON: {reason}",
+            "Use a model that supports structured outputs, or make the instructions stricter.",
         )
-        raise self.not_retried_if_billed(rejected)
