@@ -14,7 +14,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # older Airflow: its task runner catches the core class
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 __all__ = [
     "OpenRouterAuthenticationError",

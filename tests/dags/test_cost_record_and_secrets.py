@@ -107,7 +107,7 @@ def test_streamed_chat_task_gives_the_same_typed_answer_and_xcom_as_a_plain_one(
     assert run.xcom("streamed", "usage")["cost"] == run.xcom("plain", "usage")["cost"]
 
 
-def test_a_task_with_retries_is_not_retried_when_its_request_may_have_been_billed(
+def test_a_chat_task_with_retries_is_not_retried_when_its_request_may_have_been_billed(
     airflow_sandbox: AirflowSandbox, emulator: Any
 ) -> None:
     emulator.reset()

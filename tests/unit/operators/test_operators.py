@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.exceptions import AirflowFailException  # the class both task runners (3.1 and 3.3) catch
 
 from airflow_provider_openrouter.exceptions import (
     OpenRouterAuthenticationError,
