@@ -398,6 +398,9 @@ class OpenRouterPossiblyBilledError(OpenRouterError, AirflowFailException):
 
     default_billed = None
     title = "Not retried, the request may have been billed"
+    _NOT_RETRIED: ClassVar[str] = (
+        "Airflow does not retry it (a retry pays again); the connection extra retry_ambiguous=true allows it."
+    )
 
     @classmethod
     def from_error(cls, err: OpenRouterError) -> OpenRouterPossiblyBilledError:
@@ -416,10 +419,6 @@ class OpenRouterPossiblyBilledError(OpenRouterError, AirflowFailException):
         )
         final.__cause__ = err
         return final
-
-    _NOT_RETRIED: ClassVar[str] = (
-        "Airflow does not retry it (a retry pays again); the connection extra retry_ambiguous=true allows it."
-    )
 
     def default_hint(self) -> str:
         return self._NOT_RETRIED

@@ -362,9 +362,9 @@ def build_chat_request(
 
 def _flat_role(role: Any, request: str) -> str:
     """The connector's ``role``: stripped and lower-cased (``"User"`` is ``user``); unset is ``user``."""
-    if role is not None and not isinstance(role, str):
-        raise _bad("role", role, f"one of {', '.join(ROLES)}", request)
-    flat_role = (role or "").strip().lower() or "user"
+    if role is None or (isinstance(role, str) and not role.strip()):
+        return "user"
+    flat_role = role.strip().lower() if isinstance(role, str) else None
     if flat_role not in ROLES:
         raise _bad("role", role, f"one of {', '.join(ROLES)}", request)
     return flat_role
