@@ -818,9 +818,7 @@ class OpenRouterTransport(_TransportBase):
             raise OpenRouterOutcomeUnknownError(
                 "the stream ended before the completion finished",
                 generation_id=generation_id,
-                conn_id=self.settings.conn_id,
-                request=request,
-                secrets=self._secrets,
+                **self._error_kwargs(request),
             )
 
     def _event(self, payload: str, request: str, generation_id: str | None) -> dict[str, Any]:
@@ -832,9 +830,7 @@ class OpenRouterTransport(_TransportBase):
             raise OpenRouterOutcomeUnknownError(
                 f"unreadable stream event {payload[:80]!r}",
                 generation_id=generation_id,
-                conn_id=self.settings.conn_id,
-                request=request,
-                secrets=self._secrets,
+                **self._error_kwargs(request),
             )
         hidden = _error_in_stream_event(event)
         if hidden is not None:
