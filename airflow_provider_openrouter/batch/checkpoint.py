@@ -103,8 +103,9 @@ class Mirror:
         )
 
     @staticmethod
-    def _number(part: ObjectStoragePath) -> int:
-        return int(part.name.removeprefix("part-").removesuffix(".jsonl"))
+    def _last_number(parts: list[ObjectStoragePath]) -> int:
+        """The number of the newest segment (0 for none): the next upload takes the one after it."""
+        return int(parts[-1].name.removeprefix("part-").removesuffix(".jsonl")) if parts else 0
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of every segment, oldest first; refuses a mirror of another identity."""
@@ -117,7 +118,7 @@ class Mirror:
                     "parameters). Delete it to start over, or write to another output_path"
                 )
         parts = self._parts()
-        self._segments = self._number(parts[-1]) if parts else 0
+        self._segments = self._last_number(parts)
         for part in parts:
             for line in part.read_bytes().splitlines():
                 record = _parse(line)
@@ -128,8 +129,7 @@ class Mirror:
     def upload(self, data: bytes | BinaryIO) -> None:
         """Store ``data`` (whole journal lines, or a file positioned at them) as the next segment."""
         if self._segments is None:
-            parts = self._parts()
-            self._segments = self._number(parts[-1]) if parts else 0
+            self._segments = self._last_number(self._parts())
         if self._segments == 0:
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / "header.json").write_text(json.dumps(self._header), encoding="utf-8")
