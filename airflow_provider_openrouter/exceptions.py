@@ -39,6 +39,7 @@ __all__ = [
     "OpenRouterResponseError",
     "OpenRouterTimeoutError",
     "OpenRouterUpstreamError",
+    "error_from_event",
     "scrub",
 ]
 
@@ -117,7 +118,7 @@ class OpenRouterError(AirflowException):
         self.status = status
         self.code = code
         self.metadata: dict[str, Any] = dict(scrub(dict(metadata or {}), secrets))
-        self.generation_id = generation_id
+        self.generation_id = scrub(generation_id, secrets) if generation_id else generation_id
         self.conn_id = conn_id
         self.request = request
         self.in_body = in_body
@@ -131,6 +132,29 @@ class OpenRouterError(AirflowException):
     def hint(self) -> str:
         """What a person should do about this error."""
         return self._hint or self.default_hint()
+
+    @property
+    def status_code(self) -> int | None:  # type: ignore[override]  # Airflow's is a constant 500
+        """The HTTP status (as :attr:`status`), not the 500 that ``AirflowException`` gives every error."""
+        return self.status
+
+    def to_event(self) -> dict[str, Any]:
+        """A JSON-safe dict that carries this error through a trigger event; :func:`error_from_event` rebuilds
+        it. Every text in it was scrubbed when the error was built."""
+        return {
+            "error_class": type(self).__name__,
+            "message": self.message,
+            "status": self.status,
+            "code": self.code,
+            "metadata": self.metadata,
+            "generation_id": self.generation_id,
+            "conn_id": self.conn_id,
+            "request": self.request,
+            "billed": self.billed,
+            "in_body": self.in_body,
+            "retry_after": getattr(self, "retry_after", None),
+            "hint": self._hint,
+        }
 
     def default_hint(self) -> str:
         return "See OpenRouter's error message above."
@@ -422,3 +446,35 @@ class OpenRouterPossiblyBilledError(OpenRouterError, AirflowFailException):
 
     def default_hint(self) -> str:
         return self._NOT_RETRIED
+
+
+def _error_classes() -> dict[str, type[OpenRouterError]]:
+    found: dict[str, type[OpenRouterError]] = {}
+    pending: list[type[OpenRouterError]] = [OpenRouterError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == __name__:
+            found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_event(payload: Mapping[str, Any]) -> OpenRouterError:
+    """Rebuild the error a trigger sent with :meth:`OpenRouterError.to_event`: same class (an unknown name
+    gives :class:`OpenRouterError`), same ``str()``, ``billed``, ``retry_after`` and ``retryable``."""
+    cls = _error_classes().get(str(payload.get("error_class")), OpenRouterError)
+    kwargs: dict[str, Any] = {
+        "status": payload.get("status"),
+        "code": payload.get("code"),
+        "metadata": payload.get("metadata") if isinstance(payload.get("metadata"), Mapping) else None,
+        "generation_id": payload.get("generation_id"),
+        "conn_id": payload.get("conn_id"),
+        "request": payload.get("request"),
+        "hint": payload.get("hint"),
+        "in_body": bool(payload.get("in_body")),
+    }
+    if "billed" in payload:
+        kwargs["billed"] = payload["billed"]
+    if issubclass(cls, OpenRouterRateLimitError):
+        kwargs["retry_after"] = payload.get("retry_after")
+    return cls(str(payload.get("message") or ""), **kwargs)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_openrouter import exceptions as exceptions_module
 from airflow_provider_openrouter.exceptions import (
     OpenRouterAuthenticationError,
     OpenRouterConfigurationError,
@@ -17,11 +19,15 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterModerationError,
     OpenRouterNotFoundError,
     OpenRouterOutcomeUnknownError,
+    OpenRouterPayloadTooLargeError,
     OpenRouterPermissionError,
+    OpenRouterPossiblyBilledError,
     OpenRouterRateLimitError,
     OpenRouterRequestError,
+    OpenRouterResponseError,
     OpenRouterTimeoutError,
     OpenRouterUpstreamError,
+    error_from_event,
     scrub,
 )
 from airflow_provider_openrouter.get_provider_info import get_provider_info
@@ -189,3 +195,91 @@ def test_errors_survive_pickling_with_their_attributes() -> None:
     assert type(copy) is OpenRouterRateLimitError
     assert copy.retry_after == 3.0
     assert str(copy) == str(err)
+
+
+def _one_of_each() -> list[OpenRouterError]:
+    common = {"conn_id": "c", "request": "POST /chat/completions", "generation_id": "gen-1"}
+    return [
+        OpenRouterError("plain", **common),
+        OpenRouterRequestError("bad input", status=400, code=400, **common),
+        OpenRouterRequestError("temperature must be a number", request="POST /chat/completions"),
+        OpenRouterConfigurationError("no API key", conn_id="c"),
+        OpenRouterAuthenticationError("User not found.", status=401, **common),
+        OpenRouterInsufficientCreditsError("need credits", status=402, **common),
+        OpenRouterPermissionError("Forbidden", status=403, conn_id="c", request="GET /credits"),
+        OpenRouterModerationError(
+            "flagged", status=403, metadata={"reasons": ["violence"], "flagged_input": "x"}, **common
+        ),
+        OpenRouterNotFoundError("nope", status=404, conn_id="c", request="GET /generation"),
+        OpenRouterEndpointGoneError("gone", status=404, conn_id="c", request="POST /completions"),
+        OpenRouterTimeoutError("slow", status=408, in_body=True, **common),
+        OpenRouterPayloadTooLargeError("big", status=413, **common),
+        OpenRouterRateLimitError("slow down", status=429, retry_after=2.5, in_body=True, **common),
+        OpenRouterRateLimitError("slow down", status=429, **common),
+        OpenRouterUpstreamError(
+            "down", status=503, code="upstream", metadata={"provider_name": "p"}, **common
+        ),
+        OpenRouterUpstreamError("edge timeout", status=524, billed=None, **common),
+        OpenRouterConnectionError("refused", conn_id="c", request="GET /models"),
+        OpenRouterOutcomeUnknownError("read timeout", **common),
+        OpenRouterResponseError("not JSON", status=200, billed=False, hint="Check the Base URL.", **common),
+        OpenRouterPossiblyBilledError.from_error(OpenRouterOutcomeUnknownError("read timeout", **common)),
+    ]
+
+
+def test_every_error_class_has_a_case_in_the_round_trip() -> None:
+    module_classes = {
+        obj
+        for obj in vars(exceptions_module).values()
+        if isinstance(obj, type) and issubclass(obj, OpenRouterError)
+    }
+    assert module_classes == {type(err) for err in _one_of_each()}
+
+
+@pytest.mark.parametrize("err", _one_of_each(), ids=lambda err: f"{type(err).__name__}-{err.status}")
+def test_a_trigger_event_rebuilds_the_same_error(err: OpenRouterError) -> None:
+    event = err.to_event()
+    # What a trigger event carries must survive JSON (the triggerer serialises it).
+    copy = error_from_event(json.loads(json.dumps(event)))
+    assert type(copy) is type(err)
+    assert str(copy) == str(err)
+    assert (copy.billed, copy.retryable, copy.status, copy.code, copy.in_body) == (
+        err.billed,
+        err.retryable,
+        err.status,
+        err.code,
+        err.in_body,
+    )
+    assert getattr(copy, "retry_after", None) == getattr(err, "retry_after", None)
+    assert copy.metadata == err.metadata and copy.generation_id == err.generation_id
+    assert str(pickle.loads(pickle.dumps(copy))) == str(err)
+
+
+def test_an_event_keeps_rate_limit_wait_and_billed_none_and_false() -> None:
+    limited = error_from_event(OpenRouterRateLimitError("slow", status=429, retry_after=7.0).to_event())
+    assert isinstance(limited, OpenRouterRateLimitError) and limited.retry_after == 7.0
+    assert error_from_event(OpenRouterUpstreamError("x", status=502).to_event()).billed is False
+    assert error_from_event(OpenRouterUpstreamError("x", status=524, billed=None).to_event()).billed is None
+    event = OpenRouterUpstreamError("x", status=502).to_event()
+    assert event["retry_after"] is None and event["hint"] is None  # the class's own advice is not frozen
+
+
+def test_an_event_with_an_unknown_class_gives_a_plain_openrouter_error() -> None:
+    event = {**OpenRouterAuthenticationError("no", status=401).to_event(), "error_class": "SomethingElse"}
+    err = error_from_event(event)
+    assert type(err) is OpenRouterError and err.status == 401 and "no" in str(err)
+    assert type(error_from_event({"error_class": "scrub", "message": "m"})) is OpenRouterError
+
+
+def test_an_event_carries_no_key() -> None:
+    err = OpenRouterUpstreamError(
+        f"echo {KEY}", status=502, metadata={"raw": f"Bearer {KEY}"}, generation_id=f"gen-{KEY}"
+    )
+    assert KEY not in json.dumps(err.to_event())
+
+
+def test_status_code_is_the_http_status_not_airflows_500() -> None:
+    assert OpenRouterAuthenticationError("no", status=401).status_code == 401
+    assert OpenRouterRateLimitError("slow", status=429).status_code == 429
+    assert OpenRouterConnectionError("refused").status_code is None  # nothing answered
+    assert pickle.loads(pickle.dumps(OpenRouterAuthenticationError("no", status=401))).status_code == 401
