@@ -5,7 +5,8 @@ Invariants:
 * ``str(err)`` is one line: what happened, where (method, path, connection, generation id) and what to do.
 * No API key ever appears in an error: every message and metadata string passes through :func:`scrub`.
 * ``retryable`` says whether an Airflow task retry could help; ``billed`` says whether the request was
-  charged (``False``: OpenRouter answered with its error envelope, which is not billed; ``None``: unknown).
+  charged (``False``: never sent, or OpenRouter answered with its JSON error envelope, which zero-completion
+  insurance makes free; ``None``: the answer was lost or was a 524, so it may have been).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "OpenRouterTimeoutError",
     "OpenRouterUpstreamError",
     "error_from_event",
+    "may_resend",
     "scrub",
 ]
 
@@ -326,8 +328,8 @@ class OpenRouterTimeoutError(OpenRouterError):
 
     def default_hint(self) -> str:
         return (
-            "Retry later; the transport resends a billable call after this only when the retry_ambiguous "
-            f"extra of {self._conn_phrase()} is true."
+            "Nothing was billed and the transport already resent it; retry later, or raise the max_retries / "
+            f"max_retry_wait extras of {self._conn_phrase()}."
         )
 
 
@@ -361,12 +363,22 @@ class OpenRouterRateLimitError(OpenRouterError):
 
 
 class OpenRouterUpstreamError(OpenRouterError):
-    """5xx (500, 502, 503, 504, 524, 529), or an error reported inside a 200 body (``in_body``)."""
+    """5xx (500, 502, 503, 504, 524, 529), or an error reported inside a 200 body (``in_body``).
+
+    Answered with OpenRouter's error envelope it was not billed; a 524 (Cloudflare's edge timeout, the model
+    may still be generating) to a billable request carries ``billed=None``.
+    """
 
     retryable = True
     title = "OpenRouter's upstream provider failed"
 
     def default_hint(self) -> str:
+        if self.billed is None:
+            return (
+                "The model may still have finished and been billed, so it was not resent; check OpenRouter's "
+                "activity page before running it again (or set the retry_ambiguous extra of "
+                f"{self._conn_phrase()} to accept the risk)."
+            )
         return (
             "Retry later, or give fallback models (models=[...]) or provider routing preferences "
             "(provider={...})."
@@ -478,3 +490,28 @@ def error_from_event(payload: Mapping[str, Any]) -> OpenRouterError:
     if issubclass(cls, OpenRouterRateLimitError):
         kwargs["retry_after"] = payload.get("retry_after")
     return cls(str(payload.get("message") or ""), **kwargs)
+
+
+def may_resend(error: BaseException, *, retry_ambiguous: bool = False) -> bool:
+    """OpenRouter's billing contract in one place: may the billable request that failed with ``error`` be
+    sent again (by the transport, the batch engine or an Airflow retry)?
+
+    * never sent (:class:`OpenRouterConnectionError`): yes;
+    * answered with OpenRouter's error envelope (``billed is False``): zero-completion insurance charged
+      nothing, so as its status allows: 408, 429 and 5xx yes, other statuses no;
+    * lost (``billed is None``: read timeout, reset, truncated or non-JSON body, proxy page, 524, a stream cut
+      off): only when the connection's ``retry_ambiguous`` accepts paying twice.
+    """
+    if not isinstance(error, OpenRouterError):
+        return False
+    if isinstance(error, OpenRouterConnectionError):
+        return True
+    if error.billed is None:
+        return retry_ambiguous and (error.retryable or isinstance(error, OpenRouterOutcomeUnknownError))
+    status = error.status
+    return (
+        error.billed is False
+        and error.retryable
+        and status is not None
+        and (status in (408, 429) or 500 <= status < 600)
+    )

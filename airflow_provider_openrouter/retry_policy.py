@@ -14,6 +14,8 @@ What it decides (first matching rule wins; the task's ``retries`` still caps the
 Exception                                              Action  Why
 =====================================================  ======  ==============================================
 ``OpenRouterOutcomeUnknownError`` (read timeout, ...)  FAIL    the request may have run and been billed
+                                                               (RETRY after ``upstream_delay`` with
+                                                               ``retry_ambiguous=True``)
 ``OpenRouterResponseError`` (2xx we cannot use)        FAIL    the answer was billed; a retry pays again
 ``OpenRouterRequestError`` (400, 422, bad parameter)   FAIL    the same request fails the same way
 ``OpenRouterAuthenticationError`` (401)                FAIL    fix the connection's key
@@ -30,9 +32,12 @@ anything else                                          task's  Airflow's standar
                                                        default
 =====================================================  ======  ==============================================
 
-A RETRY rule is downgraded to FAIL when the exception itself says a retry cannot help (``retryable`` is
-false) or that its request may already have been billed (``billed is None``): a 500, 504 or 524, or an error
-inside a 200, answering a chat or text completion. The same upstream errors on a GET are retried. The
+A RETRY rule follows the billing contract the transport follows
+(:func:`~airflow_provider_openrouter.exceptions.may_resend`): an error OpenRouter answered with its JSON
+envelope, with an error status or inside a 200, cost nothing (zero-completion insurance) and is retried when
+its status allows (408, 429, 5xx). A RETRY becomes FAIL when the exception says a retry cannot help
+(``retryable`` is false) or that its request may already have been billed (``billed is None``: a 524 or a
+lost answer to a chat or text completion), unless the policy was built with ``retry_ambiguous=True``. The
 transport has already retried what was safe to retry inside the attempt, so a task-level retry is the slow,
 second line of defence.
 
@@ -61,6 +66,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterResponseError,
     OpenRouterTimeoutError,
     OpenRouterUpstreamError,
+    may_resend,
 )
 
 if TYPE_CHECKING:
@@ -81,9 +87,20 @@ if ExceptionRetryPolicy is not None:
 
         * a 429's ``retry_after`` (seconds, from the server) lengthens the delay when it is longer than the
           rule's;
-        * a RETRY rule becomes FAIL when the exception says ``retryable`` is false, or that the request may
-          have been billed (``billed is None``: a 500/524 or an error inside a 200 answering a completion).
+        * a RETRY rule becomes FAIL unless :func:`~airflow_provider_openrouter.exceptions.may_resend` allows
+          it: not when ``retryable`` is false, nor when the request may have been billed (``billed is None``)
+          and ``retry_ambiguous`` is false.
         """
+
+        def __init__(
+            self,
+            rules: list[RetryRule],
+            default: RetryAction = RetryAction.DEFAULT,
+            *,
+            retry_ambiguous: bool = False,
+        ) -> None:
+            super().__init__(rules, default)
+            self.retry_ambiguous = retry_ambiguous
 
         def evaluate(
             self,
@@ -95,15 +112,15 @@ if ExceptionRetryPolicy is not None:
             decision = super().evaluate(exception, try_number, max_tries, context)
             if decision.action is not RetryAction.RETRY or not isinstance(exception, OpenRouterError):
                 return decision
-            if not exception.retryable:
+            if not may_resend(exception, retry_ambiguous=self.retry_ambiguous):
+                if exception.billed is None:
+                    return RetryDecision.fail(
+                        reason=f"{type(exception).__name__} may have been billed (HTTP {exception.status} to "
+                        f"{exception.request}); a retry could pay twice"
+                    )
                 return RetryDecision.fail(
                     reason=f"{type(exception).__name__} is not retryable (a retry could bill again or "
                     "cannot succeed)"
-                )
-            if exception.billed is None:
-                return RetryDecision.fail(
-                    reason=f"{type(exception).__name__} may have been billed (HTTP {exception.status} to "
-                    f"{exception.request}); a retry could pay twice"
                 )
             retry_after = getattr(exception, "retry_after", None)
             if retry_after is not None:
@@ -117,8 +134,14 @@ if ExceptionRetryPolicy is not None:
     def openrouter_retry_policy(
         rate_limit_delay: timedelta = DEFAULT_RATE_LIMIT_DELAY,
         upstream_delay: timedelta = DEFAULT_UPSTREAM_DELAY,
+        *,
+        retry_ambiguous: bool = False,
     ) -> OpenRouterRetryPolicy | None:
-        """Build the policy described in this module's docstring (``None`` on Airflow < 3.3)."""
+        """Build the policy described in this module's docstring (``None`` on Airflow < 3.3).
+
+        :param retry_ambiguous: also retry a task whose request may have been billed (a lost answer or a 524),
+            as the connection extra of the same name does for the transport: a retry may pay twice.
+        """
 
         def fail(exception: type[OpenRouterError], reason: str) -> RetryRule:
             return RetryRule(exception=exception, action=RetryAction.FAIL, reason=reason)
@@ -126,9 +149,16 @@ if ExceptionRetryPolicy is not None:
         def retry(exception: type[OpenRouterError], delay: timedelta, reason: str) -> RetryRule:
             return RetryRule(exception=exception, action=RetryAction.RETRY, retry_delay=delay, reason=reason)
 
+        lost = (
+            retry(
+                OpenRouterOutcomeUnknownError, upstream_delay, "outcome unknown; retry_ambiguous accepts it"
+            )
+            if retry_ambiguous
+            else fail(OpenRouterOutcomeUnknownError, "outcome unknown: the request may have been billed")
+        )
         return OpenRouterRetryPolicy(
             rules=[
-                fail(OpenRouterOutcomeUnknownError, "outcome unknown: the request may have been billed"),
+                lost,
                 fail(OpenRouterResponseError, "the answer was billed but unusable; a retry pays again"),
                 fail(OpenRouterRequestError, "the request is invalid; fix it (400/422)"),
                 fail(OpenRouterAuthenticationError, "the API key was rejected; fix the connection (401)"),
@@ -140,7 +170,8 @@ if ExceptionRetryPolicy is not None:
                 retry(OpenRouterUpstreamError, upstream_delay, "upstream error (5xx)"),
                 retry(OpenRouterTimeoutError, upstream_delay, "request timeout (408)"),
                 retry(OpenRouterConnectionError, upstream_delay, "connection failed before sending"),
-            ]
+            ],
+            retry_ambiguous=retry_ambiguous,
         )
 
     OPENROUTER_RETRY_POLICY: OpenRouterRetryPolicy | None = openrouter_retry_policy()
@@ -150,6 +181,8 @@ else:
     def openrouter_retry_policy(  # type: ignore[misc]
         rate_limit_delay: timedelta = DEFAULT_RATE_LIMIT_DELAY,
         upstream_delay: timedelta = DEFAULT_UPSTREAM_DELAY,
+        *,
+        retry_ambiguous: bool = False,
     ) -> None:
         """Airflow < 3.3 has no ``ExceptionRetryPolicy``: there is no policy to build."""
         return None

@@ -2,16 +2,20 @@
 
 Nothing else in the provider builds headers, sleeps for a retry or turns an HTTP status into an exception.
 
-Billing safety (docs/design.md, "Money and retries") is decided here from what came back:
+Billing safety (docs/design.md, "Money and retries") is decided here from what came back. OpenRouter's
+zero-completion insurance charges nothing for a request that produced no completion or ended with
+``finish_reason: "error"`` (addendum, section 1), so:
 
-* a request that never left (connection refused, connect timeout, DNS, TLS) is resent;
-* 429 and 502/503/529 answered with OpenRouter's JSON envelope are resent (rejected before generation), after
-  ``Retry-After`` / ``X-RateLimit-Reset`` when given;
-* 408/500/504/524, an error inside a 200 body, and every "sent but no complete answer" outcome (read
-  timeout, reset after send, truncated body, proxy HTML page) are resent for a billable POST only when the
-  connection sets ``retry_ambiguous``; otherwise they raise at once (the last as
-  :class:`OpenRouterOutcomeUnknownError`);
-* 400/401/402/403/404/413/422 are never resent.
+* a request that never left (connection refused, connect timeout, DNS, TLS, a header the HTTP library
+  refused) is resent;
+* an answer in OpenRouter's JSON error envelope, with an error status or inside a 200 (an ``error`` object,
+  empty ``choices``, ``finish_reason: "error"``, an error event mid-stream) was not billed (``billed=False``)
+  and is resent as its status allows: 408, 429 and 5xx yes (after ``Retry-After`` / ``X-RateLimit-Reset``
+  when given), other 4xx never;
+* a lost answer (read timeout after send, reset, truncated or non-JSON body, proxy HTML page, a stream cut
+  off without an error event) and any 524 (Cloudflare's edge timeout: the origin may still be generating,
+  whatever body the edge sent) may have been billed (``billed=None``): resent for a billable POST only when
+  the connection sets ``retry_ambiguous``; otherwise they raise at once.
 
 Idempotent requests (GET, DELETE, non-billable POST) are resent on 408, 429, 5xx and any transport failure.
 """
@@ -52,6 +56,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterResponseError,
     OpenRouterTimeoutError,
     OpenRouterUpstreamError,
+    may_resend,
 )
 from airflow_provider_openrouter.ratelimit import TokenBucket, bucket_for
 
@@ -74,10 +79,9 @@ USER_AGENT = f"airflow-provider-openrouter/{__version__}"
 POOL_MAXSIZE = 128
 """Connections kept per host: enough for the batch engine's worker threads to share one session."""
 
-# Statuses a billable POST may resend: OpenRouter answered before any generation ran.
-_SAFE_BILLABLE_STATUSES = frozenset({429, 502, 503, 529})
-# Answered with the envelope, but a generation may have started (the issue's conservative rule).
-_AMBIGUOUS_STATUSES = frozenset({408, 500, 504, 524})
+# Cloudflare's edge timeout: the edge gave up waiting, the origin may still generate and bill, so even an
+# envelope around it does not prove the request was free.
+_LOST_STATUSES = frozenset({524})
 # Failures after which the same request might succeed (the billing rules then decide for billable POSTs).
 _TRANSIENT = (
     OpenRouterConnectionError,
@@ -186,9 +190,9 @@ def error_for_status(
 ) -> OpenRouterError:
     """Build the exception for an OpenRouter error answer (HTTP status or the code of an error in a 200).
 
-    For a billable request, an answer the retry table calls ambiguous (408/500/504/524, or an error inside a
-    200 body) carries ``billed=None``: a generation may have started, so neither the transport nor the batch
-    engine treats it as provably unbilled.
+    OpenRouter answered with its error envelope, so nothing was billed (zero-completion insurance) and
+    ``billed`` stays ``False``; only a 524 answering a billable request carries ``billed=None``, since the
+    edge timed out while the origin may still be generating.
     """
     error = _error_class_for_status(
         status,
@@ -203,7 +207,7 @@ def error_for_status(
         in_body=in_body,
         secrets=secrets,
     )
-    if billable and (in_body or status in _AMBIGUOUS_STATUSES):
+    if billable and status in _LOST_STATUSES:
         error.billed = None
     return error
 
@@ -469,15 +473,7 @@ def should_retry(error: BaseException, *, billable: bool, retry_ambiguous: bool)
     """The retry decision table of docs/design.md: may this failed request be sent again?"""
     if not isinstance(error, _TRANSIENT):
         return False
-    if not billable or isinstance(error, OpenRouterConnectionError):
-        return True
-    if error.in_body:
-        return retry_ambiguous
-    if isinstance(error, OpenRouterRateLimitError):
-        return True
-    if isinstance(error, OpenRouterUpstreamError) and error.status in _SAFE_BILLABLE_STATUSES:
-        return True
-    return retry_ambiguous
+    return not billable or may_resend(error, retry_ambiguous=retry_ambiguous)
 
 
 class wait_retry_after_or_backoff(tenacity.wait.wait_base):
@@ -619,6 +615,9 @@ class OpenRouterTransport(_TransportBase):
     :param retry_wait: a tenacity wait replacing the default (Retry-After, else backoff with jitter).
     :param tenacity_kwargs: further ``tenacity.Retrying`` arguments (``stop``, ``wait``, ``before_sleep``,
         ...), as apache-airflow-providers-http's ``tenacity_kwargs``; ``retry`` follows the billing rules.
+    :param pool_maxsize: connections kept per host: the number of threads that share this transport (a
+        smaller pool makes the extra threads open and drop a connection per request; a larger one holds idle
+        sockets). Default :data:`POOL_MAXSIZE`.
     """
 
     def __init__(
@@ -627,11 +626,14 @@ class OpenRouterTransport(_TransportBase):
         *,
         retry_wait: tenacity.wait.wait_base | None = None,
         tenacity_kwargs: Mapping[str, Any] | None = None,
+        pool_maxsize: int | None = None,
     ) -> None:
+        if pool_maxsize is not None and (isinstance(pool_maxsize, bool) or pool_maxsize < 1):
+            raise ValueError(f"pool_maxsize must be a positive number of connections, got {pool_maxsize!r}")
         super().__init__(settings)
         self._timeout = (settings.connect_timeout, settings.timeout)
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize or POOL_MAXSIZE, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update(settings.headers())

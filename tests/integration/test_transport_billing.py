@@ -14,6 +14,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tenacity
@@ -35,18 +36,101 @@ LOOPBACK_NAME = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
+def _chat(emulator: RunningEmulator, sleeps: list[float], **settings: Any) -> OpenRouterTransport:
+    """A transport on the emulator that records the waits it asks for instead of sleeping through them."""
+    options: dict[str, Any] = {"requests_per_minute": 0, **settings}
+    config = TransportSettings("billing", emulator.base_url, emulator.api_key, **options)
+    return OpenRouterTransport(config, tenacity_kwargs={"sleep": sleeps.append})
+
+
+def _body(directive: str) -> dict[str, Any]:
+    return {**BODY, "messages": [{"role": "user", "content": f"[[emulator: {directive}]] hi"}]}
+
+
 @pytest.mark.parametrize("fault", ["mid_stream", "error_in_200"])
-def test_an_error_inside_a_stream_may_have_been_billed_and_is_not_resent(
+def test_an_error_event_inside_a_stream_was_not_billed_and_the_stream_is_not_resent(
     openrouter_emulator_clean: RunningEmulator, fault: str
 ) -> None:
     emulator = openrouter_emulator_clean
-    settings = TransportSettings("billing", emulator.base_url, emulator.api_key, requests_per_minute=0)
-    body = {**BODY, "messages": [{"role": "user", "content": f"[[emulator: fault={fault}]] hi"}]}
-    with OpenRouterTransport(settings) as transport, pytest.raises(OpenRouterUpstreamError) as caught:
-        list(transport.stream("/chat/completions", body))
+    with _chat(emulator, []) as transport, pytest.raises(OpenRouterUpstreamError) as caught:
+        list(transport.stream("/chat/completions", _body(f"fault={fault}")))
     assert caught.value.in_body
-    assert caught.value.billed is None  # so neither the transport nor a retry policy sends it again
+    assert caught.value.billed is False  # OpenRouter's error envelope: zero-completion insurance, not charged
+    # Events had already been handed to the caller, so the transport cannot resend; an Airflow retry may.
     assert emulator.stats()["requests"][CHAT] == {"200": 1}
+    assert emulator.stats()["billed_generations"] == 0
+
+
+@pytest.mark.parametrize("fault", ["error_in_200", "mid_stream", "empty_choices"])
+def test_an_upstream_429_inside_a_200_is_resent_and_billed_once(
+    openrouter_emulator_clean: RunningEmulator, fault: str
+) -> None:
+    emulator = openrouter_emulator_clean
+    sleeps: list[float] = []
+    with _chat(emulator, sleeps) as transport:
+        answer = transport.post("/chat/completions", _body(f"fault={fault}, status=429, times=1"))
+    assert answer["choices"][0]["message"]["content"]
+    assert len(sleeps) == 1
+    stats = emulator.stats()
+    assert stats["requests"][CHAT] == {"200": 2}
+    assert stats["billed_generations"] == 1 and stats["duplicate_billed"] == 0
+
+
+def test_a_429_waits_for_retry_after_then_succeeds_billed_once(
+    openrouter_emulator_clean: RunningEmulator,
+) -> None:
+    emulator = openrouter_emulator_clean
+    sleeps: list[float] = []
+    with _chat(emulator, sleeps) as transport:
+        transport.post("/chat/completions", _body("fault=429, retry_after=7, times=1"))
+    assert sleeps == [7.0]
+    stats = emulator.stats()
+    assert stats["requests"][CHAT] == {"429": 1, "200": 1}
+    assert stats["billed_generations"] == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 529, 408])
+def test_an_error_status_with_the_envelope_is_resent_and_billed_once(
+    openrouter_emulator_clean: RunningEmulator, status: int
+) -> None:
+    emulator = openrouter_emulator_clean
+    with _chat(emulator, []) as transport:
+        transport.post("/chat/completions", _body(f"fault={status}, times=1"))
+    stats = emulator.stats()
+    assert stats["requests"][CHAT] == {str(status): 1, "200": 1}
+    assert stats["billed_generations"] == 1 and stats["duplicate_billed"] == 0
+
+
+@pytest.mark.parametrize("directive", ["fault=524", "fault=error_in_200, status=524"])
+def test_a_524_is_an_unknown_outcome_and_sent_once(
+    openrouter_emulator_clean: RunningEmulator, directive: str
+) -> None:
+    emulator = openrouter_emulator_clean
+    with _chat(emulator, []) as transport, pytest.raises(OpenRouterUpstreamError) as caught:
+        transport.post("/chat/completions", _body(f"{directive}, times=1"))
+    assert caught.value.status == 524 and caught.value.billed is None
+    assert sum(emulator.stats()["requests"][CHAT].values()) == 1
+
+
+def test_a_524_is_resent_when_the_connection_accepts_the_risk(
+    openrouter_emulator_clean: RunningEmulator,
+) -> None:
+    emulator = openrouter_emulator_clean
+    with _chat(emulator, [], retry_ambiguous=True) as transport:
+        transport.post("/chat/completions", _body("fault=524, times=1"))
+    assert emulator.stats()["requests"][CHAT] == {"524": 1, "200": 1}
+
+
+@pytest.mark.parametrize("fault", ["reset", "truncate", "html"])
+def test_a_lost_answer_is_sent_once_and_may_have_been_billed(
+    openrouter_emulator_clean: RunningEmulator, fault: str
+) -> None:
+    emulator = openrouter_emulator_clean
+    with _chat(emulator, []) as transport, pytest.raises(OpenRouterOutcomeUnknownError) as caught:
+        transport.post("/chat/completions", _body(f"fault={fault}, times=1"))
+    assert caught.value.billed is None
+    assert sum(emulator.stats()["requests"][CHAT].values()) == 1
+    assert emulator.stats()["billed_generations"] == 1  # the emulator ran and billed it: resending pays twice
 
 
 class BrokenTlsServer:

@@ -124,12 +124,18 @@ def test_hints_name_parameters_that_exist() -> None:
     extras = set(get_provider_info()["connection-types"][0]["conn-fields"])
     named_extras = {
         "retry_ambiguous": [
-            OpenRouterTimeoutError("slow", status=408, conn_id="c"),
             OpenRouterOutcomeUnknownError("read timeout", conn_id="c"),
+            OpenRouterUpstreamError("edge timeout", status=524, billed=None, conn_id="c"),
         ],
         "requests_per_minute": [OpenRouterRateLimitError("slow down", status=429, conn_id="c")],
-        "max_retries": [OpenRouterRateLimitError("slow down", status=429, conn_id="c")],
-        "max_retry_wait": [OpenRouterRateLimitError("slow down", status=429, conn_id="c")],
+        "max_retries": [
+            OpenRouterRateLimitError("slow down", status=429, conn_id="c"),
+            OpenRouterTimeoutError("slow", status=408, conn_id="c"),
+        ],
+        "max_retry_wait": [
+            OpenRouterRateLimitError("slow down", status=429, conn_id="c"),
+            OpenRouterTimeoutError("slow", status=408, conn_id="c"),
+        ],
     }
     for extra, errors in named_extras.items():
         assert extra in extras
@@ -171,6 +177,17 @@ def test_a_request_refused_before_sending_reads_as_invalid_input_and_a_server_re
     config = OpenRouterConfigurationError("no API key", conn_id="c")
     assert str(config).startswith("OpenRouter connection is misconfigured: no API key")
     assert str(pickle.loads(pickle.dumps(local))) == str(local)
+
+
+def test_an_envelope_timeout_says_nothing_was_billed_and_a_lost_524_says_it_may_have_been() -> None:
+    # The transport resends an envelope 408 by itself (it was not billed): no retry_ambiguous advice.
+    timeout = OpenRouterTimeoutError("slow", status=408, in_body=True, conn_id="c").hint
+    assert "Nothing was billed" in timeout and "retry_ambiguous" not in timeout
+    assert (
+        "may still have finished and been billed"
+        in OpenRouterUpstreamError("x", status=524, billed=None).hint
+    )
+    assert "billed" not in OpenRouterUpstreamError("x", status=503).hint
 
 
 def test_generation_id_appears_in_where() -> None:

@@ -119,24 +119,33 @@ def test_each_status_maps_to_its_class(status: int, path: str, cls: type[OpenRou
     err = mapped(status, envelope(status, f"status {status} says no"), path=path)
     assert type(err) is cls
     assert err.status == status and err.code == status
-    # The envelope proves a rejection before generation, except where a generation may already have started.
-    assert err.billed is (None if status in (408, 500, 504, 524) else False)
+    # The envelope proves nothing was billed (zero-completion insurance), except behind Cloudflare's edge
+    # timeout, where the origin may still be generating.
+    assert err.billed is (None if status == 524 else False)
     text = str(err)
     assert "\n" not in text
     assert f"HTTP {status}" in text and f"status {status} says no" in text
     assert f"POST {path} on connection 'or_conn'" in text
 
 
-@pytest.mark.parametrize("status", [408, 500, 504, 524])
-def test_an_ambiguous_status_on_a_get_is_not_billed(status: int) -> None:
-    err = mapped(status, envelope(status, "try later"), path="/credits", method="GET", billable=False)
+def test_a_524_on_a_get_is_not_billed() -> None:
+    err = mapped(524, envelope(524, "try later"), path="/credits", method="GET", billable=False)
     assert err.billed is False
 
 
-def test_an_error_inside_a_200_of_a_billable_post_may_have_been_billed() -> None:
-    body = b'{"id": "gen-1", "choices": [], "error": {"code": 502, "message": "Provider returned error"}}'
+@pytest.mark.parametrize("code", [408, 429, 500, 502])
+def test_an_error_inside_a_200_of_a_billable_post_was_not_billed(code: int) -> None:
+    body = (
+        b'{"id": "gen-1", "choices": [], "error": {"code": %d, "message": "Provider returned error"}}' % code
+    )
     err = mapped(200, body)
-    assert err.in_body and err.status == 502
+    assert err.in_body and err.status == code
+    assert err.billed is False
+
+
+def test_a_524_inside_a_200_may_have_been_billed() -> None:
+    err = mapped(200, b'{"error": {"code": 524, "message": "Provider returned error"}}')
+    assert err.in_body and err.status == 524
     assert err.billed is None
 
 
@@ -252,7 +261,15 @@ def test_retry_after_seconds_http_date_ms_and_ratelimit_reset() -> None:
 
 
 def _err(cls: type[OpenRouterError], status: int | None = None, *, in_body: bool = False) -> OpenRouterError:
-    return cls("x", status=status, in_body=in_body)
+    """The error as the mapping builds it for a billable request (so a 524 carries ``billed=None``)."""
+    if status is None or status == 200:
+        return cls("x", status=status, in_body=in_body)
+    content = envelope(status)
+    if in_body:
+        content = json.dumps({"choices": [], "error": {"code": status, "message": "x"}}).encode()
+    err = mapped(200 if in_body else status, content)
+    assert type(err) is cls
+    return err
 
 
 @pytest.mark.parametrize(
@@ -263,12 +280,15 @@ def _err(cls: type[OpenRouterError], status: int | None = None, *, in_body: bool
         (_err(OpenRouterUpstreamError, 502), True, True, True),
         (_err(OpenRouterUpstreamError, 503), True, True, True),
         (_err(OpenRouterUpstreamError, 529), True, True, True),
-        (_err(OpenRouterUpstreamError, 500), False, True, True),
-        (_err(OpenRouterUpstreamError, 504), False, True, True),
+        (_err(OpenRouterUpstreamError, 500), True, True, True),
+        (_err(OpenRouterUpstreamError, 504), True, True, True),
+        (_err(OpenRouterTimeoutError, 408), True, True, True),
+        (_err(OpenRouterUpstreamError, 502, in_body=True), True, True, True),
+        (_err(OpenRouterUpstreamError, 500, in_body=True), True, True, True),
+        (_err(OpenRouterRateLimitError, 429, in_body=True), True, True, True),
+        (_err(OpenRouterTimeoutError, 408, in_body=True), True, True, True),
         (_err(OpenRouterUpstreamError, 524), False, True, True),
-        (_err(OpenRouterTimeoutError, 408), False, True, True),
-        (_err(OpenRouterUpstreamError, 502, in_body=True), False, True, True),
-        (_err(OpenRouterRateLimitError, 429, in_body=True), False, True, True),
+        (_err(OpenRouterUpstreamError, 524, in_body=True), False, True, True),
         (_err(OpenRouterOutcomeUnknownError), False, True, True),
         (_err(OpenRouterRequestError, 400), False, False, False),
         (_err(OpenRouterAuthenticationError, 401), False, False, False),
@@ -279,6 +299,7 @@ def _err(cls: type[OpenRouterError], status: int | None = None, *, in_body: bool
         (_err(OpenRouterRequestError, 422), False, False, False),
         (_err(OpenRouterResponseError, 200), False, False, False),
         (_err(OpenRouterRequestError, 400, in_body=True), False, False, False),
+        (_err(OpenRouterInsufficientCreditsError, 402, in_body=True), False, False, False),
     ],
 )
 def test_retry_decision_table(
@@ -483,18 +504,55 @@ def test_given_idempotency_key_is_sent(stub: StubServer) -> None:
     assert stub.seen[0].headers["x-idempotency-key"] == "row-42"
 
 
-def test_billable_500_is_not_resent_by_default(stub: StubServer) -> None:
-    stub.script(Reply(500, {"error": {"code": 500, "message": "Internal"}}), Reply(200, CHAT_OK))
-    with make_transport(stub.base_url) as transport, pytest.raises(OpenRouterUpstreamError):
+@pytest.mark.parametrize("status", [408, 500, 504])
+def test_billable_envelope_error_is_resent_with_one_idempotency_key(stub: StubServer, status: int) -> None:
+    stub.script(Reply(status, {"error": {"code": status, "message": "Internal"}}), Reply(200, CHAT_OK))
+    with make_transport(stub.base_url) as transport:
+        assert transport.post("/chat/completions", {"messages": []})["id"] == "gen-ok"
+    assert len(stub.seen) == 2
+    assert stub.seen[0].headers["x-idempotency-key"] == stub.seen[1].headers["x-idempotency-key"]
+
+
+def test_billable_524_is_not_resent_by_default(stub: StubServer) -> None:
+    stub.script(Reply(524, {"error": {"code": 524, "message": "timeout"}}), Reply(200, CHAT_OK))
+    with make_transport(stub.base_url) as transport, pytest.raises(OpenRouterUpstreamError) as caught:
         transport.post("/chat/completions", {"messages": []})
-    assert len(stub.seen) == 1
+    assert len(stub.seen) == 1 and caught.value.billed is None
 
 
-def test_billable_500_is_resent_when_retry_ambiguous(stub: StubServer) -> None:
-    stub.script(Reply(500, {"error": {"code": 500, "message": "Internal"}}), Reply(200, CHAT_OK))
+def test_billable_524_is_resent_when_retry_ambiguous(stub: StubServer) -> None:
+    stub.script(Reply(524, {"error": {"code": 524, "message": "timeout"}}), Reply(200, CHAT_OK))
     with make_transport(stub.base_url, retry_ambiguous=True) as transport:
         assert transport.post("/chat/completions", {"messages": []})["id"] == "gen-ok"
     assert len(stub.seen) == 2
+
+
+def test_an_upstream_429_inside_a_200_waits_for_retry_after_then_succeeds(stub: StubServer) -> None:
+    upstream_429 = {
+        "id": "gen-limited",
+        "choices": [],
+        "error": {
+            "code": 429,
+            "message": "Provider rate limited",
+            "metadata": {"headers": {"Retry-After": "4"}},
+        },
+    }
+    stub.script(Reply(200, upstream_429), Reply(200, CHAT_OK))
+    sleeps: list[float] = []
+    with make_transport(stub.base_url, sleeps) as transport:
+        assert transport.post("/chat/completions", {"messages": []})["id"] == "gen-ok"
+    assert sleeps == [4.0] and len(stub.seen) == 2
+
+
+@pytest.mark.parametrize("status", [400, 402, 403])
+def test_a_4xx_inside_a_200_is_never_resent(stub: StubServer, status: int) -> None:
+    stub.script(Reply(200, {"choices": [], "error": {"code": status, "message": "no"}}), Reply(200, CHAT_OK))
+    with (
+        make_transport(stub.base_url, retry_ambiguous=True) as transport,
+        pytest.raises(OpenRouterError) as caught,
+    ):
+        transport.post("/chat/completions", {"messages": []})
+    assert len(stub.seen) == 1 and caught.value.billed is False
 
 
 def test_429_waits_for_retry_after_then_succeeds(stub: StubServer) -> None:

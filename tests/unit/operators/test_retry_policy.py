@@ -112,3 +112,70 @@ def test_an_upstream_error_that_may_have_been_billed_fails_instead_of_paying_twi
 def test_the_same_upstream_error_on_a_get_is_retried() -> None:
     error = exc.OpenRouterUpstreamError("internal error", status=500, billed=False)
     assert OPENROUTER_RETRY_POLICY.evaluate(error, try_number=1, max_tries=5).action is RetryAction.RETRY
+
+
+def _answered(status: int, content: bytes) -> exc.OpenRouterError:
+    """The error the transport raises for this answer to a billable chat completion."""
+    from airflow_provider_openrouter.transport import raise_for_openrouter_error
+
+    with pytest.raises(exc.OpenRouterError) as caught:
+        raise_for_openrouter_error(
+            status,
+            {"content-type": "application/json"},
+            content,
+            method="POST",
+            path="/chat/completions",
+            conn_id="c",
+            billable=True,
+        )
+    return caught.value
+
+
+def _envelope(code: int) -> bytes:
+    return json.dumps({"error": {"code": code, "message": "Provider returned error"}}).encode()
+
+
+@pytest.mark.parametrize(
+    "status, content",
+    [
+        (500, _envelope(500)),
+        (504, _envelope(504)),
+        (408, _envelope(408)),
+        (200, _envelope(429)),  # an upstream 429 inside a 200
+        (200, _envelope(503)),
+        (200, b'{"id": "gen-1", "choices": []}'),
+    ],
+    ids=["500", "504", "408", "429-in-200", "503-in-200", "empty-choices"],
+)
+def test_an_envelope_error_to_a_completion_cost_nothing_and_is_retried(status: int, content: bytes) -> None:
+    error = _answered(status, content)
+    assert error.billed is False
+    assert OPENROUTER_RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is RetryAction.RETRY
+
+
+@pytest.mark.parametrize(
+    "status, content",
+    [(524, _envelope(524)), (200, _envelope(524)), (502, b"<html>bad gateway</html>"), (200, b'{"id": "ge')],
+    ids=["524", "524-in-200", "html-502", "truncated"],
+)
+def test_a_lost_answer_to_a_completion_is_retried_only_with_retry_ambiguous(
+    status: int, content: bytes
+) -> None:
+    error = _answered(status, content)
+    assert error.billed is None
+    assert OPENROUTER_RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is RetryAction.FAIL
+    accepting = openrouter_retry_policy(retry_ambiguous=True)
+    assert accepting.evaluate(error, try_number=1, max_tries=3).action is RetryAction.RETRY
+
+
+@pytest.mark.parametrize("code", [400, 401, 402, 403])
+def test_a_4xx_inside_a_200_is_never_retried(code: int) -> None:
+    error = _answered(200, _envelope(code))
+    for policy in (OPENROUTER_RETRY_POLICY, openrouter_retry_policy(retry_ambiguous=True)):
+        assert policy.evaluate(error, try_number=1, max_tries=3).action is RetryAction.FAIL
+
+
+def test_retry_ambiguous_does_not_retry_an_answer_that_arrived_and_was_billed() -> None:
+    error = exc.OpenRouterResponseError("not the expected shape", status=200)
+    policy = openrouter_retry_policy(retry_ambiguous=True)
+    assert policy.evaluate(error, try_number=1, max_tries=3).action is RetryAction.FAIL
