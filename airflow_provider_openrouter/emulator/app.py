@@ -34,6 +34,7 @@ from airflow_provider_openrouter.emulator.asgi import (
 )
 from airflow_provider_openrouter.emulator.batches import BatchStore
 from airflow_provider_openrouter.emulator.config import EmulatorSettings, SettingError, key_label
+from airflow_provider_openrouter.emulator.extras import chat_deltas, pieces, routing_metadata
 from airflow_provider_openrouter.emulator.faults import (
     AttemptCounter,
     DirectiveError,
@@ -64,7 +65,6 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no
 _PROCESSING = b": OPENROUTER PROCESSING\n\n"
 _DONE = b"data: [DONE]\n\n"
 _KEEP_ALIVE_S = 0.5  # a waiting stream sends the processing comment this often
-_STREAM_PIECE_CHARS = 20
 _FREE_DAILY_SMALL_ACCOUNT = 50  # OpenRouter: 50 free requests a day below 10 USD of credits, 1000 above
 _FREE_DAILY = 1000
 # What openrouter.ai answers for a path it does not serve, /api/v1/... included: a web page, not the envelope.
@@ -109,8 +109,11 @@ async def _keep_alive(request: Request, seconds: float) -> None:
         await asyncio.sleep(min(_KEEP_ALIVE_S, seconds - step * _KEEP_ALIVE_S))
 
 
-def _pieces(text: str) -> list[str]:
-    return [text[i : i + _STREAM_PIECE_CHARS] for i in range(0, len(text), _STREAM_PIECE_CHARS)] or [""]
+def _wants_metadata(request: Request) -> bool:
+    """``X-OpenRouter-Metadata: enabled`` (or its legacy name) asks for ``openrouter_metadata``."""
+    headers = request.headers
+    value = headers.get("x-openrouter-metadata") or headers.get("x-openrouter-experimental-metadata") or ""
+    return value.lower() == "enabled"
 
 
 def _middle_truncate(text: str, limit: int = 100) -> str:
@@ -323,6 +326,7 @@ class Emulator:
         return _FREE_DAILY if self.settings.credits >= 10 else _FREE_DAILY_SMALL_ACCOUNT
 
     def directives(self, inference: Inference, *, in_batch: bool = False) -> Directives | None:
+        """The request's directives, checked; a ``refuse`` directive is applied to ``inference`` here."""
         try:
             found = parse_directives(inference.texts)
         except DirectiveError as exc:
@@ -331,6 +335,10 @@ class Emulator:
             raise HTTPError(
                 400, f"emulator directive batch={found.batch} only applies to a request inside a batch"
             )
+        if found is not None and found.refuse:
+            if inference.kind != "chat":
+                raise HTTPError(400, "emulator directive refuse only applies to POST /chat/completions")
+            inference.refuse = True
         return found
 
     def moderate(self, inference: Inference) -> None:
@@ -517,7 +525,7 @@ class Emulator:
         answers = inference.answers(self.settings.seed)
         if fault == "empty_choices":
             return Response.json(
-                result_body(inference, gen_id, created, [], usage_json(inference, 0, billed=False)),
+                result_body(inference, gen_id, created, [], usage_json(inference, [], billed=False)),
                 headers=headers,
             )
         choices = self._choices(inference, answers)
@@ -527,16 +535,16 @@ class Emulator:
             first["native_finish_reason"] = None
             message, error_type = error_text(status)
             first["error"] = {"code": status, "message": message, "metadata": {"error_type": error_type}}
-            completion_tokens = sum(given.completion_tokens for given in answers)
-            usage = usage_json(inference, completion_tokens, billed=False)
+            usage = usage_json(inference, answers, billed=False)
             return Response.json(result_body(inference, gen_id, created, choices, usage), headers=headers)
         record = self.generation_record(
             key, inference, gen_id, answers, streamed=False, latency_s=latency, request=request
         )
         self._bill(request, record)
-        body = dumps(
-            result_body(inference, gen_id, created, choices, usage_json(inference, record.tokens_completion))
-        )
+        result = result_body(inference, gen_id, created, choices, usage_json(inference, answers))
+        if _wants_metadata(request):
+            result["openrouter_metadata"] = routing_metadata(inference, latency)
+        body = dumps(result)
         if fault == "reset":
             await request.drop_connection(reset=True)
             return None
@@ -573,40 +581,17 @@ class Emulator:
         chat = inference.kind == "chat"
         for index, given in enumerate(answers):
             native = native_finish_reason(inference.model.id, given.finish_reason)
-            deltas: list[dict[str, Any]] = []
-            if chat:
-                deltas.append({"role": "assistant", "content": ""})
-                if given.tool_calls:
-                    call = given.tool_calls[0]
-                    function = call["function"]
-                    deltas.append(
-                        {
-                            "role": "assistant",
-                            "content": None,
-                            "tool_calls": [
-                                {
-                                    "index": 0,
-                                    "id": call["id"],
-                                    "type": "function",
-                                    "function": {"name": function["name"], "arguments": ""},
-                                }
-                            ],
-                        }
-                    )
-                    deltas.extend(
-                        {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
-                        for piece in _pieces(function["arguments"])
-                    )
-                else:
-                    deltas.extend(
-                        {"role": "assistant", "content": piece} for piece in _pieces(given.content or "")
-                    )
-            else:
-                deltas.extend({"text": piece} for piece in _pieces(given.content or ""))
-            for position, delta in enumerate(deltas):
+            deltas = (
+                chat_deltas(given)
+                if chat
+                else [({"text": piece}, None) for piece in pieces(given.content or "")]
+            )
+            for position, (delta, logprobs) in enumerate(deltas):
                 last = position == len(deltas) - 1
                 if chat:
                     choice: dict[str, Any] = {"index": index, "delta": delta}
+                    if given.logprobs is not None:
+                        choice["logprobs"] = logprobs
                 else:
                     choice = {"text": delta["text"], "index": index, "logprobs": None}
                 choice["finish_reason"] = given.finish_reason if last else None
@@ -686,9 +671,10 @@ class Emulator:
                 return
             for event in events[1:]:
                 await request.stream(event)
-            completion_tokens = sum(given.completion_tokens for given in answers)
             usage_chunk = chunk_body(inference, gen_id, created, self._usage_chunk_choices(inference))
-            usage_chunk["usage"] = usage_json(inference, completion_tokens, billed=record is not None)
+            usage_chunk["usage"] = usage_json(inference, answers, billed=record is not None)
+            if _wants_metadata(request):
+                usage_chunk["openrouter_metadata"] = routing_metadata(inference, latency)
             await request.stream(_sse(usage_chunk) + _DONE, more=False)
         finally:
             if record is not None:  # OpenRouter records a streamed generation once the stream has ended
@@ -939,9 +925,9 @@ _SORTS = {
 def _filter_models(query: dict[str, list[str]]) -> list[catalog.Model]:
     """The models a ``GET /models`` query selects, in the order it asks for (default: newest first)."""
     models = list(catalog.MODELS)
-    output = _csv(query, "output_modalities") or ["text"]
-    if "all" not in output and "text" not in output:
-        return []
+    output = set(_csv(query, "output_modalities") or ["text"])
+    if "all" not in output:
+        models = [m for m in models if output.intersection(m.output_modalities)]
     inputs = set(_csv(query, "input_modalities"))
     if inputs:
         models = [m for m in models if inputs <= set(m.input_modalities)]

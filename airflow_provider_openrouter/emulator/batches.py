@@ -295,7 +295,7 @@ class BatchStore:
             gen_id,
             int(record.created),
             [chat_choice(inference, answers[0])],
-            usage_json(inference, record.tokens_completion),
+            usage_json(inference, answers),
         )
         return {
             "id": result_id,

@@ -82,6 +82,7 @@ class Model:
     endpoints: tuple[Endpoint, ...]
     reasoning: bool = False
     is_moderated: bool = False
+    output_modalities: tuple[str, ...] = ("text",)
 
     @property
     def author(self) -> str:
@@ -97,9 +98,9 @@ class Model:
 
     def architecture(self) -> dict[str, Any]:
         return {
-            "modality": "+".join(self.input_modalities) + "->text",
+            "modality": "+".join(self.input_modalities) + "->" + "+".join(self.output_modalities),
             "input_modalities": list(self.input_modalities),
-            "output_modalities": ["text"],
+            "output_modalities": list(self.output_modalities),
             "tokenizer": self.tokenizer,
             "instruct_type": self.instruct_type,
         }
@@ -237,6 +238,7 @@ def _load() -> tuple[tuple[Provider, ...], tuple[Model, ...]]:
                 endpoints=endpoints,
                 reasoning=bool(row.get("reasoning")),
                 is_moderated=bool(row.get("is_moderated")),
+                output_modalities=tuple(row.get("output_modalities", ("text",))),
             )
         )
     return providers, tuple(models)

@@ -4,7 +4,8 @@ A directive sits anywhere in a message text or a legacy prompt, e.g. ``[[emulato
 Keys: ``fault`` (an HTTP status, or one of NAMED_FAULTS), ``times`` (only the first N attempts of this exact
 request body fail), ``latency_ms``, ``status`` (the status an ``html``/``error_in_200``/``mid_stream`` fault
 reports), ``retry_after`` (seconds, sent as ``Retry-After`` with an error status) and, in a batch request
-only, ``batch`` (one of BATCH_OUTCOMES: how the whole batch ends).
+only, ``batch`` (one of BATCH_OUTCOMES: how the whole batch ends). The bare flag ``refuse`` makes the model
+refuse (``message.refusal``), a billed answer like any other.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ NAMED_FAULTS = ("reset", "truncate", "html", "error_in_200", "empty_choices", "m
 BILLED_FAULTS = frozenset({"reset", "truncate", "html"})
 BATCH_OUTCOMES = ("failed", "expired")
 DIRECTIVE_KEYS = ("fault", "times", "latency_ms", "status", "retry_after", "batch")
+DIRECTIVE_FLAGS = ("refuse",)
 DIRECTIVE_MARK = "[[emulator:"
 _DIRECTIVE = re.compile(r"\[\[emulator:(.*?)\]\]", re.S)
 
@@ -60,6 +62,7 @@ class Directives:
     status: int | None = None
     retry_after: float | None = None
     batch: str | None = None
+    refuse: bool = False
 
     @property
     def fault_status(self) -> int | None:
@@ -96,11 +99,14 @@ def parse_directives(texts: Iterable[str]) -> Directives | None:
                 item = item.strip()
                 if not item:
                     continue
+                if item in DIRECTIVE_FLAGS:
+                    found.refuse = True
+                    continue
                 key, sep, value = (part.strip() for part in item.partition("="))
                 if not sep or key not in DIRECTIVE_KEYS:
                     raise DirectiveError(
-                        f"emulator directive {source!r}: {item!r} is not key=value with a known key; "
-                        f"known keys: {', '.join(DIRECTIVE_KEYS)}"
+                        f"emulator directive {source!r}: {item!r} is not key=value with a known key nor a "
+                        f"flag; known keys: {', '.join(DIRECTIVE_KEYS)}; flags: {', '.join(DIRECTIVE_FLAGS)}"
                     )
                 _apply(found, key, value, source)
     return found

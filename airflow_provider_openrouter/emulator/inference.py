@@ -13,9 +13,16 @@ from typing import Any, cast
 from airflow_provider_openrouter.emulator.asgi import HTTPError
 from airflow_provider_openrouter.emulator.catalog import MODELS_BY_ID, Endpoint, Model
 from airflow_provider_openrouter.emulator.config import EmulatorSettings
+from airflow_provider_openrouter.emulator.extras import (
+    IMAGE_TOKENS,
+    decorate,
+    logprobs_json,
+    message_extras,
+)
 from airflow_provider_openrouter.emulator.textgen import (
     Answer,
     answer,
+    answer_digest,
     chosen_tool,
     message_text,
     native_finish_reason,
@@ -24,7 +31,8 @@ from airflow_provider_openrouter.emulator.textgen import (
 )
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-_VARIANT_SORT = {":nitro": "throughput", ":floor": "price"}
+# Variant suffixes: the sort they imply (:online adds web search instead, see parse_chat).
+_VARIANT_SORT: dict[str, str | None] = {":nitro": "throughput", ":floor": "price", ":online": None}
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2),
     "top_p": (0, 1),
@@ -262,7 +270,8 @@ def model_chain(body: dict[str, Any], settings: EmulatorSettings) -> list[str]:
 
 
 def _catalog_model(model_id: str) -> tuple[Model | None, str | None]:
-    """The catalog model of an ID, with the sort a ``:nitro`` / ``:floor`` variant suffix implies."""
+    """The catalog model of an ID, with the sort a ``:nitro`` / ``:floor`` variant suffix implies
+    (``:online`` implies none)."""
     model = MODELS_BY_ID.get(model_id)
     if model is not None:
         return model, None
@@ -336,10 +345,20 @@ class Inference:
     prompt_tokens: int
     user: str | None
     session_id: str | None
+    requested: str = ""  # the model ID as the request named it (variant suffix included)
+    skipped: tuple[tuple[str, str], ...] = ()  # (model, provider) of unavailable models passed over
+    # The optional parts of a chat answer the request asks for (see extras.py).
+    reasoning: bool = False
+    web: bool = False
+    top_logprobs: int | None = None  # None: no logprobs
+    images: bool = False
+    refuse: bool = False  # set from the [[emulator: refuse]] directive
 
     def answers(self, emulator_seed: int) -> list[Answer]:
-        return [
-            answer(
+        extras = self.reasoning or self.web or self.images or self.refuse or self.top_logprobs is not None
+        found = []
+        for given in self.inputs:
+            made = answer(
                 model_id=self.model.id,
                 messages=given,
                 request_seed=self.seed,
@@ -349,8 +368,10 @@ class Inference:
                 stop=self.stop,
                 max_tokens=self.max_tokens,
             )
-            for given in self.inputs
-        ]
+            if extras:
+                decorate(made, self, answer_digest(self.model.id, given, self.seed, emulator_seed))
+            found.append(made)
+        return found
 
     def cost(self, completion_tokens: int) -> tuple[Decimal, Decimal]:
         """(prompt cost, completion cost) in USD at the chosen endpoint's prices."""
@@ -358,24 +379,39 @@ class Inference:
 
     def max_cost(self) -> Decimal:
         """The most this request can cost: the pre-flight credit check uses it, as OpenRouter does."""
-        prompt_cost, completion_cost = self.cost(self.max_tokens or self.model.max_completion_tokens)
+        images = IMAGE_TOKENS if self.images else 0
+        prompt_cost, completion_cost = self.cost(
+            (self.max_tokens or self.model.max_completion_tokens) + images
+        )
         return prompt_cost + completion_cost
 
 
-def _route(body: dict[str, Any], settings: EmulatorSettings) -> tuple[Model, Endpoint]:
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    model: Model
+    endpoint: Endpoint
+    model_id: str  # as the request named it
+    requested: str  # the first model the request named
+    skipped: tuple[tuple[str, str], ...]
+
+
+def _route(body: dict[str, Any], settings: EmulatorSettings) -> _Routed:
     chain = model_chain(body, settings)
     provider = body.get("provider")
     requested = {name for name in _PARAMETER_NAMES.intersection(body) if body[name] is not None}
     filtered: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for model_id in chain:
         model, variant_sort = _catalog_model(model_id)
         if model is None or model.id in settings.down_model or model_id in settings.down_model:
+            if model is not None:
+                skipped.append((model.id, model.endpoints[0].provider.name))
             continue
         endpoint = pick_endpoint(model, provider, variant_sort, requested)
         if endpoint is None:
             filtered.append(model_id)
             continue
-        return model, endpoint
+        return _Routed(model, endpoint, model_id, chain[0], tuple(skipped))
     if filtered:
         raise HTTPError(
             404,
@@ -416,7 +452,8 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
         messages = [{"role": "user", "content": body["prompt"]}]  # older docs let chat take a prompt
     texts = check_messages(messages)
     _check_parameters(body)
-    model, endpoint = _route(body, settings)
+    routed = _route(body, settings)
+    model, endpoint = routed.model, routed.endpoint
     tools = body.get("tools") if "tools" in model.supported_parameters else None
     response_format = body.get("response_format")
     count = prompt_tokens(cast(list[dict[str, Any]], messages), tools, response_format)
@@ -437,7 +474,49 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
         prompt_tokens=count,
         user=body.get("user"),
         session_id=body.get("session_id"),
+        requested=routed.requested,
+        skipped=routed.skipped,
+        reasoning=model.reasoning and _wants_reasoning(body),
+        web=routed.model_id.endswith(":online") or _wants_web(body.get("plugins")),
+        top_logprobs=(
+            (body.get("top_logprobs") or 0)
+            if body.get("logprobs") is True and "logprobs" in model.supported_parameters
+            else None
+        ),
+        images="image" in model.output_modalities and "image" in _modalities(body.get("modalities")),
     )
+
+
+def _wants_reasoning(body: dict[str, Any]) -> bool:
+    """``reasoning`` (unless disabled, excluded or at effort none), ``reasoning_effort`` or
+    ``include_reasoning: true``."""
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict):
+        return not (
+            reasoning.get("enabled") is False
+            or reasoning.get("exclude") is True
+            or reasoning.get("effort") == "none"
+        )
+    effort = body.get("reasoning_effort")
+    return body.get("include_reasoning") is True or (effort is not None and effort != "none")
+
+
+def _wants_web(plugins: Any) -> bool:
+    if plugins is None:
+        return False
+    if not isinstance(plugins, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("id"), str) for p in plugins
+    ):
+        raise _fail("plugins", 'an array of plugin objects such as {"id": "web"}', plugins)
+    return any(p["id"] == "web" and p.get("enabled") is not False for p in plugins)
+
+
+def _modalities(modalities: Any) -> list[str]:
+    if modalities is None:
+        return []
+    if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
+        raise _fail("modalities", 'an array of output modalities such as ["image", "text"]', modalities)
+    return modalities
 
 
 def parse_text(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
@@ -446,7 +525,8 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise HTTPError(400, 'Input required: specify "prompt" (a string or an array of strings)')
     _check_parameters({k: v for k, v in body.items() if k != "logprobs"})  # legacy logprobs is an integer
-    model, endpoint = _route(body, settings)
+    routed = _route(body, settings)
+    model, endpoint = routed.model, routed.endpoint
     count = sum(7 + tokens(p) for p in prompts)
     max_tokens = _max_tokens(body, model)
     _check_context(model, count, max_tokens)
@@ -465,13 +545,24 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
         prompt_tokens=count,
         user=body.get("user"),
         session_id=body.get("session_id"),
+        requested=routed.requested,
+        skipped=routed.skipped,
     )
 
 
-def usage_json(inference: Inference, completion_tokens: int, *, billed: bool = True) -> dict[str, Any]:
+def usage_json(inference: Inference, answers: list[Answer], *, billed: bool = True) -> dict[str, Any]:
+    """``usage`` of these answers; all zero cost when the answer is not billed."""
+    completion_tokens = sum(given.completion_tokens for given in answers)
     prompt_cost, completion_cost = inference.cost(completion_tokens)
     if not billed:
         prompt_cost = completion_cost = Decimal(0)
+    completion_details = {
+        "reasoning_tokens": sum(given.reasoning_tokens for given in answers),
+        "audio_tokens": 0,
+    }
+    images = sum(given.image_tokens for given in answers)
+    if images:
+        completion_details["image_tokens"] = images
     return {
         "prompt_tokens": inference.prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -479,7 +570,7 @@ def usage_json(inference: Inference, completion_tokens: int, *, billed: bool = T
         "cost": float(prompt_cost + completion_cost),
         "is_byok": False,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": completion_details,
         "cost_details": {
             "upstream_inference_cost": None,
             "upstream_inference_prompt_cost": float(prompt_cost),
@@ -492,18 +583,20 @@ def _message(given: Answer) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": given.content,
-        "refusal": None,
-        "reasoning": None,
+        "refusal": given.refusal,
+        "reasoning": given.reasoning,
     }
     if given.tool_calls is not None:
         message["tool_calls"] = given.tool_calls
+    if given.reasoning_details is not None or given.annotations is not None or given.images is not None:
+        message.update(message_extras(given))
     return message
 
 
 def chat_choice(inference: Inference, given: Answer, index: int = 0) -> dict[str, Any]:
     return {
         "index": index,
-        "logprobs": None,
+        "logprobs": logprobs_json(given),
         "finish_reason": given.finish_reason,
         "native_finish_reason": native_finish_reason(inference.model.id, given.finish_reason),
         "message": _message(given),

@@ -382,12 +382,24 @@ def native_finish_reason(model_id: str, finish_reason: str | None) -> str | None
 
 @dataclass(slots=True)
 class Answer:
-    """What the model 'said'. ``content`` is None for a tool call."""
+    """What the model 'said'. ``content`` is None for a tool call and a refusal.
+
+    The optional parts (see :mod:`.extras`) are None unless the request asked for them; ``completion_tokens``
+    counts the reasoning and image tokens too, as OpenRouter bills them.
+    """
 
     content: str | None
     tool_calls: list[dict[str, Any]] | None
     finish_reason: str
     completion_tokens: int
+    reasoning: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
+    refusal: str | None = None
+    annotations: list[dict[str, Any]] | None = None
+    images: list[dict[str, Any]] | None = None
+    logprobs: list[dict[str, Any]] | None = None  # one entry per token of content (or of refusal)
+    reasoning_tokens: int = 0
+    image_tokens: int = 0
 
 
 def cut_text(text: str, stop: Any, max_tokens: int | None) -> tuple[str, str]:

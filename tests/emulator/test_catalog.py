@@ -41,8 +41,9 @@ def test_listing_filters_and_sorts(http: httpx.Client) -> None:
     assert cheapest_first[0].endswith(":free")
     assert "openai/gpt-4.1" in ids(context="1000000") and "openai/gpt-4o" not in ids(context="1000000")
     assert ids(q="haiku") == ["anthropic/claude-3.5-haiku"]
-    assert ids(output_modalities="image") == []
-    assert http.get("/models/count", params={"output_modalities": "image"}).json()["data"]["count"] == 0
+    assert ids(output_modalities="image") == ["google/gemini-2.5-flash-image"]
+    assert ids(output_modalities="audio") == []
+    assert http.get("/models/count", params={"output_modalities": "image"}).json()["data"]["count"] == 1
     assert all(
         Decimal(m["pricing"]["prompt"]) * 1_000_000 <= 1
         for m in http.get("/models", params={"max_price": "1"}).json()["data"]
