@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -220,3 +221,28 @@ def response_format(value: Any, fail: Fail, *, kind: str = "an object (dict)") -
     if fmt is not None and not isinstance(fmt.get("type"), str):
         raise fail("response_format", fmt, "an object with a 'type' (text, json_object or json_schema)")
     return fmt
+
+
+# OpenRouter's model ids are ``author/slug`` with an optional ``:variant`` (``meta-llama/llama-3-8b:free``);
+# an alias author may start with ``~``. Neither part may hold a ``/``: the parts become URL path segments, and
+# ``..`` there would send an authenticated GET outside ``/models``.
+_MODEL_ID_PARTS = {
+    "author": (re.compile(r"~?[A-Za-z0-9][A-Za-z0-9._-]*"), "openai"),
+    "slug": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?::[A-Za-z0-9._-]+)*"), "gpt-4o-mini"),
+}
+
+
+def model_id_part(name: str, value: Any, fail: Fail, *, part: str) -> str:
+    """The ``author`` or ``slug`` (``part``) of a model id, stripped, in OpenRouter's id shape: letters,
+    digits, ``.``, ``_``, ``-`` (a slug's ``:variant`` suffixes too), starting with a letter or digit."""
+    pattern, example = _MODEL_ID_PARTS[part]
+    text = value.strip() if isinstance(value, str) else None
+    if not text or not pattern.fullmatch(text):
+        extra = ", ':variant'" if part == "slug" else ""
+        raise fail(
+            name,
+            value,
+            f"{'an' if part == 'author' else 'a'} {part} such as '{example}' (letters, "
+            f"digits, '.', '_', '-'{extra}; no '/')",
+        )
+    return text

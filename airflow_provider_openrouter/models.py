@@ -3,7 +3,8 @@
 Invariants:
 
 * Every model tolerates fields the API adds later (``extra="allow"``); they survive a round trip.
-* Money is :class:`~decimal.Decimal`. Prices arrive as strings (USD per token) and are parsed from the string;
+* Money is :class:`~decimal.Decimal` (:data:`Money`), written to JSON as plain decimal text (``"0.00000015"``,
+  never ``"1.5E-7"``). Prices arrive as strings (USD per token) and are parsed from the string;
   costs arrive as JSON numbers, which pydantic turns into a Decimal through their shortest decimal
   representation, never through float arithmetic, so ``0.00000735`` stays exactly ``Decimal("0.00000735")``
   (booleans and non-numeric text are rejected).
@@ -22,9 +23,9 @@ import json
 import re
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 __all__ = [
     "RESULT_MODELS",
@@ -43,6 +44,8 @@ __all__ = [
     "ModelEndpoints",
     "ModelList",
     "ModelPricing",
+    "Money",
+    "PlainDecimal",
     "PromptTokensDetails",
     "ProviderResponse",
     "TextChoice",
@@ -51,11 +54,40 @@ __all__ = [
     "ToolCallFunction",
     "TopProvider",
     "Usage",
+    "plain_decimal",
     "register_with_serde",
 ]
 
 
 Number = int | float
+
+
+def plain_decimal(value: Decimal) -> str:
+    """``value`` in plain decimal notation, as prices and costs are written everywhere: ``"0.00000015"``,
+    never ``str(Decimal)``'s ``"1.5E-7"``."""
+    return format(value, "f")
+
+
+Money = Annotated[Decimal, PlainSerializer(plain_decimal, return_type=str, when_used="json")]
+"""A price or cost in USD: a :class:`~decimal.Decimal`, written to JSON (XCom, files) as plain decimal
+text."""
+
+
+class PlainDecimal(Decimal):
+    """A :class:`~decimal.Decimal` that XCom stores as plain decimal text (``"0.00000015"``).
+
+    Airflow's serde stores a bare ``Decimal`` as a float, which is neither exact nor plain (``1.5e-07``). The
+    billable operators push XCom ``cost`` as this class; a downstream task gets it back as a ``Decimal``.
+    """
+
+    __version__ = 1
+
+    def serialize(self) -> str:
+        return plain_decimal(self)
+
+    @classmethod
+    def deserialize(cls, data: Any, version: int) -> "PlainDecimal":
+        return cls(str(data))
 
 
 class OpenRouterModel(BaseModel):
@@ -100,6 +132,7 @@ class ChatMessage(OpenRouterModel):
     reasoning_details: list[Any] | None = None
     images: list[Any] | None = None
     annotations: list[Any] | None = None
+    audio: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -136,10 +169,10 @@ class CompletionTokensDetails(OpenRouterModel):
 
 
 class CostDetails(OpenRouterModel):
-    upstream_inference_cost: Decimal | None = None
-    upstream_inference_prompt_cost: Decimal | None = None
-    upstream_inference_completions_cost: Decimal | None = None
-    server_tool_cost: Decimal | None = None
+    upstream_inference_cost: Money | None = None
+    upstream_inference_prompt_cost: Money | None = None
+    upstream_inference_completions_cost: Money | None = None
+    server_tool_cost: Money | None = None
 
 
 class Usage(OpenRouterModel):
@@ -148,7 +181,7 @@ class Usage(OpenRouterModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost: Decimal | None = None
+    cost: Money | None = None
     is_byok: bool | None = None
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
@@ -271,8 +304,8 @@ class Credits(OpenRouterModel):
     This is the inner ``data`` object: the connector's ``data.total_credits`` is ``result.total_credits``.
     """
 
-    total_credits: Decimal
-    total_usage: Decimal
+    total_credits: Money
+    total_usage: Money
 
     @property
     def remaining(self) -> Decimal:
@@ -284,17 +317,17 @@ class KeyInfo(OpenRouterModel):
     label, not the key."""
 
     label: str | None = None
-    limit: Decimal | None = None
-    limit_remaining: Decimal | None = None
+    limit: Money | None = None
+    limit_remaining: Money | None = None
     limit_reset: str | None = None
-    usage: Decimal | None = None
-    usage_daily: Decimal | None = None
-    usage_weekly: Decimal | None = None
-    usage_monthly: Decimal | None = None
-    byok_usage: Decimal | None = None
-    byok_usage_daily: Decimal | None = None
-    byok_usage_weekly: Decimal | None = None
-    byok_usage_monthly: Decimal | None = None
+    usage: Money | None = None
+    usage_daily: Money | None = None
+    usage_weekly: Money | None = None
+    usage_monthly: Money | None = None
+    byok_usage: Money | None = None
+    byok_usage_daily: Money | None = None
+    byok_usage_weekly: Money | None = None
+    byok_usage_monthly: Money | None = None
     include_byok_in_limit: bool | None = None
     is_free_tier: bool | None = None
     is_management_key: bool | None = None
@@ -333,10 +366,10 @@ class Generation(OpenRouterModel):
     """
 
     id: str
-    total_cost: Decimal | None = None
-    usage: Decimal | None = None
-    upstream_inference_cost: Decimal | None = None
-    cache_discount: Decimal | None = None
+    total_cost: Money | None = None
+    usage: Money | None = None
+    upstream_inference_cost: Money | None = None
+    cache_discount: Money | None = None
     created_at: str | None = None
     model: str | None = None
     origin: str | None = None
@@ -394,20 +427,20 @@ class Generation(OpenRouterModel):
 class ModelPricing(OpenRouterModel):
     """Prices in USD per token (``request``: per request, ``image``: per image). ``None``: not offered."""
 
-    prompt: Decimal | None = None
-    completion: Decimal | None = None
-    request: Decimal | None = None
-    image: Decimal | None = None
-    image_token: Decimal | None = None
-    image_output: Decimal | None = None
-    audio: Decimal | None = None
-    audio_output: Decimal | None = None
-    input_audio_cache: Decimal | None = None
-    web_search: Decimal | None = None
-    internal_reasoning: Decimal | None = None
-    input_cache_read: Decimal | None = None
-    input_cache_write: Decimal | None = None
-    input_cache_write_1h: Decimal | None = None
+    prompt: Money | None = None
+    completion: Money | None = None
+    request: Money | None = None
+    image: Money | None = None
+    image_token: Money | None = None
+    image_output: Money | None = None
+    audio: Money | None = None
+    audio_output: Money | None = None
+    input_audio_cache: Money | None = None
+    web_search: Money | None = None
+    internal_reasoning: Money | None = None
+    input_cache_read: Money | None = None
+    input_cache_write: Money | None = None
+    input_cache_write_1h: Money | None = None
     discount: Number | None = None
     overrides: list[dict[str, Any]] | None = None
 
@@ -668,4 +701,4 @@ def _xcom_serde_module() -> Any:
     return None  # pragma: no cover - Airflow without either serde
 
 
-register_with_serde(*_ALL_MODELS)
+register_with_serde(*_ALL_MODELS, PlainDecimal)

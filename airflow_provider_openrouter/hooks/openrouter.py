@@ -13,9 +13,11 @@ argument, the value and what is expected.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -68,6 +70,9 @@ _CHAT_PATH = "/chat/completions"
 _COMPLETIONS_PATH = "/completions"
 _LEGACY_EXTRA_PREFIX = "extra__openrouter__"
 _MODELS_PAGE_SIZE = 500
+MAX_MODEL_PAGES = 100
+"""At most this many ``GET /models`` pages (of 500 models) are read for one catalog: OpenRouter lists a few
+hundred models, so a server still sending pages after that is broken or hostile."""
 _LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
 _FALSE = frozenset({"0", "false", "no", "off", "n", "f", ""})
@@ -211,6 +216,18 @@ def _bad(name: str, value: Any, expected: str, request: str) -> OpenRouterReques
     return OpenRouterRequestError(f"{name} must be {expected}, got {_coerce.shown(value)}", request=request)
 
 
+def _missing_text(name: str, value: Any, request: str) -> OpenRouterRequestError:
+    """A text parameter that is unset: blank, or the ``'None'``/``'null'`` a template renders for a missing
+    value, which would otherwise be sent, answered and billed as if it were the text."""
+    rendered = isinstance(value, str) and value.strip()
+    return _bad(
+        name,
+        value,
+        "non-empty text" + (" (that is what a template renders for a missing value)" if rendered else ""),
+        request,
+    )
+
+
 def _failing(request: str) -> _coerce.Fail:
     """:func:`_bad` for ``request``, as the rendered-value coercion of :mod:`._coerce` takes it."""
     return partial(_bad, request=request)
@@ -323,15 +340,32 @@ def build_chat_request(
             conversation.append({"role": "system", "content": system_prompt})
     if messages is not None:
         conversation.extend(_check_messages(messages, request))
+    flat_role = None
     if content is not None or role is not None:
         flat_role = _flat_role(role, request)
-        if content is None or (isinstance(content, str) and not content.strip()):
-            raise _bad("content", content, "non-empty text", request)
+        if content is None or (isinstance(content, str) and _coerce.unset(content)):
+            raise _missing_text("content", content, request)
         if not isinstance(content, str | list):
             raise _bad("content", content, "a string or a list of content parts", request)
+        if flat_role == "tool":
+            raise OpenRouterRequestError(
+                f"role {_coerce.shown(role)} cannot go with content: a tool result needs the tool_call_id of "
+                "the call it answers",
+                request=request,
+                hint="Pass the conversation as messages=[..., {'role': 'tool', 'tool_call_id': ..., "
+                "'content': ...}], or use role='user' for a plain question.",
+            )
         (flat,) = _check_messages([{"role": flat_role, "content": content}], request)
         conversation.append(flat)
     if not any(message["role"] != "system" for message in conversation):
+        if flat_role == "system":
+            raise OpenRouterRequestError(
+                f"role {_coerce.shown(role)} makes content a system message, and there is no user message "
+                "to answer",
+                request=request,
+                hint="Write role='user' (or leave role out) to ask content; to give instructions too, put "
+                "them in system_prompt and the question in content.",
+            )
         raise OpenRouterRequestError(
             "messages are empty: there is nothing to send"
             if not conversation
@@ -404,8 +438,8 @@ def build_completion_request(
     fallbacks = _coerce.string_list("models", models, fail)
     chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
     if isinstance(prompt, str):
-        if not prompt.strip():
-            raise _bad("prompt", prompt, "non-empty text", request)
+        if _coerce.unset(prompt):
+            raise _missing_text("prompt", prompt, request)
     elif not (
         isinstance(prompt, Sequence) and prompt and all(isinstance(item, str) and item for item in prompt)
     ):
@@ -435,56 +469,131 @@ def _query_value(value: Any) -> Any:
 
 
 def assemble_chat_stream(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """One ``chat.completion`` body from the chunks of a streamed answer (deltas joined per choice).
+    """One ``chat.completion`` body from the chunks of a streamed answer, with every field the same request
+    answered without streaming carries.
 
-    Content and reasoning deltas are concatenated; tool-call deltas are merged by their ``index``; the last
-    ``finish_reason`` and the ``usage`` chunk win. A server that answered with one whole object is passed on.
+    * Top level (``id``, ``model``, ``provider``, ``created``, ``system_fingerprint``, ``service_tier``,
+      ``usage``, ``openrouter_metadata``, and any other key): the last value sent wins.
+    * Per choice (by ``index``): ``finish_reason`` and ``native_finish_reason`` as last sent; ``logprobs``
+      lists (``content``, ``refusal``) concatenated across chunks.
+    * Per message: text deltas (``content``, ``reasoning``, ``refusal``, ``audio.data`` and
+      ``audio.transcript``) concatenated; ``tool_calls`` and ``reasoning_details`` merged by their ``index``
+      (their text pieces joined); ``images`` and ``annotations`` collected in order.
+
+    A server that answered with one whole object is passed on.
     """
     result: dict[str, Any] = {"object": "chat.completion"}
     choices: dict[int, dict[str, Any]] = {}
     for event in events:
         if event.get("object") == "chat.completion":
             return dict(event)
-        for key in ("id", "created", "model", "provider", "system_fingerprint", "service_tier", "usage"):
-            if event.get(key) is not None:
-                result[key] = event[key]
+        for key, value in event.items():
+            if key not in ("object", "choices") and value is not None:
+                result[key] = value
         for part in event.get("choices") or ():
             index = part.get("index", 0)
             choice = choices.setdefault(
                 index,
-                {"index": index, "message": {"role": "assistant", "content": ""}, "finish_reason": None},
+                {"index": index, "message": {"role": "assistant"}, "finish_reason": None, "logprobs": None},
             )
-            _merge_delta(choice["message"], part.get("delta") or {})
-            for key in ("finish_reason", "native_finish_reason"):
-                if part.get(key):
-                    choice[key] = part[key]
+            for key, value in part.items():
+                if key == "delta":
+                    _merge_delta(choice["message"], value or {})
+                elif key == "logprobs":
+                    choice["logprobs"] = _merge_logprobs(choice["logprobs"], value)
+                elif key != "index" and value is not None:
+                    choice[key] = value
     result["choices"] = [choices[index] for index in sorted(choices)]
     for choice in result["choices"]:
         message = choice["message"]
-        if message.get("tool_calls") and not message["content"]:
+        # The role chunk opens with content "": an answer that is only tool calls or a refusal has no content.
+        if not message.get("content") and (message.get("tool_calls") or message.get("refusal")):
             message["content"] = None
+        message.setdefault("content", None)
     return result
 
 
+_DELTA_TEXTS = ("content", "reasoning", "refusal")
+_DELTA_LISTS = ("images", "annotations")
+# Streamed in pieces: a reasoning detail's text (or summary, or encrypted data) arrives across chunks that
+# share the detail's index; the other keys (type, format, id, signature) are sent whole.
+_DETAIL_TEXTS = ("text", "summary", "data")
+
+
 def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
-    if delta.get("role"):
-        message["role"] = delta["role"]
-    for key in ("content", "reasoning"):
-        if isinstance(delta.get(key), str) and delta[key]:
-            message[key] = (message.get(key) or "") + delta[key]
-    for call in delta.get("tool_calls") or ():
-        calls = message.setdefault("tool_calls", [])
+    for key, value in delta.items():
+        if value is None:
+            continue
+        if key in _DELTA_TEXTS and isinstance(value, str):
+            message[key] = (message.get(key) or "") + value
+        elif key in _DELTA_LISTS and isinstance(value, list):
+            message.setdefault(key, []).extend(value)
+        elif key == "tool_calls":
+            _merge_tool_calls(message.setdefault("tool_calls", []), value)
+        elif key == "reasoning_details":
+            _merge_reasoning_details(message.setdefault("reasoning_details", []), value)
+        elif key == "audio" and isinstance(value, Mapping):
+            audio = message.setdefault("audio", {})
+            for name, piece in value.items():
+                if name in ("data", "transcript") and isinstance(piece, str):
+                    audio[name] = audio.get(name, "") + piece
+                elif piece is not None:
+                    audio[name] = piece
+        else:
+            message[key] = value
+
+
+def _merge_tool_calls(calls: list[dict[str, Any]], deltas: Iterable[Mapping[str, Any]]) -> None:
+    for call in deltas:
         position = call.get("index", len(calls))
         while len(calls) <= position:
             calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
         target = calls[position]
-        for key in ("id", "type"):
-            if call.get(key):
-                target[key] = call[key]
-        function = call.get("function") or {}
-        for key in ("name", "arguments"):
-            if function.get(key):
-                target["function"][key] += function[key]
+        for key, value in call.items():
+            if key == "function":
+                for name, piece in (value or {}).items():
+                    if name in ("name", "arguments") and isinstance(piece, str):
+                        target["function"][name] += piece
+                    elif piece is not None:
+                        target["function"][name] = piece
+            elif key != "index" and value is not None:
+                target[key] = value
+
+
+def _merge_reasoning_details(details: list[dict[str, Any]], deltas: Iterable[Mapping[str, Any]]) -> None:
+    for detail in deltas:
+        index = detail.get("index")
+        target = next(
+            (
+                known
+                for known in details
+                if index is not None
+                and known.get("index") == index
+                and known.get("type") == detail.get("type")
+            ),
+            None,
+        )
+        if target is None:
+            details.append(dict(detail))
+            continue
+        for key, value in detail.items():
+            if key in _DETAIL_TEXTS and isinstance(value, str):
+                target[key] = (target.get(key) or "") + value
+            elif value is not None:
+                target[key] = value
+
+
+def _merge_logprobs(known: Any, piece: Any) -> Any:
+    """Per-token logprob lists (``content``, ``refusal``) of one choice, concatenated across chunks."""
+    if not isinstance(piece, Mapping):
+        return known
+    merged = dict(known) if isinstance(known, Mapping) else {}
+    for key, value in piece.items():
+        if isinstance(value, list):
+            merged[key] = [*(merged.get(key) or []), *value]
+        elif key not in merged or value is not None:
+            merged[key] = value
+    return merged
 
 
 # --- the hook ----------------------------------------------------------------------------------------------
@@ -500,6 +609,12 @@ class OpenRouterHook(BaseHook):
     :param openrouter_conn_id: the connection id.
     :param tenacity_kwargs: optional ``tenacity.Retrying`` arguments for the transport (``stop``, ``wait``,
         ...); what may be resent is fixed by the billing rules.
+    :param requests_per_minute: this hook's client-side rate limit, replacing the connection's
+        ``requests_per_minute`` extra (``0`` disables it; ``None`` keeps the connection's).
+    :param max_connections: the most HTTP connections the hook's pool keeps open; size it to the number of
+        threads sharing the hook (default: the transport's).
+
+    The hook is a context manager; :meth:`close` (or leaving the ``with`` block) closes its pool.
     """
 
     conn_name_attr = "openrouter_conn_id"
@@ -512,11 +627,46 @@ class OpenRouterHook(BaseHook):
         openrouter_conn_id: str = default_conn_name,
         *,
         tenacity_kwargs: Mapping[str, Any] | None = None,
+        requests_per_minute: float | None = None,
+        max_connections: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.openrouter_conn_id = openrouter_conn_id
         self.tenacity_kwargs = tenacity_kwargs
+        request = "OpenRouterHook()"
+        self.requests_per_minute = _coerce.number(
+            "requests_per_minute", requests_per_minute, _failing(request), low=0.0
+        )
+        self.max_connections = _coerce.integer("max_connections", max_connections, _failing(request), low=1)
+        # Python 3.12+ no longer locks cached_property: threads sharing a fresh hook would each read the
+        # connection and build a pool of their own, and all but one pool would leak.
+        self._lazy_lock = threading.RLock()
+        self._settings: TransportSettings | None = None
+        self._transport: OpenRouterTransport | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (deepcopy of an operator, pickling) reads the connection again and opens its own pool.
+        state = dict(self.__dict__)
+        state.update(_lazy_lock=None, _settings=None, _transport=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lazy_lock = threading.RLock()
+
+    def __enter__(self) -> OpenRouterHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections of this hook (if it opened any). A later call opens a new pool."""
+        with self._lazy_lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -526,17 +676,39 @@ class OpenRouterHook(BaseHook):
         behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
         return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
-    @cached_property
+    @property
     def settings(self) -> TransportSettings:
-        """The connection, read once and validated."""
-        return settings_from_connection(self.get_connection(self.openrouter_conn_id), self.openrouter_conn_id)
+        """The connection, read once and validated, with this hook's ``requests_per_minute`` applied."""
+        settings = self._settings
+        if settings is None:
+            with self._lazy_lock:
+                if self._settings is None:
+                    conn = self.get_connection(self.openrouter_conn_id)
+                    self._settings = self._own_settings(
+                        settings_from_connection(conn, self.openrouter_conn_id)
+                    )
+                settings = self._settings
+        return settings
 
-    @cached_property
+    def _own_settings(self, settings: TransportSettings) -> TransportSettings:
+        if self.requests_per_minute is None:
+            return settings
+        return dataclasses.replace(settings, requests_per_minute=self.requests_per_minute)
+
+    @property
     def transport(self) -> OpenRouterTransport:
-        """The pooled synchronous transport of this hook."""
-        from airflow_provider_openrouter.transport import OpenRouterTransport
+        """The pooled synchronous transport of this hook (``max_connections`` sizes its pool)."""
+        transport = self._transport
+        if transport is None:
+            with self._lazy_lock:
+                if self._transport is None:
+                    from airflow_provider_openrouter.transport import OpenRouterTransport
 
-        return OpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
+                    self._transport = OpenRouterTransport(
+                        self.settings, tenacity_kwargs=self.tenacity_kwargs, pool_maxsize=self.max_connections
+                    )
+                transport = self._transport
+        return transport
 
     def get_conn(self) -> OpenRouterTransport:
         return self.transport
@@ -551,13 +723,16 @@ class OpenRouterHook(BaseHook):
         """:meth:`get_async_transport` that reads the connection without blocking the event loop."""
         from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
 
-        if "settings" not in self.__dict__:
+        if self._settings is None:
             aget_connection = getattr(self, "aget_connection", None)
             if aget_connection is not None:
                 conn = await aget_connection(self.openrouter_conn_id)
             else:  # task SDKs without BaseHook.aget_connection: read it off the event loop
                 conn = await asyncio.to_thread(self.get_connection, self.openrouter_conn_id)
-            self.__dict__["settings"] = settings_from_connection(conn, self.openrouter_conn_id)
+            settings = self._own_settings(settings_from_connection(conn, self.openrouter_conn_id))
+            with self._lazy_lock:
+                if self._settings is None:
+                    self._settings = settings
         return AsyncOpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
 
     # --- building requests (no network) -------------------------------------------------------------------
@@ -702,7 +877,9 @@ class OpenRouterHook(BaseHook):
     def list_model_endpoints(self, author: str, slug: str | None = None) -> ModelEndpoints:
         """The provider endpoints serving ``author/slug`` (``GET /models/{author}/{slug}/endpoints``).
 
-        ``author`` may be a whole model id (``"openai/gpt-4o"``) when ``slug`` is omitted.
+        ``author`` may be a whole model id (``"openai/gpt-4o"``) when ``slug`` is omitted. Both parts must
+        have OpenRouter's id shape (see :func:`~airflow_provider_openrouter._coerce.model_id_part`) and are
+        sent as quoted path segments, so no request leaves ``/models``.
         """
         request = "GET /models/{author}/{slug}/endpoints"
         if slug is None:
@@ -713,7 +890,7 @@ class OpenRouterHook(BaseHook):
                     request=request,
                 )
             if isinstance(author, str) and "/" in author:
-                author, slug = author.split("/", 1)
+                author, slug = author.strip().split("/", 1)
         elif isinstance(author, str) and "/" in author:
             raise OpenRouterRequestError(
                 f"author must not contain '/' when slug is given, got {_coerce.shown(author)}",
@@ -721,12 +898,12 @@ class OpenRouterHook(BaseHook):
                 hint="Pass the whole model id alone (list_model_endpoints('author/slug')), or author and "
                 "slug separately.",
             )
-        parts = []
-        for name, value, example in (("author", author, "openai"), ("slug", slug, "gpt-4o-mini")):
-            if not isinstance(value, str) or not value.strip():
-                raise _bad(name, value, f"the {name} part of the model id, e.g. '{example}'", request)
-            parts.append(value.strip())
-        path = f"/models/{quote(parts[0], safe='')}/{quote(parts[1], safe=':/')}/endpoints"
+        fail = _failing(request)
+        segments = [
+            quote(_coerce.model_id_part(name, value, fail, part=name), safe="")
+            for name, value in (("author", author), ("slug", slug))
+        ]
+        path = f"/models/{segments[0]}/{segments[1]}/endpoints"
         return self._result(
             ModelEndpoints, self._data(self.transport.get(path), f"GET {path}"), f"GET {path}"
         )
@@ -738,29 +915,50 @@ class OpenRouterHook(BaseHook):
 
         ``filters`` are OpenRouter's query parameters (``category``, ``supported_parameters``,
         ``output_modalities``, ``q``, ``sort``, ...); lists are sent comma-separated, booleans as true/false.
+        Paging stops at the last page, at a page that brings no model not seen before (a server that ignores
+        ``offset``), and after :data:`MAX_MODEL_PAGES` pages, which raises rather than return a catalog that
+        may be incomplete.
         """
         request = "GET /models"
         params = {key: _query_value(value) for key, value in filters.items() if value is not None}
         fail = _failing(request)
         page_limit = _coerce.integer("limit", limit, fail, low=1)
-        start = _coerce.integer("offset", offset, fail, low=0)
+        start = _coerce.integer("offset", offset, fail, low=0) or 0
         if page_limit is not None:
-            params.update(limit=page_limit, offset=start or 0)
+            params.update(limit=page_limit, offset=start)
             return self._result(ModelList, self.transport.get("/models", params), request)
         if start:
             params["offset"] = start
         first = self.transport.get("/models", params)
         rows = list(first.get("data") or [])
+        seen = {row.get("id") for row in rows if isinstance(row, Mapping)}
         total = first.get("total_count")
         next_link = (first.get("links") or {}).get("next")
-        while next_link or (isinstance(total, int) and len(rows) + (start or 0) < total):
+        pages = 1
+        while next_link or (isinstance(total, int) and len(rows) + start < total):
+            if pages >= MAX_MODEL_PAGES:
+                raise OpenRouterResponseError(
+                    f"the catalog did not end after {MAX_MODEL_PAGES} pages of up to {_MODELS_PAGE_SIZE} "
+                    f"models ({len(rows)} models so far)",
+                    conn_id=self.openrouter_conn_id,
+                    request=request,
+                    billed=False,
+                    hint="Check the Base URL of the connection: OpenRouter's catalog is far smaller. Pass "
+                    "limit= and offset= to read it one page at a time.",
+                )
             page = self.transport.get(
-                "/models", {**params, "offset": (start or 0) + len(rows), "limit": _MODELS_PAGE_SIZE}
+                "/models", {**params, "offset": start + len(rows), "limit": _MODELS_PAGE_SIZE}
             )
-            page_rows = page.get("data") or []
-            if not page_rows:
+            pages += 1
+            fresh = [
+                row
+                for row in page.get("data") or ()
+                if not isinstance(row, Mapping) or row.get("id") not in seen
+            ]
+            if not fresh:
                 break
-            rows.extend(page_rows)
+            rows.extend(fresh)
+            seen.update(row.get("id") for row in fresh if isinstance(row, Mapping))
             next_link = (page.get("links") or {}).get("next")
         merged = {**first, "data": rows, "links": {**(first.get("links") or {}), "next": None}}
         return self._result(ModelList, merged, request)
@@ -776,7 +974,7 @@ class OpenRouterHook(BaseHook):
         except OpenRouterError as err:
             return False, str(err)
         except Exception as err:  # the UI shows the message; keep it one scrubbed line
-            secrets = (self.settings.api_key,) if "settings" in self.__dict__ else ()
+            secrets = (self._settings.api_key,) if self._settings is not None else ()
             return False, " ".join(scrub(f"{type(err).__name__}: {err}", secrets).split())[:300]
         limit = f"limit {key.limit} USD" if key.limit is not None else "no spending limit"
         return True, (

@@ -21,6 +21,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterRequestError,
     OpenRouterResponseError,
 )
+from airflow_provider_openrouter.models import PlainDecimal, plain_decimal
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,6 +44,9 @@ _OBJECT = "a JSON object"
 class OpenRouterBaseOperator(BaseOperator):
     """Base class: ``openrouter_conn_id`` (templated), ``hook`` and the typed-XCom declaration.
 
+    ``execute`` runs inside ``with self.hook:``, so the hook's pooled connections are closed when it returns,
+    fails or defers; :meth:`on_kill` closes them when the task is killed.
+
     Subclasses set ``result_type`` to the pydantic class they return. ``deserialization_allowed_class_fields``
     names it, so an Airflow 3.3+ worker allow-lists that class (and every model nested in it) before a
     downstream task deserializes the XCom, with Airflow's default ``[core] allowed_deserialization_classes``.
@@ -63,6 +67,12 @@ class OpenRouterBaseOperator(BaseOperator):
         from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 
         return OpenRouterHook(openrouter_conn_id=self.openrouter_conn_id)
+
+    def on_kill(self) -> None:
+        """Close the hook's connections (``execute`` closes them itself on success and failure)."""
+        hook = self.__dict__.get("hook")
+        if hook is not None:
+            hook.close()
 
     def log_failure(self, action: str, err: OpenRouterError) -> None:
         """Put the one-line cause on its own log line, above Airflow's traceback."""
@@ -226,7 +236,7 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
             result.model,
             result.usage.prompt_tokens if result.usage is not None else "?",
             result.usage.completion_tokens if result.usage is not None else "?",
-            result.cost if result.cost is not None else "unknown",
+            plain_decimal(result.cost) if result.cost is not None else "unknown",
             ti.try_number,
         )
         if not self.do_xcom_push:
@@ -234,7 +244,7 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
         ti.xcom_push(key="generation_id", value=result.id)
         ti.xcom_push(key="text", value=result.text)
         ti.xcom_push(key="usage", value=usage)
-        ti.xcom_push(key="cost", value=result.cost)
+        ti.xcom_push(key="cost", value=PlainDecimal(result.cost) if result.cost is not None else None)
 
     def call_billable(self, context: Context, action: str, call: Callable[[], T]) -> T:
         """Run the hook call; on failure log the cause and keep the generation id of a maybe-billed request.

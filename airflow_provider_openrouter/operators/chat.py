@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.models import ChatCompletion
 from airflow_provider_openrouter.operators._base import (
     CHAT_PARAMETERS,
@@ -28,9 +29,11 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
 
     :param model: model id, e.g. ``"openai/gpt-4o-mini"``; empty uses the connection's default model.
     :param role: role of ``content`` (``user``, ``system``, ``assistant``, ``developer``; any case, so
-        ``"User"`` is ``user``); default ``user``.
-    :param content: the message text (or a list of content parts). A text that renders empty is skipped when
-        ``messages`` is given, and fails the task (before anything is sent) when it is not.
+        ``"User"`` is ``user``); default ``user``. ``system`` needs a user message in ``messages`` to answer;
+        ``tool`` is refused here (a tool result needs its ``tool_call_id``: pass it in ``messages``).
+    :param content: the message text (or a list of content parts). A text that renders empty, ``"None"``
+        or ``"null"`` (a missing value) is skipped when ``messages`` is given, and fails the task (before
+        anything is sent) when it is not.
     :param messages: the conversation, a list of message dicts (or its JSON text).
     :param system_prompt: a system message placed first.
     :param temperature: sampling temperature (number, or its text).
@@ -115,37 +118,39 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         self.stream = stream
 
     def execute(self, context: Context) -> ChatCompletion:
-        messages = self.as_list("messages", self.messages)
-        content = self.content
-        if isinstance(content, str) and not content.strip():
-            # A template that rendered nothing: with messages there is still something to send.
-            if messages is None:
-                raise self.bad_parameter(
-                    "content",
-                    content,
-                    "non-empty text (or give 'messages')",
-                    hint="Check the template that renders it (an empty upstream XCom renders ''); nothing "
-                    "was sent.",
-                )
-            content = None
-        request: dict[str, Any] = {
-            "model": self.model or None,
-            "role": self.role if content is not None else None,
-            "content": content,
-            "messages": messages,
-            **self.chat_parameters(),
-        }
-        stream = self.as_bool("stream", self.stream)
-        idempotency_key = self.idempotency_key(context)
-        result = self.call_billable(
-            context,
-            "chat completion",
-            lambda: self.hook.chat_completion(**request, idempotency_key=idempotency_key, stream=stream),
-        )
-        self.push_generation_record(context, result)
-        self.check_truncation(result)
-        self.check_response_format(result, request["response_format"])
-        return result
+        with self.hook:
+            messages = self.as_list("messages", self.messages)
+            content = self.content
+            if _coerce.unset(content):
+                # A template that rendered nothing ('', or 'None' for a missing value): with messages there
+                # is still something to send; without them, sending would pay for an answer to "None".
+                if messages is None:
+                    raise self.bad_parameter(
+                        "content",
+                        content,
+                        "non-empty text (or give 'messages')",
+                        hint="Check the template that renders it (an empty upstream XCom renders '' or "
+                        "'None'); nothing was sent.",
+                    )
+                content = None
+            request: dict[str, Any] = {
+                "model": self.model or None,
+                "role": self.role if content is not None else None,
+                "content": content,
+                "messages": messages,
+                **self.chat_parameters(),
+            }
+            stream = self.as_bool("stream", self.stream)
+            idempotency_key = self.idempotency_key(context)
+            result = self.call_billable(
+                context,
+                "chat completion",
+                lambda: self.hook.chat_completion(**request, idempotency_key=idempotency_key, stream=stream),
+            )
+            self.push_generation_record(context, result)
+            self.check_truncation(result)
+            self.check_response_format(result, request["response_format"])
+            return result
 
     def check_response_format(self, result: ChatCompletion, response_format: dict[str, Any] | None) -> None:
         """A JSON ``response_format`` needs text that ``parsed_json()`` decodes (schema not re-checked)."""

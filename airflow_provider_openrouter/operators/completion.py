@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.models import TextCompletion
 from airflow_provider_openrouter.operators._base import OpenRouterGenerationOperator
 
@@ -21,7 +22,8 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
     :class:`OpenRouterChatCompletionOperator`.
 
     :param model: model id; empty uses the connection's default model.
-    :param prompt: the text to complete.
+    :param prompt: the text to complete. A text that renders empty, ``"None"`` or ``"null"`` (a missing value)
+        fails the task before anything is sent.
     :param max_tokens: upper bound on completion tokens.
     :param temperature: sampling temperature.
     :param stop: a stop string or a list of them.
@@ -92,21 +94,32 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
         self.extra_body = extra_body
 
     def execute(self, context: Context) -> TextCompletion:
-        request: dict[str, Any] = {
-            "model": self.model or None,
-            "prompt": self.prompt,
-            "max_tokens": self.as_int("max_tokens", self.max_tokens),
-            "temperature": self.as_float("temperature", self.temperature),
-            "stop": self.as_stop(self.stop),
-            "seed": self.as_int("seed", self.seed),
-            "models": self.as_str_list("models", self.models),
-            "provider": self.as_dict("provider", self.provider),
-            "extra_body": self.as_dict("extra_body", self.extra_body),
-        }
-        idempotency_key = self.idempotency_key(context)
-        result = self.call_billable(
-            context, "completion", lambda: self.hook.completion(**request, idempotency_key=idempotency_key)
-        )
-        self.push_generation_record(context, result)
-        self.check_truncation(result)
-        return result
+        with self.hook:
+            if _coerce.unset(self.prompt):
+                raise self.bad_parameter(
+                    "prompt",
+                    self.prompt,
+                    "non-empty text (or a list of texts)",
+                    hint="Check the template that renders it (an empty upstream XCom renders '' or 'None'); "
+                    "nothing was sent.",
+                )
+            request: dict[str, Any] = {
+                "model": self.model or None,
+                "prompt": self.prompt,
+                "max_tokens": self.as_int("max_tokens", self.max_tokens),
+                "temperature": self.as_float("temperature", self.temperature),
+                "stop": self.as_stop(self.stop),
+                "seed": self.as_int("seed", self.seed),
+                "models": self.as_str_list("models", self.models),
+                "provider": self.as_dict("provider", self.provider),
+                "extra_body": self.as_dict("extra_body", self.extra_body),
+            }
+            idempotency_key = self.idempotency_key(context)
+            result = self.call_billable(
+                context,
+                "completion",
+                lambda: self.hook.completion(**request, idempotency_key=idempotency_key),
+            )
+            self.push_generation_record(context, result)
+            self.check_truncation(result)
+            return result

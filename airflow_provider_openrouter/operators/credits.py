@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_provider_openrouter.exceptions import OpenRouterError
-from airflow_provider_openrouter.models import Credits
+from airflow_provider_openrouter.models import Credits, plain_decimal
 from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
 
 if TYPE_CHECKING:
@@ -29,12 +29,15 @@ class OpenRouterGetCreditsOperator(OpenRouterBaseOperator):
     result_type = Credits
 
     def execute(self, context: Context) -> Credits:
-        try:
-            credits = self.hook.get_credits()
-        except OpenRouterError as err:
-            self.log_failure("get credits", err)
-            raise
-        self.log.info(
-            "OpenRouter credits: %s purchased, %s used (USD)", credits.total_credits, credits.total_usage
-        )
-        return credits
+        with self.hook:
+            try:
+                credits = self.hook.get_credits()
+            except OpenRouterError as err:
+                self.log_failure("get credits", err)
+                raise
+            self.log.info(
+                "OpenRouter credits: %s purchased, %s used (USD)",
+            plain_decimal(credits.total_credits),
+            plain_decimal(credits.total_usage),
+            )
+            return credits

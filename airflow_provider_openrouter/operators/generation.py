@@ -17,8 +17,9 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterError,
     OpenRouterNotFoundError,
     OpenRouterResponseError,
+    error_from_event,
 )
-from airflow_provider_openrouter.models import Generation
+from airflow_provider_openrouter.models import Generation, plain_decimal
 from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
 
 if TYPE_CHECKING:
@@ -89,39 +90,40 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Generation:
-        if _coerce.unset(self.generation_id):
-            raise self.bad_parameter(
-                "generation_id",
-                self.generation_id,
-                "a generation id such as 'gen-...'",
-                hint="The upstream XCom it renders from was probably empty (did that task push "
-                "'generation_id'?); nothing was sent.",
-            )
-        generation_id = str(self.generation_id).strip()
-        wait = self.as_float("wait_for_stats", self.wait_for_stats) or 0.0
-        deadline = time.monotonic() + wait
-        delay = _FIRST_POLL_DELAY
-        while True:
-            try:
-                generation = self.hook.get_generation(generation_id)
-                break
-            except OpenRouterNotFoundError as err:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.log.error("No stats for generation %s after waiting %.0f s", generation_id, wait)
+        with self.hook:
+            if _coerce.unset(self.generation_id):
+                raise self.bad_parameter(
+                    "generation_id",
+                    self.generation_id,
+                    "a generation id such as 'gen-...'",
+                    hint="The upstream XCom it renders from was probably empty (did that task push "
+                    "'generation_id'?); nothing was sent.",
+                )
+            generation_id = str(self.generation_id).strip()
+            wait = self.as_float("wait_for_stats", self.wait_for_stats) or 0.0
+            deadline = time.monotonic() + wait
+            delay = _FIRST_POLL_DELAY
+            while True:
+                try:
+                    generation = self.hook.get_generation(generation_id)
+                    break
+                except OpenRouterNotFoundError as err:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self.log.error("No stats for generation %s after waiting %.0f s", generation_id, wait)
+                        self.log_failure("get generation", err)
+                        raise
+                    if self.deferrable:
+                        self._defer_until(generation_id, time.time() + remaining, wait)
+                    self.log.info(
+                        "Generation %s has no stats yet (404); asking again in %.1f s", generation_id, delay
+                    )
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, _MAX_POLL_DELAY)
+                except OpenRouterError as err:
                     self.log_failure("get generation", err)
                     raise
-                if self.deferrable:
-                    self._defer_until(generation_id, time.time() + remaining, wait)
-                self.log.info(
-                    "Generation %s has no stats yet (404); asking again in %.1f s", generation_id, delay
-                )
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, _MAX_POLL_DELAY)
-            except OpenRouterError as err:
-                self.log_failure("get generation", err)
-                raise
-        return self._logged(generation)
+            return self._logged(generation)
 
     def _defer_until(self, generation_id: str, end_time: float, wait: float) -> NoReturn:
         from airflow_provider_openrouter.triggers.generation import OpenRouterGenerationTrigger
@@ -164,19 +166,25 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
         if status == "ready":
             assert isinstance(answer, dict)  # checked above
             return self._logged(self.hook.parse_generation(answer))
-        message = f"task {self.task_id!r}: {event.get('message') or status}"
         err: OpenRouterError
         if status == "timeout":
             err = OpenRouterNotFoundError(
-                message,
+                f"task {self.task_id!r}: {event.get('message') or status}",
                 status=404,
                 conn_id=self.openrouter_conn_id,
                 request=_REQUEST,
                 generation_id=generation_id,
             )
-        else:
+        elif isinstance(event.get("error"), dict):
+            # The same class, status, billed and retry_after as on the trigger: Airflow (and a retry
+            # policy) then fails, retries or stops the task exactly as when the worker had asked itself.
+            err = error_from_event(event["error"])
+        else:  # an event from a trigger of an older provider version: only its message is known
             err = OpenRouterError(
-                message, conn_id=self.openrouter_conn_id, request=_REQUEST, generation_id=generation_id
+                f"task {self.task_id!r}: {event.get('message') or status}",
+                conn_id=self.openrouter_conn_id,
+                request=_REQUEST,
+                generation_id=generation_id,
             )
         self.log_failure("get generation", err)
         raise err
@@ -189,6 +197,6 @@ class OpenRouterGetGenerationOperator(OpenRouterBaseOperator):
             generation.provider_name,
             generation.tokens_prompt,
             generation.tokens_completion,
-            generation.total_cost,
+            plain_decimal(generation.total_cost) if generation.total_cost is not None else "unknown",
         )
         return generation

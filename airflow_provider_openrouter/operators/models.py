@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.models import ModelEndpoints, ModelList
 from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
@@ -74,22 +75,23 @@ class OpenRouterListModelsOperator(OpenRouterBaseOperator):
         self.output_path = output_path
 
     def execute(self, context: Context) -> ModelList | dict[str, Any]:
-        query: dict[str, Any] = {
-            "category": self.category or None,
-            "supported_parameters": self.as_str_list("supported_parameters", self.supported_parameters),
-            "output_modalities": self.as_str_list("output_modalities", self.output_modalities),
-            "input_modalities": self.as_str_list("input_modalities", self.input_modalities),
-            **(self.as_dict("filters", self.filters) or {}),
-        }
-        try:
-            catalog = self.hook.list_models(**{k: v for k, v in query.items() if v is not None})
-        except OpenRouterError as err:
-            self.log_failure("list models", err)
-            raise
-        self.log.info("OpenRouter listed %d models", len(catalog.data))
-        if not self.output_path:
-            return catalog
-        return self.write_catalog(catalog, self.output_path)
+        with self.hook:
+            query: dict[str, Any] = {
+                "category": self.category or None,
+                "supported_parameters": self.as_str_list("supported_parameters", self.supported_parameters),
+                "output_modalities": self.as_str_list("output_modalities", self.output_modalities),
+                "input_modalities": self.as_str_list("input_modalities", self.input_modalities),
+                **(self.as_dict("filters", self.filters) or {}),
+            }
+            try:
+                catalog = self.hook.list_models(**{k: v for k, v in query.items() if v is not None})
+            except OpenRouterError as err:
+                self.log_failure("list models", err)
+                raise
+            self.log.info("OpenRouter listed %d models", len(catalog.data))
+            if not self.output_path:
+                return catalog
+            return self.write_catalog(catalog, self.output_path)
 
     def write_catalog(self, catalog: ModelList, output_path: str | ObjectStoragePath) -> dict[str, Any]:
         from airflow.sdk import ObjectStoragePath
@@ -111,7 +113,9 @@ class OpenRouterListModelEndpointsOperator(OpenRouterBaseOperator):
     ``model="openai/gpt-4o-mini"`` (split at the first ``/``).
 
     :param author: first part of the model id.
-    :param slug: the rest of the model id (may itself contain ``/`` or ``:``, e.g. ``"llama-3:free"``).
+    :param slug: the rest of the model id, with its ``:variant`` if any (e.g. ``"llama-3-8b-instruct:free"``).
+        Both parts must have OpenRouter's id shape (letters, digits, ``.``, ``_``, ``-``; no ``/``), checked
+        before anything is sent.
     :param model: ``"author/slug"``, instead of ``author`` and ``slug``.
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
 
@@ -144,16 +148,22 @@ class OpenRouterListModelEndpointsOperator(OpenRouterBaseOperator):
         self.model = model
 
     def model_path(self) -> tuple[str, str]:
-        """The rendered ``(author, slug)``."""
+        """The rendered ``(author, slug)``, each in OpenRouter's id shape (no ``/``, no ``..``)."""
         if self.model is not None:
             author, _, slug = str(self.model).strip().partition("/")
             if not author or not slug:
                 raise self.bad_parameter("model", self.model, "a model id of the form 'author/slug'")
+            for part, value in (("author", author), ("slug", slug)):
+                _coerce.model_id_part(
+                    part,
+                    value,
+                    lambda _name, _value, expected: self.bad_parameter(
+                        "model", self.model, f"'author/slug' with {expected}"
+                    ),
+                    part=part,
+                )
             return author, slug
-        author, slug = str(self.author or "").strip(), str(self.slug or "").strip()
-        if not author:
-            raise self.bad_parameter("author", self.author, "the model's author, e.g. 'openai'")
-        if "/" in author:
+        if isinstance(self.author, str) and "/" in self.author:
             raise self.bad_parameter(
                 "author",
                 self.author,
@@ -161,16 +171,18 @@ class OpenRouterListModelEndpointsOperator(OpenRouterBaseOperator):
                 hint="Pass model='author/slug' instead of author and slug, or author and slug separately; "
                 "nothing was sent.",
             )
-        if not slug:
-            raise self.bad_parameter("slug", self.slug, "the model's slug, e.g. 'gpt-4o-mini'")
-        return author, slug
+        return (
+            _coerce.model_id_part("author", self.author, self.bad_parameter, part="author"),
+            _coerce.model_id_part("slug", self.slug, self.bad_parameter, part="slug"),
+        )
 
     def execute(self, context: Context) -> ModelEndpoints:
-        author, slug = self.model_path()
-        try:
-            endpoints = self.hook.list_model_endpoints(author, slug)
-        except OpenRouterError as err:
-            self.log_failure("list model endpoints", err)
-            raise
-        self.log.info("OpenRouter model %s/%s has %d endpoints", author, slug, len(endpoints.endpoints))
-        return endpoints
+        with self.hook:
+            author, slug = self.model_path()
+            try:
+                endpoints = self.hook.list_model_endpoints(author, slug)
+            except OpenRouterError as err:
+                self.log_failure("list model endpoints", err)
+                raise
+            self.log.info("OpenRouter model %s/%s has %d endpoints", author, slug, len(endpoints.endpoints))
+            return endpoints

@@ -9,7 +9,9 @@ Event contract (exactly one event, then the trigger returns): a JSON dict with `
 
 * ``ready``: ``generation``, the answer's JSON body as received (``{"data": {...}}``), parsed on the worker;
 * ``timeout``: ``message`` (still 404 at the deadline);
-* ``error``: ``message`` (401/403/402, or ``max_consecutive_errors`` transient failures in a row).
+* ``error``: ``message`` and ``error``, the failure as :meth:`OpenRouterError.to_event` writes it (class
+  name, status, code, ``billed``, ``retry_after``, ...), from which the operator rebuilds the same exception
+  (401, 402, 403, or the last of ``max_consecutive_errors`` transient failures in a row).
 """
 
 from __future__ import annotations
@@ -72,8 +74,11 @@ class OpenRouterGenerationTrigger(OpenRouterPollingTrigger):
             }
         )
 
+    def _error(self, err: OpenRouterError) -> TriggerEvent:
+        return self._event("error", message=str(err), error=err.to_event())
+
     def _connection_error(self, err: OpenRouterError) -> TriggerEvent:
-        return self._event("error", message=str(err))
+        return self._error(err)
 
     async def _poll(self, transport: Any) -> TriggerEvent:
         errors_in_a_row = 0
@@ -90,11 +95,11 @@ class OpenRouterGenerationTrigger(OpenRouterPollingTrigger):
                 OpenRouterPermissionError,
                 OpenRouterInsufficientCreditsError,
             ) as err:
-                return self._event("error", message=str(err))
+                return self._error(err)
             except OpenRouterError as err:
                 errors_in_a_row += 1
                 if self._too_many_errors(errors_in_a_row, f"asking for generation {self.generation_id}", err):
-                    return self._event("error", message=str(err))
+                    return self._error(err)
             remaining = self.end_time - time.time()
             if remaining <= 0:
                 return self._event(

@@ -42,6 +42,5 @@ def make_hook(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Ite
     clear_buckets()
     yield make
     for hook in created:
-        if "transport" in hook.__dict__:
-            hook.transport.close()
+        hook.close()
     clear_buckets()

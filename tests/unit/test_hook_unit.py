@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -307,7 +309,7 @@ def test_completion_request() -> None:
 def test_init_does_no_io() -> None:
     hook = OpenRouterHook(openrouter_conn_id="does_not_exist_anywhere")
     assert hook.openrouter_conn_id == "does_not_exist_anywhere"
-    assert "settings" not in hook.__dict__ and "transport" not in hook.__dict__
+    assert hook._settings is None and hook._transport is None
 
 
 def test_hook_identity_for_the_providers_manager() -> None:
@@ -338,8 +340,8 @@ class FakeTransport:
 
 def hook_with(transport: FakeTransport) -> OpenRouterHook:
     hook = OpenRouterHook("or_test")
-    hook.__dict__["settings"] = settings_from_connection(conn())
-    hook.__dict__["transport"] = transport
+    hook._settings = settings_from_connection(conn())
+    hook._transport = transport  # type: ignore[assignment]
     return hook
 
 
@@ -399,8 +401,16 @@ def test_answer_that_does_not_fit_the_model_names_the_field() -> None:
 @pytest.mark.parametrize(
     "author, slug, phrase",
     [
-        ("", "x", "author must be the author part of the model id, e.g. 'openai', got ''"),
-        ("openai", "", "slug must be the slug part of the model id, e.g. 'gpt-4o-mini', got ''"),
+        (
+            "",
+            "x",
+            "author must be an author such as 'openai' (letters, digits, '.', '_', '-'; no '/'), got ''",
+        ),
+        (
+            "openai",
+            "",
+            "slug must be a slug such as 'gpt-4o-mini' (letters, digits, '.', '_', '-', ':variant'",
+        ),
         (
             "a/b",
             "c",
@@ -413,7 +423,7 @@ def test_answer_that_does_not_fit_the_model_names_the_field() -> None:
             None,
             "the model id 'gpt-4o-mini' has no '/': expected 'author/slug' such as 'openai/gpt-4o-mini'",
         ),
-        (None, None, "author must be the author part of the model id"),
+        (None, None, "author must be an author such as 'openai'"),
     ],
 )
 def test_model_endpoints_arguments_are_checked(author: Any, slug: Any, phrase: str) -> None:
@@ -427,7 +437,7 @@ def test_model_endpoints_arguments_are_checked(author: Any, slug: Any, phrase: s
 def test_model_endpoints_accepts_a_whole_model_id() -> None:
     transport = FakeTransport([{"data": {"id": "openai/gpt-4o:free", "endpoints": []}}])
     assert hook_with(transport).list_model_endpoints("openai/gpt-4o:free").id == "openai/gpt-4o:free"
-    assert transport.calls[0][0] == "/models/openai/gpt-4o:free/endpoints"
+    assert transport.calls[0][0] == "/models/openai/gpt-4o%3Afree/endpoints"
 
 
 @pytest.mark.parametrize("generation_id", ["  ", "None", "null"])
@@ -497,3 +507,369 @@ def test_assemble_chat_stream_joins_deltas_tool_calls_and_usage() -> None:
     assert second.message.tool_calls is not None
     assert second.message.tool_calls[0].function.parsed_arguments() == {"city": 1}
     assert str(chat.cost) == "0.000003"
+
+
+# --- the hook's life cycle: kwargs, lazy creation under threads, close -------------------------------------
+
+
+@pytest.fixture
+def counted_transports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every OpenRouterTransport built while the test runs (the real class, counted), with the connection
+    ``or_test`` in the environment."""
+    import airflow_provider_openrouter.transport as transport_module
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OR_TEST",
+        json.dumps({"conn_type": "openrouter", "password": KEY, "extra": {"requests_per_minute": 100}}),
+    )
+    built: list[Any] = []
+    first_entered = threading.Event()
+
+    class Counted(transport_module.OpenRouterTransport):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(self)
+            self.closed = False
+            if not first_entered.is_set():
+                first_entered.set()
+                # Hold the first builder a moment so that unlocked racers would reach here too.
+                threading.Event().wait(0.2)
+            super().__init__(*args, **kwargs)
+
+        def close(self) -> None:
+            self.closed = True
+            super().close()
+
+    monkeypatch.setattr(transport_module, "OpenRouterTransport", Counted)
+    return built
+
+
+def test_kwargs_replace_the_connection_rate_and_size_the_pool(counted_transports: list[Any]) -> None:
+    hook = OpenRouterHook("or_test", requests_per_minute="30", max_connections=7)
+    assert hook.settings.requests_per_minute == 30
+    adapter = hook.transport._session.get_adapter("https://openrouter.ai/api/v1")
+    assert adapter._pool_maxsize == 7
+    assert OpenRouterHook("or_test").settings.requests_per_minute == 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [
+        ({"max_connections": 0}, "max_connections must be a whole number >= 1, got 0"),
+        ({"requests_per_minute": -1}, "requests_per_minute must be a number >= 0, got -1"),
+    ],
+)
+def test_bad_hook_kwargs_are_refused_at_once(kwargs: dict[str, Any], phrase: str) -> None:
+    with pytest.raises(OpenRouterRequestError, match=phrase):
+        OpenRouterHook("or_test", **kwargs)
+
+
+def test_threads_racing_on_a_fresh_hook_build_exactly_one_transport(counted_transports: list[Any]) -> None:
+    hook = OpenRouterHook("or_test")
+    racers = 16
+    start = threading.Barrier(racers)
+    seen: list[Any] = []
+
+    def use() -> None:
+        start.wait()
+        seen.append(hook.transport)
+
+    threads = [threading.Thread(target=use) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(counted_transports) == 1
+    assert len(seen) == racers and all(transport is counted_transports[0] for transport in seen)
+
+
+def test_close_and_the_context_manager_close_the_transport(counted_transports: list[Any]) -> None:
+    with OpenRouterHook("or_test") as hook:
+        first = hook.transport
+    assert first.closed
+    second = hook.transport  # a closed hook opens a new pool when used again
+    assert second is not first and not second.closed
+    hook.close()
+    assert second.closed
+    OpenRouterHook("or_test").close()  # nothing opened, nothing to close
+    assert len(counted_transports) == 2
+
+
+def test_a_copied_hook_opens_its_own_pool(counted_transports: list[Any]) -> None:
+    hook = OpenRouterHook("or_test", max_connections=3)
+    original = hook.transport
+    copied = copy.deepcopy(hook)
+    assert copied.max_connections == 3
+    assert copied.transport is not original
+    assert len(counted_transports) == 2
+
+
+# --- bad input refused before anything is sent (issue 8) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("rendered", ["None", "null", " NULL "])
+def test_content_rendered_from_a_missing_value_is_refused(rendered: str) -> None:
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request("m/x", "user", rendered)
+    assert str(caught.value).startswith("Invalid OpenRouter request: content must be non-empty text")
+    assert "what a template renders for a missing value" in str(caught.value)
+
+
+@pytest.mark.parametrize("rendered", ["None", "null"])
+def test_prompt_rendered_from_a_missing_value_is_refused(rendered: str) -> None:
+    with pytest.raises(OpenRouterRequestError, match="prompt must be non-empty text"):
+        build_completion_request("m/x", rendered)
+
+
+@pytest.mark.parametrize("role", ["System", "SYSTEM", " system "])
+def test_a_system_role_with_only_content_names_role_and_the_fix(role: str) -> None:
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request("m/x", role, "Summarise this.")
+    message = str(caught.value)
+    assert f"role {role!r} makes content a system message" in message
+    assert "role='user'" in message and "system_prompt" in message
+
+
+def test_a_tool_role_without_messages_says_what_a_tool_result_needs() -> None:
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request("m/x", "tool", "sunny")
+    message = str(caught.value)
+    assert "role 'tool' cannot go with content" in message
+    assert "tool_call_id" in message and "role='user'" in message
+    assert "messages[0]" not in message
+
+
+@pytest.mark.parametrize(
+    ("author", "slug", "named"),
+    [
+        ("../../credits", None, "author"),
+        ("openai", "../../credits", "slug"),
+        ("..", "credits", "author"),
+        ("openai", "gpt-4o/../../../credits", "slug"),
+        ("openai", "gpt 4o", "slug"),
+        ("openai", "gpt-4o?x=1", "slug"),
+        ("open%2Fai", "gpt-4o", "author"),
+    ],
+)
+def test_model_ids_outside_the_id_shape_never_leave_models(author: str, slug: str | None, named: str) -> None:
+    transport = FakeTransport([])
+    with pytest.raises(OpenRouterRequestError) as caught:
+        hook_with(transport).list_model_endpoints(author, slug)
+    assert str(caught.value).startswith(f"Invalid OpenRouter request: {named} must be a")
+    assert transport.calls == []
+
+
+@pytest.mark.parametrize(
+    ("model_id", "path"),
+    [
+        ("~anthropic/claude-sonnet-latest", "/models/~anthropic/claude-sonnet-latest/endpoints"),
+        (
+            "meta-llama/llama-3.1-8b-instruct:free",
+            "/models/meta-llama/llama-3.1-8b-instruct%3Afree/endpoints",
+        ),
+        ("x-ai/grok-4_fast", "/models/x-ai/grok-4_fast/endpoints"),
+    ],
+)
+def test_real_model_ids_are_sent_as_quoted_segments(model_id: str, path: str) -> None:
+    transport = FakeTransport([{"data": {"id": model_id, "endpoints": []}}])
+    hook_with(transport).list_model_endpoints(model_id)
+    assert transport.calls[0][0] == path
+
+
+def test_list_models_stops_when_a_page_brings_nothing_new() -> None:
+    page = {"data": _models("a/1", "a/2"), "total_count": 900, "links": {"next": "/api/v1/models?offset=2"}}
+    transport = FakeTransport([page, page, page])
+    assert hook_with(transport).list_models().ids == ["a/1", "a/2"]
+    assert len(transport.calls) == 2
+
+
+def test_list_models_stops_after_the_page_bound() -> None:
+    from airflow_provider_openrouter.hooks.openrouter import MAX_MODEL_PAGES
+
+    pages = [
+        {"data": _models(f"a/{number}"), "links": {"next": f"/api/v1/models?offset={number + 1}"}}
+        for number in range(MAX_MODEL_PAGES + 5)
+    ]
+    transport = FakeTransport(pages)
+    with pytest.raises(OpenRouterError, match=f"did not end after {MAX_MODEL_PAGES} pages"):
+        hook_with(transport).list_models()
+    assert len(transport.calls) == MAX_MODEL_PAGES
+
+
+# --- streamed answers keep every field the non-streamed answer carries ------------------------------------
+
+
+def _chunk(choices: list[dict[str, Any]], **top: Any) -> dict[str, Any]:
+    return {
+        "id": "gen-9",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "m/x",
+        "choices": choices,
+        **top,
+    }
+
+
+def _token(token: str) -> dict[str, Any]:
+    return {"token": token, "logprob": -0.5, "bytes": list(token.encode()), "top_logprobs": []}
+
+
+CITATION = {
+    "type": "url_citation",
+    "url_citation": {
+        "url": "https://example.com/a",
+        "title": "A",
+        "content": "x",
+        "start_index": 0,
+        "end_index": 4,
+    },
+}
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+METADATA = {"attempt": 1, "strategy": "direct", "requested": "m/x", "summary": "ok", "is_byok": False}
+USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13, "cost": 0.00000015}
+
+# A stream as OpenRouter sends it (shapes from the SDK reference, 2.3): role chunk with content "", reasoning
+# pieces whose details share an index (the signature arrives last), content with per-chunk logprobs, an
+# annotation and an image, the finish chunk, then the usage chunk with empty choices and the metadata.
+RECORDED_STREAM = [
+    _chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]),
+    _chunk(
+        [
+            {
+                "index": 0,
+                "delta": {
+                    "reasoning": "Think",
+                    "reasoning_details": [
+                        {
+                            "type": "reasoning.text",
+                            "text": "Think",
+                            "index": 0,
+                            "format": "anthropic-claude-v1",
+                        }
+                    ],
+                },
+                "finish_reason": None,
+            }
+        ]
+    ),
+    _chunk(
+        [
+            {
+                "index": 0,
+                "delta": {
+                    "reasoning": "ing.",
+                    "reasoning_details": [{"type": "reasoning.text", "text": "ing.", "index": 0}],
+                },
+                "finish_reason": None,
+            }
+        ]
+    ),
+    _chunk(
+        [
+            {
+                "index": 0,
+                "delta": {
+                    "reasoning_details": [
+                        {"type": "reasoning.text", "text": "", "signature": "sig==", "index": 0},
+                        {"type": "reasoning.encrypted", "data": "enc", "index": 1},
+                    ]
+                },
+                "finish_reason": None,
+            }
+        ]
+    ),
+    _chunk(
+        [
+            {
+                "index": 0,
+                "delta": {"content": "Hel"},
+                "logprobs": {"content": [_token("Hel")], "refusal": None},
+                "finish_reason": None,
+            }
+        ],
+        system_fingerprint="fp_1",
+    ),
+    _chunk(
+        [
+            {
+                "index": 0,
+                "delta": {"content": "lo", "annotations": [CITATION], "images": [IMAGE]},
+                "logprobs": {"content": [_token("lo")], "refusal": None},
+                "finish_reason": None,
+            }
+        ]
+    ),
+    _chunk(
+        [{"index": 0, "delta": {}, "finish_reason": "stop", "native_finish_reason": "end_turn"}],
+        provider="Anthropic",
+        service_tier="default",
+    ),
+    _chunk([], usage=USAGE, openrouter_metadata=METADATA, safeguard_results=[]),
+]
+
+
+def test_a_recorded_stream_assembles_to_the_non_streamed_answer() -> None:
+    from airflow_provider_openrouter.hooks.openrouter import assemble_chat_stream
+    from airflow_provider_openrouter.models import ChatCompletion
+
+    streamed = ChatCompletion.model_validate(assemble_chat_stream(RECORDED_STREAM))
+    whole = ChatCompletion.model_validate(
+        {
+            "id": "gen-9",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "m/x",
+            "provider": "Anthropic",
+            "system_fingerprint": "fp_1",
+            "service_tier": "default",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "native_finish_reason": "end_turn",
+                    "logprobs": {"content": [_token("Hel"), _token("lo")], "refusal": None},
+                    "message": {
+                        "role": "assistant",
+                        "content": "Hello",
+                        "reasoning": "Thinking.",
+                        "reasoning_details": [
+                            {
+                                "type": "reasoning.text",
+                                "text": "Thinking.",
+                                "signature": "sig==",
+                                "index": 0,
+                                "format": "anthropic-claude-v1",
+                            },
+                            {"type": "reasoning.encrypted", "data": "enc", "index": 1},
+                        ],
+                        "annotations": [CITATION],
+                        "images": [IMAGE],
+                    },
+                }
+            ],
+            "usage": USAGE,
+            "openrouter_metadata": METADATA,
+            "safeguard_results": [],
+        }
+    )
+    assert streamed.model_dump() == whole.model_dump()
+
+
+def test_a_streamed_refusal_and_audio_are_kept() -> None:
+    from airflow_provider_openrouter.hooks.openrouter import assemble_chat_stream
+
+    body = assemble_chat_stream(
+        [
+            _chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]),
+            _chunk([{"index": 0, "delta": {"refusal": "I can't "}, "finish_reason": None}]),
+            _chunk([{"index": 0, "delta": {"refusal": "help with that."}, "finish_reason": None}]),
+            _chunk(
+                [{"index": 0, "delta": {"audio": {"id": "au_1", "data": "AAA", "transcript": "Hi"}}}],
+            ),
+            _chunk([{"index": 0, "delta": {"audio": {"data": "BBB", "transcript": " there"}}}]),
+            _chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+        ]
+    )
+    message = body["choices"][0]["message"]
+    assert message["refusal"] == "I can't help with that."
+    assert message["content"] is None
+    assert message["audio"] == {"id": "au_1", "data": "AAABBB", "transcript": "Hi there"}

@@ -195,3 +195,29 @@ def test_execute_complete_fails_on_an_error_event() -> None:
 
     assert not isinstance(caught.value, OpenRouterNotFoundError)
     assert "HTTP 401" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [401, 402, 403, 429, 503])
+def test_a_deferred_failure_is_the_same_exception_as_a_direct_one(
+    emulator: RunningEmulator, status: int
+) -> None:
+    """The trigger's error event carries the error; execute_complete raises the same class with the same
+    status, billed and retry_after as the worker raises when it asks itself, so Airflow and a retry policy
+    treat both alike."""
+    op = OpenRouterGetGenerationOperator(task_id="stats", generation_id="gen-x", wait_for_stats=0)
+    emulator.configure(fail_next={STATS_ROUTE: [status]})
+    with pytest.raises(OpenRouterError) as direct:
+        op.execute({})  # type: ignore[arg-type]
+
+    emulator.configure(fail_next={STATS_ROUTE: [status] * OpenRouterGenerationTrigger.max_consecutive_errors})
+    (event,) = run_trigger(OpenRouterGenerationTrigger("openrouter_default", "gen-x", 0.05, time.time() + 60))
+    assert event.payload["status"] == "error"
+    with pytest.raises(OpenRouterError) as deferred:
+        op.execute_complete({}, event=event.payload)  # type: ignore[arg-type]
+
+    assert type(deferred.value) is type(direct.value)
+    assert deferred.value.status == direct.value.status == status
+    assert deferred.value.billed is direct.value.billed is False
+    assert deferred.value.retryable is direct.value.retryable
+    assert getattr(deferred.value, "retry_after", None) == getattr(direct.value, "retry_after", None)
+    assert str(deferred.value) == str(direct.value)

@@ -81,6 +81,19 @@ class FakeHook:
         self.answers = list(answers)
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self.settings = SimpleNamespace(retry_ambiguous=retry_ambiguous)
+        self.open = False
+        self.closed = 0
+
+    def __enter__(self) -> FakeHook:
+        self.open = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.open = False
+        self.closed += 1
 
     def _answer(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.calls.append((name, args, kwargs))
@@ -780,3 +793,112 @@ def test_importing_the_operators_package_imports_no_operator_module() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- issue 8: rendered missing values and model ids, refused before anything is sent ------------------------
+
+
+@pytest.mark.parametrize("rendered", ["None", "null", "NULL"])
+def test_chat_content_rendered_from_a_missing_value_names_content(rendered: str) -> None:
+    op = OpenRouterChatCompletionOperator(task_id="ask", content="{{ params.question }}")
+    render(op, params={"question": rendered})
+    message = refused(op)
+    assert message.startswith(
+        "Invalid OpenRouter request: task 'ask': parameter 'content' must be non-empty text (or give "
+        f"'messages'), got {rendered!r}"
+    )
+
+
+@pytest.mark.parametrize("rendered", ["None", "null", ""])
+def test_completion_prompt_rendered_from_a_missing_value_names_prompt(rendered: str) -> None:
+    op = OpenRouterCompletionOperator(task_id="complete", prompt="{{ params.text }}")
+    render(op, params={"text": rendered})
+    message = refused(op)
+    assert message.startswith(
+        "Invalid OpenRouter request: task 'complete': parameter 'prompt' must be non-empty text (or a list "
+        f"of texts), got {rendered!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"model": "../../credits"}, "model"),
+        ({"model": "openai/../../credits"}, "model"),
+        ({"author": "..", "slug": "credits"}, "author"),
+        ({"author": "openai", "slug": "../../key"}, "slug"),
+    ],
+)
+def test_endpoints_model_ids_outside_the_id_shape_are_refused(kwargs: dict[str, str], named: str) -> None:
+    message = refused(OpenRouterListModelEndpointsOperator(task_id="e", **kwargs))
+    assert f"task 'e': parameter '{named}' must be" in message
+    assert "no '/'" in message
+
+
+# --- issue 7: plain decimal costs, and every operator closes its hook ---------------------------------------
+
+
+def test_costs_are_written_in_plain_decimal_notation_in_xcom_and_the_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from airflow.sdk.serde import deserialize, serialize
+
+    result = chat_result(cost="0.00000015")
+    op = OpenRouterChatCompletionOperator(task_id="chat", content="hi")
+    _, ti = run(op, FakeHook(result))
+
+    usage = ti.pushed["usage"]
+    assert usage["cost"] == "0.00000015"  # the documented type: str, plain decimal notation
+    stored = {key: json.dumps(serialize(ti.pushed[key])) for key in ("cost", "usage")}
+    stored["return_value"] = json.dumps(serialize(result))
+    for key, text in stored.items():
+        assert "0.00000015" in text, key
+        assert "E-" not in text.upper(), (key, text)
+    assert deserialize(json.loads(stored["cost"])) == Decimal("0.00000015")
+    assert isinstance(deserialize(json.loads(stored["cost"])), Decimal)
+    assert deserialize(json.loads(stored["return_value"])).cost == Decimal("0.00000015")
+    assert "cost 0.00000015 USD" in capsys.readouterr().out  # the task SDK logs to stdout here
+
+
+def test_the_catalog_file_writes_prices_in_plain_decimal_notation(tmp_path: Any) -> None:
+    op = OpenRouterListModelsOperator(task_id="m", output_path=str(tmp_path / "catalog.json"))
+    run(op, FakeHook(CATALOG))
+    text = (tmp_path / "catalog.json").read_text()
+    assert '"prompt":"0.00000015"' in text and '"completion":"0.00000004"' in text
+    assert "E-" not in text
+
+
+def _operators_with_answers() -> list[tuple[Any, Any]]:
+    return [
+        (OpenRouterChatCompletionOperator(task_id="chat", content="hi"), chat_result()),
+        (OpenRouterCompletionOperator(task_id="complete", prompt="Once"), text_result()),
+        (
+            OpenRouterGetCreditsOperator(task_id="credits"),
+            Credits(total_credits=Decimal(5), total_usage=Decimal(1)),
+        ),
+        (OpenRouterGetGenerationOperator(task_id="gen", generation_id="gen-1", wait_for_stats=0), GENERATION),
+        (OpenRouterListModelsOperator(task_id="models"), CATALOG),
+        (OpenRouterListModelEndpointsOperator(task_id="ends", model="openai/gpt-4o"), ENDPOINTS),
+    ]
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_every_operator_closes_its_hook_when_execute_ends(outcome: str) -> None:
+    for op, answer in _operators_with_answers():
+        hook = FakeHook(answer if outcome == "success" else OpenRouterAuthenticationError("no", status=401))
+        if outcome == "success":
+            run(op, hook)
+        else:
+            with pytest.raises(OpenRouterAuthenticationError):
+                run(op, hook)
+        assert hook.calls, op.task_id
+        assert hook.closed == 1 and not hook.open, op.task_id
+
+
+def test_on_kill_closes_the_hook() -> None:
+    for op, _ in _operators_with_answers():
+        hook = FakeHook()
+        op.hook = hook
+        op.on_kill()
+        assert hook.closed == 1, op.task_id
+    OpenRouterChatCompletionOperator(task_id="unused", content="hi").on_kill()  # no hook made: nothing to do
