@@ -119,7 +119,8 @@ class Ledger:
     generations: dict[str, GenerationRecord] = field(default_factory=dict)
     billed_generations: int = 0
     duplicate_billed: int = 0
-    _billed_identities: set[tuple[str, bytes]] = field(default_factory=set)
+    # Billed generations per (idempotency key or custom_id, content hash): a row's count must end at 1.
+    billed_by_identity: Counter[tuple[str, bytes]] = field(default_factory=Counter)
 
     def remaining_credits(self) -> Decimal:
         return self.settings.credits - self.total_usage
@@ -148,10 +149,9 @@ class Ledger:
         self.generations[record.id] = record
         self.billed_generations += 1
         if identity is not None:
-            if identity in self._billed_identities:
+            if identity in self.billed_by_identity:
                 self.duplicate_billed += 1
-            else:
-                self._billed_identities.add(identity)
+            self.billed_by_identity[identity] += 1
 
     def reset(self) -> None:
         self.total_usage = ZERO
@@ -159,7 +159,7 @@ class Ledger:
         self.generations.clear()
         self.billed_generations = 0
         self.duplicate_billed = 0
-        self._billed_identities.clear()
+        self.billed_by_identity.clear()
 
 
 @dataclass
@@ -179,13 +179,18 @@ class Stats:
             counter = self.requests[route] = Counter()
         counter[status] += 1
 
-    def to_json(self, ledger: Ledger, batches: int) -> dict[str, Any]:
-        return {
+    def to_json(self, ledger: Ledger, batches: int, *, by_identity: bool = False) -> dict[str, Any]:
+        """The stats; ``by_identity`` adds ``billed_by_identity`` (an entry per billed row: on request)."""
+        identities = ledger.billed_by_identity
+        body = {
             "requests": {route: dict(counter) for route, counter in sorted(self.requests.items())},
             "requests_total": sum(sum(counter.values()) for counter in self.requests.values()),
             "billed_generations": ledger.billed_generations,
             "total_cost": str(ledger.total_usage),
             "duplicate_billed": ledger.duplicate_billed,
+            "billed_identities": len(identities),
+            "billed_twice": sum(1 for count in identities.values() if count > 1),
+            "billed_without_identity": ledger.billed_generations - sum(identities.values()),
             "rate_limited": self.rate_limited,
             "faults": dict(self.faults),
             "in_flight_max": self.in_flight_max,
@@ -198,6 +203,12 @@ class Stats:
             "batches": batches,
             "uptime_s": round(time.time() - self.started, 3),
         }
+        if by_identity:
+            labels: Counter[str] = Counter()
+            for (label, _), count in identities.items():
+                labels[label] += count
+            body["billed_by_identity"] = dict(labels)
+        return body
 
     def reset(self) -> None:
         self.requests.clear()

@@ -843,7 +843,10 @@ class Emulator:
     # ---------------------------------------------------------------- admin
 
     async def admin_stats(self, request: Request) -> Response:
-        return Response.json(self.stats.to_json(self.ledger, self.batches.count()))
+        wanted = parse_qs(request.query.decode("latin-1")).get("billed_by", [])
+        if wanted not in ([], ["identity"]):
+            raise HTTPError(400, f"billed_by: expected 'identity' (or no billed_by), got {wanted[0]!r}")
+        return Response.json(self.stats.to_json(self.ledger, self.batches.count(), by_identity=bool(wanted)))
 
     async def admin_reset(self, request: Request) -> Response:
         """Back to the start: usage, generations, batches, stats, limits, and the startup settings."""

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 SUPPORTED_ENDPOINT = "/v1/chat/completions"
-MAX_REQUESTS = 50_000
+MAX_REQUESTS = 5_000  # OpenRouter's limit per POST /batches (batch-api guide)
 _ID_CHARS = string.ascii_lowercase + string.digits
 _SLICE = 200  # requests answered between two yields to the event loop
 BATCH_FAILED_MESSAGE = "The provider could not process this batch; none of its requests ran or was billed"
@@ -177,7 +177,11 @@ class BatchStore:
         if not isinstance(requests, list) or not requests:
             raise HTTPError(400, "requests: expected a non-empty array of {custom_id, body} objects")
         if len(requests) > MAX_REQUESTS:
-            raise HTTPError(400, f"requests: at most {MAX_REQUESTS} requests per batch, got {len(requests)}")
+            raise HTTPError(
+                400,
+                f"requests: a batch holds at most {MAX_REQUESTS:,} requests, got {len(requests):,}; "
+                "split them into several batches",
+            )
         seen: set[str] = set()
         for index, item in enumerate(requests):
             custom_id = item.get("custom_id") if isinstance(item, dict) else None

@@ -55,8 +55,10 @@ class RunningEmulator:
         """``{"AIRFLOW_CONN_OPENROUTER_DEFAULT": <conn_uri>}``, for ``os.environ`` or a subprocess env."""
         return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_uri(**extras)}
 
-    def stats(self) -> dict[str, Any]:
-        return self._admin("GET", "/__emulator/stats")
+    def stats(self, *, billed_by_identity: bool = False) -> dict[str, Any]:
+        """``GET /__emulator/stats``; ``billed_by_identity`` adds the billed count per idempotency key or
+        batch custom_id."""
+        return self._admin("GET", "/__emulator/stats" + ("?billed_by=identity" if billed_by_identity else ""))
 
     def reset(self) -> None:
         """Clear usage, generations, batches, stats and limits, and restore the startup settings."""
