@@ -547,7 +547,14 @@ def _merge_tool_calls(calls: list[dict[str, Any]], deltas: Iterable[Mapping[str,
     for call in deltas:
         position = call.get("index", len(calls))
         while len(calls) <= position:
-            calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            calls.append(
+                {
+                    "id": None,
+                    "type": "function",
+                    "index": len(calls),
+                    "function": {"name": "", "arguments": ""},
+                }
+            )
         target = calls[position]
         for key, value in call.items():
             if key == "function":
