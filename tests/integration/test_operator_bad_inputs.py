@@ -17,7 +17,9 @@ from airflow_provider_openrouter.exceptions import OpenRouterRequestError
 from airflow_provider_openrouter.hooks import OpenRouterHook
 from airflow_provider_openrouter.operators import (
     OpenRouterChatCompletionOperator,
+    OpenRouterCompletionOperator,
     OpenRouterGetGenerationOperator,
+    OpenRouterListModelEndpointsOperator,
 )
 
 MakeHook = Callable[..., OpenRouterHook]  # the make_hook fixture (conftest.py)
@@ -98,3 +100,71 @@ def test_chat_content_rendered_empty(emulator: RunningEmulator, conn_id: str) ->
     )
     assert execute(with_messages, content="").text
     assert counts(emulator, "POST /chat/completions") == {"200": 1}
+
+
+def billed_nothing(emulator: RunningEmulator) -> bool:
+    stats = emulator.stats()
+    return stats["billed_generations"] == 0 and stats["requests"] == {}
+
+
+@pytest.mark.parametrize("rendered", ["None", "null"])
+def test_content_and_prompt_rendered_from_a_missing_value_fail_before_paying(
+    emulator: RunningEmulator, conn_id: str, rendered: str
+) -> None:
+    chat = OpenRouterChatCompletionOperator(
+        task_id="ask", model=MODEL, content="{{ params.q }}", openrouter_conn_id=conn_id
+    )
+    with pytest.raises(OpenRouterRequestError, match="task 'ask': parameter 'content' must be non-empty"):
+        execute(chat, content=rendered)
+    complete = OpenRouterCompletionOperator(
+        task_id="complete", model=MODEL, prompt="{{ params.q }}", openrouter_conn_id=conn_id
+    )
+    with pytest.raises(OpenRouterRequestError, match="task 'complete': parameter 'prompt' must be non-empty"):
+        execute(complete, prompt=rendered)
+    assert billed_nothing(emulator)
+
+
+@pytest.mark.parametrize(
+    ("role", "phrase"),
+    [
+        ("System", "role 'System' makes content a system message"),
+        ("tool", "role 'tool' cannot go with content"),
+    ],
+)
+def test_a_flat_role_that_cannot_be_answered_is_named_before_paying(
+    emulator: RunningEmulator, conn_id: str, role: str, phrase: str
+) -> None:
+    op = OpenRouterChatCompletionOperator(
+        task_id="ask", model=MODEL, role="{{ params.role }}", content="Hello", openrouter_conn_id=conn_id
+    )
+    with pytest.raises(OpenRouterRequestError) as caught:
+        execute(op, role=role)
+    assert phrase in str(caught.value) and "role='user'" in str(caught.value)
+    assert "messages[0]" not in str(caught.value)
+    assert billed_nothing(emulator)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"model": "../../credits"},
+        {"model": "openai/../../../credits"},
+        {"author": "..", "slug": "credits"},
+        {"author": "openai", "slug": "../../key"},
+    ],
+)
+def test_a_model_id_with_path_segments_sends_nothing_outside_models(
+    emulator: RunningEmulator, conn_id: str, kwargs: dict[str, str]
+) -> None:
+    op = OpenRouterListModelEndpointsOperator(task_id="endpoints", openrouter_conn_id=conn_id, **kwargs)
+    with pytest.raises(OpenRouterRequestError, match="no '/'"):
+        execute(op)
+    assert emulator.stats()["requests"] == {}
+
+
+def test_a_model_id_with_a_variant_reaches_its_endpoints(emulator: RunningEmulator, conn_id: str) -> None:
+    op = OpenRouterListModelEndpointsOperator(
+        task_id="endpoints", model="meta-llama/llama-3.3-70b-instruct:free", openrouter_conn_id=conn_id
+    )
+    assert execute(op).id == "meta-llama/llama-3.3-70b-instruct:free"
+    assert set(emulator.stats()["requests"]) == {"GET /models/{author}/{slug}/endpoints"}
