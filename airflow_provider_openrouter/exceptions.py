@@ -47,23 +47,33 @@ __all__ = [
 
 # OpenRouter keys look like sk-or-v1-<hex>; a bearer header may leak any token, so both are redacted.
 _KEY_PATTERN = re.compile(r"sk-or-[A-Za-z0-9_\-.]{4,}|(?i:bearer)\s+[A-Za-z0-9_\-.=]{8,}")
+# In a successful answer "Bearer <word>" is ordinary text (a model explaining HTTP auth), so only keys go.
+_OPENROUTER_KEY_PATTERN = re.compile(r"sk-or-[A-Za-z0-9_\-.]{4,}")
 _REDACTED = "***"
 _MAX_MESSAGE_CHARS = 300
 _UNSET = object()
 
 
-def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """Return ``value`` with API keys redacted from every string inside it (dicts and lists walked)."""
+def scrub(value: Any, secrets: Iterable[str] = (), *, bearer: bool = True) -> Any:
+    """Return ``value`` with API keys redacted from every string inside it (dicts and lists walked).
+
+    ``secrets`` (the connection's key) go wherever they appear, and so does any ``sk-or-`` token; ``bearer``
+    also redacts ``Bearer <token>``, which an error message may echo from a request header.
+    """
+    secrets = tuple(secret for secret in secrets if secret)
+    return _scrub(value, secrets, _KEY_PATTERN if bearer else _OPENROUTER_KEY_PATTERN)
+
+
+def _scrub(value: Any, secrets: tuple[str, ...], pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
         text = value
         for secret in secrets:
-            if secret:
-                text = text.replace(secret, _REDACTED)
-        return _KEY_PATTERN.sub(_REDACTED, text)
+            text = text.replace(secret, _REDACTED)
+        return pattern.sub(_REDACTED, text)
     if isinstance(value, Mapping):
-        return {key: scrub(item, secrets) for key, item in value.items()}
+        return {_scrub(key, secrets, pattern): _scrub(item, secrets, pattern) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [scrub(item, secrets) for item in value]
+        return [_scrub(item, secrets, pattern) for item in value]
     return value
 
 
@@ -118,7 +128,7 @@ class OpenRouterError(AirflowException):
         secrets = tuple(secrets)
         self.message: str = _one_line(scrub(message or "", secrets))
         self.status = status
-        self.code = code
+        self.code = scrub(code, secrets)
         self.metadata: dict[str, Any] = dict(scrub(dict(metadata or {}), secrets))
         self.generation_id = scrub(generation_id, secrets) if generation_id else generation_id
         self.conn_id = conn_id

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -42,6 +43,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.exceptions import (
     OpenRouterAuthenticationError,
+    OpenRouterConfigurationError,
     OpenRouterConnectionError,
     OpenRouterEndpointGoneError,
     OpenRouterError,
@@ -57,6 +59,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterTimeoutError,
     OpenRouterUpstreamError,
     may_resend,
+    scrub,
 )
 from airflow_provider_openrouter.ratelimit import TokenBucket, bucket_for
 
@@ -111,6 +114,34 @@ class TransportSettings:
     retry_ambiguous: bool = False
     default_model: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse what the HTTP library would refuse (or turn into something else) before anything is sent.
+
+        The messages name the connection and the field, never the key or any part of it.
+        """
+        fields = [
+            ("the API key (password field)", self.api_key, True),
+            ("the extra app_url", self.app_url, False),
+            ("the extra app_title", self.app_title, False),
+        ]
+        for label, value, is_key in fields:
+            problem = _header_problem(value or "", key=is_key)
+            if problem is not None:
+                raise OpenRouterConfigurationError(
+                    f"{label} of connection '{self.conn_id}' contains {problem}, which an HTTP header cannot "
+                    "carry" + ("; paste the key again as one line" if is_key else ""),
+                    conn_id=self.conn_id,
+                    secrets=self.secrets,
+                )
+        if "@" in urlsplit(self.base_url).netloc:
+            # requests would send the user:password part as Basic auth in place of the bearer key.
+            raise OpenRouterConfigurationError(
+                f"the Base URL of connection '{self.conn_id}' carries a user name or password before '@' "
+                "(not shown); remove it from the host field and put the API key in the password field",
+                conn_id=self.conn_id,
+                secrets=self.secrets,
+            )
+
     def headers(self) -> dict[str, str]:
         """Headers sent on every request: auth, attribution and identification."""
         headers = {
@@ -129,6 +160,53 @@ class TransportSettings:
     @property
     def secrets(self) -> tuple[str, ...]:
         return (self.api_key,) if self.api_key else ()
+
+
+def _header_problem(value: str, *, key: bool = False) -> str | None:
+    """What keeps ``value`` out of an HTTP header, or None. An API key (``key``) must be printable ASCII
+    without spaces; other values may carry spaces and Latin-1 letters (what requests can encode). The answer
+    names the kind of character and its position, never the character or its neighbours."""
+    for position, char in enumerate(value, 1):
+        code = ord(char)
+        if char in "\r\n":
+            what = "a line break"
+        elif code < 32 or code == 127 or 128 <= code < 160:
+            what = "a control character"
+        elif char.isspace() and (key or position == 1):
+            what = "whitespace"
+        elif code > (126 if key else 255):
+            what = "a non-ASCII character" if key else "a character outside Latin-1"
+        else:
+            continue
+        return f"{what} (character {position} of {len(value)})"
+    return None
+
+
+def _excerpt(text: str, limit: int, secrets: tuple[str, ...]) -> str:
+    """The first ``limit`` characters of ``text``, keys redacted first (a key cut in two is not found)."""
+    margin = max((len(secret) for secret in secrets), default=0) + 64
+    return str(scrub(text[: limit + margin], secrets))[:limit]
+
+
+# A key could hide in a JSON string behind an escape (\u0073k-or-..., \/), so such bodies are walked too.
+_MAY_HIDE_A_KEY = (b"sk-or-", b"\\u", b"\\/")
+
+
+def _secret_needles(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Byte patterns that betray a key in a raw answer: as written, and as JSON writes it (\" and \\)."""
+    return _MAY_HIDE_A_KEY + tuple(
+        {form.encode() for secret in secrets for form in (secret, json.dumps(secret)[1:-1])}
+    )
+
+
+def _scrub_answer(
+    payload: dict[str, Any], raw: bytes, needles: tuple[bytes, ...], secrets: tuple[str, ...]
+) -> Any:
+    """``payload`` with the connection's key and any ``sk-or-`` token redacted from every string (ids too),
+    so a server echoing the key cannot put it into XCom. A body without any of ``needles`` is not walked."""
+    if any(needle in raw for needle in needles):
+        return scrub(payload, secrets, bearer=False)
+    return payload
 
 
 # --- error mapping (shared by the sync and async transports) ---------------------------------------------
@@ -339,13 +417,13 @@ def _sse_payloads(lines: Iterable[bytes]) -> Iterator[str]:
         yield "\n".join(data)
 
 
-def _short_body(content: bytes, content_type: str) -> str:
+def _short_body(content: bytes, content_type: str, secrets: tuple[str, ...]) -> str:
     kind = content_type.split(";")[0].strip() or "no content type"
     if not content:
         return f"empty body ({kind})"
     if "html" in kind:
         return f"an HTML page instead of OpenRouter's JSON ({len(content)} bytes)"
-    snippet = content[:120].decode("utf-8", "replace")
+    snippet = _excerpt(content[:4096].decode("utf-8", "replace"), 120, secrets)
     return f"a non-JSON body ({kind}): {snippet!r}"
 
 
@@ -380,7 +458,7 @@ def raise_for_openrouter_error(
             if billable or "html" not in content_type:
                 # Cut off or replaced in transit after the server answered: the work may be done and billed.
                 raise OpenRouterOutcomeUnknownError(
-                    f"HTTP {status} with {_short_body(content, content_type)}",
+                    f"HTTP {status} with {_short_body(content, content_type, secrets)}",
                     status=status,
                     generation_id=generation_id,
                     conn_id=conn_id,
@@ -388,7 +466,7 @@ def raise_for_openrouter_error(
                     secrets=secrets,
                 )
             raise OpenRouterResponseError(
-                f"HTTP {status} with {_short_body(content, content_type)}",
+                f"HTTP {status} with {_short_body(content, content_type, secrets)}",
                 status=status,
                 conn_id=conn_id,
                 request=request,
@@ -405,6 +483,7 @@ def raise_for_openrouter_error(
                 request=request,
                 secrets=secrets,
             )
+        payload = _scrub_answer(payload, content, _secret_needles(secrets), secrets)
         if path in _COMPLETION_PATHS:
             hidden = _error_in_completion(payload)
             if hidden is not None:
@@ -428,7 +507,7 @@ def raise_for_openrouter_error(
 
     envelope = _envelope(payload) if parsed else None
     if envelope is None:
-        message = f"HTTP {status} with {_short_body(content, content_type)}"
+        message = f"HTTP {status} with {_short_body(content, content_type, secrets)}"
         if billable and (status >= 500 or status == 408):
             # A proxy's page, not OpenRouter's verdict: the request may have reached OpenRouter and run.
             raise OpenRouterOutcomeUnknownError(
@@ -583,6 +662,7 @@ class _TransportBase:
         self.base_url = settings.base_url.rstrip("/")
         self.bucket: TokenBucket | None = bucket_for(settings.conn_id, settings.requests_per_minute)
         self._secrets = settings.secrets
+        self._needles = _secret_needles(self._secrets)
 
     def _check(
         self, status: int, headers: Mapping[str, str], content: bytes, method: str, path: str, billable: bool
@@ -606,6 +686,42 @@ class _TransportBase:
     def _error_kwargs(self, request: str) -> dict[str, Any]:
         """What every transport failure carries: the connection, the request, the secrets to redact."""
         return {"conn_id": self.settings.conn_id, "request": request, "secrets": self._secrets}
+
+    def _refused_before_sending(
+        self,
+        request: str,
+        headers: Mapping[str, str] | None,
+        library_error: str,
+    ) -> OpenRouterError:
+        """The HTTP library refused a header before sending (settings built around the checks of
+        :class:`TransportSettings`, or a caller's own header): never sent, not billed. The library's message
+        quotes the header, so only the header's name and the kind of character are kept."""
+        conn = f"connection '{self.settings.conn_id}'"
+        candidates: list[tuple[str, str | None, bool, type[OpenRouterError]]] = [
+            (
+                f"the API key (password field) of {conn}",
+                self.settings.api_key,
+                True,
+                OpenRouterConfigurationError,
+            ),
+            (f"the extra app_url of {conn}", self.settings.app_url, False, OpenRouterConfigurationError),
+            (f"the extra app_title of {conn}", self.settings.app_title, False, OpenRouterConfigurationError),
+            *(
+                (f"the request header {name}", value, False, OpenRouterRequestError)
+                for name, value in (headers or {}).items()
+            ),
+        ]
+        for label, value, is_key, error_class in candidates:
+            problem = _header_problem(value or "", key=is_key)
+            if problem is not None:
+                return error_class(
+                    f"{label} contains {problem}, which an HTTP header cannot carry; nothing was sent",
+                    **self._error_kwargs(request),
+                )
+        return OpenRouterRequestError(
+            f"the HTTP library refused the request before sending it ({library_error}); nothing was sent",
+            **self._error_kwargs(request),
+        )
 
 
 class OpenRouterTransport(_TransportBase):
@@ -734,8 +850,12 @@ class OpenRouterTransport(_TransportBase):
                 timeout=self._timeout,
                 stream=stream,
             )
+        except (requests.exceptions.InvalidHeader, UnicodeEncodeError) as error:
+            refused = type(error).__name__
         except requests.RequestException as error:
             raise self._transport_error(error, f"{method} {path}") from None
+        # Raised outside the handler: the library's error quotes the header (the key) and must not be chained.
+        raise self._refused_before_sending(f"{method} {path}", headers, refused)
 
     def _transport_error(
         self, error: requests.RequestException, request: str, *, sent: bool = False
@@ -814,7 +934,7 @@ class OpenRouterTransport(_TransportBase):
                 yield event
         except requests.RequestException as error:
             lost = self._transport_error(error, request, sent=True)
-            lost.generation_id = generation_id
+            lost.generation_id = scrub(generation_id, self._secrets)
             raise lost from None
         if not finished:
             raise OpenRouterOutcomeUnknownError(
@@ -830,10 +950,11 @@ class OpenRouterTransport(_TransportBase):
             event = None
         if not isinstance(event, dict):
             raise OpenRouterOutcomeUnknownError(
-                f"unreadable stream event {payload[:80]!r}",
+                f"unreadable stream event {_excerpt(payload, 80, self._secrets)!r}",
                 generation_id=generation_id,
                 **self._error_kwargs(request),
             )
+        event = _scrub_answer(event, payload.encode(), self._needles, self._secrets)
         hidden = _error_in_stream_event(event)
         if hidden is not None:
             status, code, message, metadata = hidden
@@ -869,7 +990,8 @@ def _reason(error: BaseException) -> str:
         inner = nested[-1]
     if isinstance(inner, OSError) and inner.strerror:
         return inner.strerror
-    return " ".join(str(inner).split())[:200]
+    # Not cut here: the error's constructor redacts keys first, then cuts the whole message.
+    return " ".join(str(inner).split())
 
 
 # --- async transport --------------------------------------------------------------------------------------
@@ -889,8 +1011,11 @@ class AsyncOpenRouterTransport(_TransportBase):
         import httpx
 
         super().__init__(settings)
+        headers = _latin1_headers(settings.headers())
+        if headers is None:
+            raise self._refused_before_sending("(no request sent)", None, "UnicodeEncodeError")
         self._client = httpx.AsyncClient(
-            headers=settings.headers(),
+            headers=headers,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
             limits=httpx.Limits(max_connections=POOL_MAXSIZE, max_keepalive_connections=POOL_MAXSIZE),
         )
@@ -961,9 +1086,16 @@ class AsyncOpenRouterTransport(_TransportBase):
                 json=body,
                 headers=headers,
             )
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as error:
+            refused = type(error).__name__
         except httpx.TransportError as error:
             raise self._transport_error(error, f"{method} {path}") from None
-        return self._check(response.status_code, response.headers, response.content, method, path, billable)
+        else:
+            return self._check(
+                response.status_code, response.headers, response.content, method, path, billable
+            )
+        # Raised outside the handler: the library's error quotes the header (the key) and must not be chained.
+        raise self._refused_before_sending(f"{method} {path}", headers, refused)
 
     def _transport_error(self, error: httpx.TransportError, request: str) -> OpenRouterError:
         """httpx failures, mapped like the sync transport's: never sent, or sent with the outcome unknown."""
@@ -979,6 +1111,15 @@ class AsyncOpenRouterTransport(_TransportBase):
         return OpenRouterOutcomeUnknownError(
             f"connection lost after sending ({type(error).__name__}: {error})", **common
         )
+
+
+def _latin1_headers(headers: Mapping[str, str]) -> dict[bytes, bytes] | None:
+    """The headers as bytes, or None when one cannot be encoded (the codec's error holds the whole value, so
+    it is dropped here). As bytes because httpx encodes str headers as ASCII, requests as Latin-1."""
+    try:
+        return {name.encode(): value.encode("latin-1") for name, value in headers.items()}
+    except UnicodeEncodeError:
+        return None
 
 
 def _httpx_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
