@@ -100,7 +100,8 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "max_retries": _field(
                         "Max retries",
-                        "How often a retryable failure (429, 502/503/529, connection refused) is retried.",
+                        "How often a retryable failure (408, 429, 5xx answered with OpenRouter's error "
+                        "envelope, connection refused) is retried.",
                         {"type": ["integer", "null"], "minimum": 0, "default": 5},
                     ),
                     "max_retry_wait": _field(
@@ -116,8 +117,8 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "retry_ambiguous": _field(
                         "Retry ambiguous failures",
-                        "Also resend a billable request after 408/500/524, an error inside a 200 body, "
-                        "a read timeout or a lost answer. This can bill twice; off by default.",
+                        "Also resend a billable request whose answer was lost (read timeout, reset, "
+                        "truncated body, proxy page, 524). This can bill twice; off by default.",
                         {"type": ["boolean", "null"], "default": False},
                     ),
                 },
