@@ -527,21 +527,25 @@ def test_billable_524_is_resent_when_retry_ambiguous(stub: StubServer) -> None:
     assert len(stub.seen) == 2
 
 
-def test_an_upstream_429_inside_a_200_waits_for_retry_after_then_succeeds(stub: StubServer) -> None:
+@pytest.mark.parametrize(
+    "metadata, headers",
+    [({"headers": {"Retry-After": "4"}}, {}), ({}, {"Retry-After": "4"})],
+    ids=["in-error-metadata", "http-header"],
+)
+def test_an_upstream_429_inside_a_200_waits_for_retry_after_then_succeeds(
+    stub: StubServer, metadata: dict[str, Any], headers: dict[str, str]
+) -> None:
     upstream_429 = {
         "id": "gen-limited",
         "choices": [],
-        "error": {
-            "code": 429,
-            "message": "Provider rate limited",
-            "metadata": {"headers": {"Retry-After": "4"}},
-        },
+        "error": {"code": 429, "message": "Provider rate limited", "metadata": metadata},
     }
-    stub.script(Reply(200, upstream_429), Reply(200, CHAT_OK))
+    stub.script(Reply(200, upstream_429, headers=headers), Reply(200, CHAT_OK))
     sleeps: list[float] = []
     with make_transport(stub.base_url, sleeps) as transport:
         assert transport.post("/chat/completions", {"messages": []})["id"] == "gen-ok"
     assert sleeps == [4.0] and len(stub.seen) == 2
+    assert stub.seen[0].headers["x-idempotency-key"] == stub.seen[1].headers["x-idempotency-key"]
 
 
 @pytest.mark.parametrize("status", [400, 402, 403])
