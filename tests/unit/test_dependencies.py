@@ -1,0 +1,57 @@
+"""Every third-party package the provider imports is a declared dependency, and the lowest-Airflow CI
+environment (ci/lowest-airflow.txt) satisfies every lower bound, so the bounds are versions CI has run."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "airflow_provider_openrouter"
+# Imported only by the pytest plugin, which only pytest loads.
+PROVIDED_BY_THE_HOST = {"pytest"}
+
+
+def declared() -> dict[str, Requirement]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = (Requirement(text) for text in project["dependencies"])
+    return {requirement.name.lower(): requirement for requirement in requirements}
+
+
+def imported_distributions() -> set[str]:
+    modules: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module.partition(".")[0])
+    third_party = (
+        modules - set(sys.stdlib_module_names) - {"airflow_provider_openrouter"} - PROVIDED_BY_THE_HOST
+    )
+    owners = importlib.metadata.packages_distributions()
+    # airflow.* comes from apache-airflow (core and task SDK); the declared name is what matters.
+    return {"apache-airflow" if module == "airflow" else owners[module][0].lower() for module in third_party}
+
+
+def test_every_imported_package_is_declared() -> None:
+    missing = imported_distributions() - set(declared())
+    assert not missing, f"imported but not in [project] dependencies: {sorted(missing)}"
+
+
+def test_the_lowest_airflow_environment_satisfies_every_lower_bound() -> None:
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "ci/lowest-airflow.txt").read_text(), re.M))
+    pinned = {name.lower(): version for name, version in pins.items()}
+    for name, requirement in declared().items():
+        assert name in pinned, f"{name} is not in ci/lowest-airflow.txt"
+        assert requirement.specifier.contains(pinned[name]), (
+            f"{requirement} excludes the CI pin {pinned[name]}"
+        )
+        lower = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        assert lower == [pinned[name]], f"{requirement}: the lower bound should be the version CI proves"
