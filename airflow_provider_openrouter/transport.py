@@ -119,20 +119,9 @@ class TransportSettings:
 
         The messages name the connection and the field, never the key or any part of it.
         """
-        fields = [
-            ("the API key (password field)", self.api_key, True),
-            ("the extra app_url", self.app_url, False),
-            ("the extra app_title", self.app_title, False),
-        ]
-        for label, value, is_key in fields:
-            problem = _header_problem(value or "", key=is_key)
-            if problem is not None:
-                raise OpenRouterConfigurationError(
-                    f"{label} of connection '{self.conn_id}' contains {problem}, which an HTTP header cannot "
-                    "carry" + ("; paste the key again as one line" if is_key else ""),
-                    conn_id=self.conn_id,
-                    secrets=self.secrets,
-                )
+        problem = self.header_problem()
+        if problem is not None:
+            raise OpenRouterConfigurationError(problem, conn_id=self.conn_id, secrets=self.secrets)
         if "@" in urlsplit(self.base_url).netloc:
             # requests would send the user:password part as Basic auth in place of the bearer key.
             raise OpenRouterConfigurationError(
@@ -141,6 +130,23 @@ class TransportSettings:
                 conn_id=self.conn_id,
                 secrets=self.secrets,
             )
+
+    def header_problem(self) -> str | None:
+        """Why a field sent as a header (API key, app_url, app_title) cannot be sent, or None."""
+        fields = [
+            ("the API key (password field)", self.api_key, True),
+            ("the extra app_url", self.app_url, False),
+            ("the extra app_title", self.app_title, False),
+        ]
+        for label, value, is_key in fields:
+            problem = _header_problem(value or "", key=is_key)
+            if problem is not None:
+                advice = "; paste the key again as one line" if is_key else ""
+                return (
+                    f"{label} of connection '{self.conn_id}' contains {problem}, which an HTTP header cannot "
+                    f"carry{advice}"
+                )
+        return None
 
     def headers(self) -> dict[str, str]:
         """Headers sent on every request: auth, attribution and identification."""
@@ -683,44 +689,31 @@ class _TransportBase:
             _pause_bucket(self.bucket, error)
             raise
 
-    def _error_kwargs(self, request: str) -> dict[str, Any]:
+    def _error_kwargs(self, request: str | None) -> dict[str, Any]:
         """What every transport failure carries: the connection, the request, the secrets to redact."""
         return {"conn_id": self.settings.conn_id, "request": request, "secrets": self._secrets}
 
     def _refused_before_sending(
-        self,
-        request: str,
-        headers: Mapping[str, str] | None,
-        library_error: str,
+        self, request: str | None, headers: Mapping[str, str] | None, library_error: str
     ) -> OpenRouterError:
-        """The HTTP library refused a header before sending (settings built around the checks of
+        """The HTTP library refused a header before sending (settings that escaped the checks of
         :class:`TransportSettings`, or a caller's own header): never sent, not billed. The library's message
         quotes the header, so only the header's name and the kind of character are kept."""
-        conn = f"connection '{self.settings.conn_id}'"
-        candidates: list[tuple[str, str | None, bool, type[OpenRouterError]]] = [
-            (
-                f"the API key (password field) of {conn}",
-                self.settings.api_key,
-                True,
-                OpenRouterConfigurationError,
-            ),
-            (f"the extra app_url of {conn}", self.settings.app_url, False, OpenRouterConfigurationError),
-            (f"the extra app_title of {conn}", self.settings.app_title, False, OpenRouterConfigurationError),
-            *(
-                (f"the request header {name}", value, False, OpenRouterRequestError)
-                for name, value in (headers or {}).items()
-            ),
-        ]
-        for label, value, is_key, error_class in candidates:
-            problem = _header_problem(value or "", key=is_key)
+        kwargs = self._error_kwargs(request)
+        problem = self.settings.header_problem()
+        if problem is not None:
+            return OpenRouterConfigurationError(f"{problem}; nothing was sent", **kwargs)
+        for name, value in (headers or {}).items():
+            problem = _header_problem(value)
             if problem is not None:
-                return error_class(
-                    f"{label} contains {problem}, which an HTTP header cannot carry; nothing was sent",
-                    **self._error_kwargs(request),
+                return OpenRouterRequestError(
+                    f"the request header {name} contains {problem}, which an HTTP header cannot carry; "
+                    "nothing was sent",
+                    **kwargs,
                 )
         return OpenRouterRequestError(
             f"the HTTP library refused the request before sending it ({library_error}); nothing was sent",
-            **self._error_kwargs(request),
+            **kwargs,
         )
 
 
@@ -1013,7 +1006,7 @@ class AsyncOpenRouterTransport(_TransportBase):
         super().__init__(settings)
         headers = _latin1_headers(settings.headers())
         if headers is None:
-            raise self._refused_before_sending("(no request sent)", None, "UnicodeEncodeError")
+            raise self._refused_before_sending(None, None, "UnicodeEncodeError")
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
