@@ -1,7 +1,12 @@
 """``OpenRouterBatchTrigger``: waits in the triggerer until every submitted batch reaches a terminal status.
 
-It only polls ``GET /batches/{id}`` (idempotent) with the async transport, so a triggerer restart that runs it
-again costs nothing; submitting stays on the worker.
+It only reads (idempotent GETs) with the async transport, so a triggerer restart that runs it again costs
+nothing; submitting stays on the worker. It reads statuses from the list ``GET /batches``, whose items never
+carry results, newest first, one page of 100 batches per request, never from ``GET /batches/{id}``: a
+terminal batch's answer there holds every result inline (5,000 of them are megabytes of JSON), and parsing it
+holds the GIL (so no thread helps) and stalls the event loop that every other trigger shares for a quarter
+of a second. The task lands the results on the worker. Only a batch the list does not show (deleted, or beyond
+:data:`MAX_LIST_PAGES` pages of newer batches) is asked for by id.
 
 Event contract (exactly one event, then the trigger returns): a JSON dict
 
@@ -11,7 +16,11 @@ Event contract (exactly one event, then the trigger returns): a JSON dict
   in a row), ``payment_required`` (402: results withheld until credits are added), ``permanent_error`` (401,
   403, 404: waiting cannot help);
 * ``batch_ids``, ``statuses`` (last status seen per batch), ``waited_seconds`` (since this trigger started),
-  ``message`` (one line, for people).
+  ``message`` (one line, for people);
+* ``error``: on ``polling_error``, ``payment_required`` and ``permanent_error``, the failure as
+  :meth:`OpenRouterError.to_event` writes it (class name, status, code, ``billed``, ``retry_after``, ...),
+  from which the operator rebuilds the same exception, so a deferred task fails or retries as one that
+  polled on the worker would; otherwise ``None``.
 """
 
 from __future__ import annotations
@@ -34,6 +43,10 @@ from airflow_provider_openrouter.triggers import DEFAULT_MAX_CONSECUTIVE_ERRORS,
 
 EVENT_STATUSES = frozenset({"success", "error"})
 EVENT_REASONS = frozenset({"completed", "timeout", "polling_error", "payment_required", "permanent_error"})
+LIST_PAGE_SIZE = 100
+MAX_LIST_PAGES = 50
+"""Pages of ``GET /batches`` read per polling round at most (5,000 batches newer than the oldest awaited one):
+a bound against a server that pages forever; a batch further back is asked for by id."""
 
 
 class OpenRouterBatchTrigger(OpenRouterPollingTrigger):
@@ -74,7 +87,14 @@ class OpenRouterBatchTrigger(OpenRouterPollingTrigger):
             },
         )
 
-    def _event(self, status: str, reason: str, statuses: dict[str, str], message: str) -> TriggerEvent:
+    def _event(
+        self,
+        status: str,
+        reason: str,
+        statuses: dict[str, str],
+        message: str,
+        error: OpenRouterError | None = None,
+    ) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": status,
@@ -83,39 +103,40 @@ class OpenRouterBatchTrigger(OpenRouterPollingTrigger):
                 "statuses": dict(statuses),
                 "waited_seconds": round(time.time() - self._started, 3),
                 "message": message,
+                "error": error.to_event() if error is not None else None,
             }
         )
 
+    def _error(self, reason: str, statuses: dict[str, str], err: OpenRouterError) -> TriggerEvent:
+        return self._event("error", reason, statuses, str(err), err)
+
     def _connection_error(self, err: OpenRouterError) -> TriggerEvent:
-        return self._event("error", "permanent_error", {}, str(err))
+        return self._error("permanent_error", {}, err)
 
     async def _poll(self, transport: Any) -> TriggerEvent:
         statuses: dict[str, str] = {}
         waiting = list(self.batch_ids)
         errors_in_a_row = 0
         while True:
-            for batch_id in list(waiting):
-                try:
-                    batch = await transport.get(f"/batches/{batch_id}")
-                except OpenRouterInsufficientCreditsError as err:
-                    statuses[batch_id] = "payment_required"
-                    return self._event("error", "payment_required", statuses, str(err))
-                except (
-                    OpenRouterAuthenticationError,
-                    OpenRouterPermissionError,
-                    OpenRouterNotFoundError,
-                ) as err:
-                    return self._event("error", "permanent_error", statuses, str(err))
-                except OpenRouterError as err:
-                    errors_in_a_row += 1
-                    if self._too_many_errors(errors_in_a_row, f"polling batch {batch_id}", err):
-                        return self._event("error", "polling_error", statuses, str(err))
-                    break
+            try:
+                statuses.update(await self._statuses(transport, waiting))
+            except OpenRouterInsufficientCreditsError as err:
+                return self._error("payment_required", statuses, err)
+            except (
+                OpenRouterAuthenticationError,
+                OpenRouterPermissionError,
+                OpenRouterNotFoundError,
+            ) as err:
+                return self._error("permanent_error", statuses, err)
+            except OpenRouterError as err:
+                errors_in_a_row += 1
+                if self._too_many_errors(errors_in_a_row, "polling batches", err):
+                    return self._error("polling_error", statuses, err)
+            else:
                 errors_in_a_row = 0
-                status = str(batch.get("status"))
-                statuses[batch_id] = status
-                if status in TERMINAL_STATUSES:
-                    waiting.remove(batch_id)
+                waiting = [
+                    batch_id for batch_id in waiting if statuses.get(batch_id) not in TERMINAL_STATUSES
+                ]
             if not waiting:
                 return self._event(
                     "success", "completed", statuses, f"{len(self.batch_ids)} batch(es) finished"
@@ -131,6 +152,28 @@ class OpenRouterBatchTrigger(OpenRouterPollingTrigger):
                 )
             self.log.info("waiting for %d batch(es): %s", len(waiting), statuses)
             await asyncio.sleep(min(self.poll_interval, remaining))
+
+    async def _statuses(self, transport: Any, waiting: list[str]) -> dict[str, str]:
+        """The status of every batch in ``waiting``: from the list, else (rarely) by id."""
+        wanted = set(waiting)
+        found: dict[str, str] = {}
+        params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+        for _ in range(MAX_LIST_PAGES):
+            page = await transport.get("/batches", params)
+            items = page.get("data") or []
+            found.update(
+                (str(item["id"]), str(item.get("status")))
+                for item in items
+                if isinstance(item, dict) and item.get("id") in wanted
+            )
+            last_id = page.get("last_id")
+            if len(found) == len(wanted) or not items or not last_id or last_id == params.get("after"):
+                break
+            params = {"limit": LIST_PAGE_SIZE, "after": last_id}
+        for batch_id in sorted(wanted - set(found)):
+            # Not listed: a 404 ends the wait; an answer of a terminal batch is parsed here, once.
+            found[batch_id] = str((await transport.get(f"/batches/{batch_id}")).get("status"))
+        return found
 
     async def on_kill(self) -> None:
         """A user killed the deferred task. OpenRouter has no batch cancel operation, so nothing is sent:

@@ -9,13 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_helpers import LOG, make_job
+from batch_helpers import LOG, MODEL, make_job
 
 from airflow_provider_openrouter.batch.batch_api import BatchApiClient, load_state
 from airflow_provider_openrouter.batch.engine import BatchJob
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
-from airflow_provider_openrouter.exceptions import OpenRouterOutcomeUnknownError
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterAuthenticationError,
+    OpenRouterError,
+    OpenRouterOutcomeUnknownError,
+    OpenRouterPermissionError,
+    OpenRouterRateLimitError,
+    OpenRouterUpstreamError,
+)
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
 from airflow_provider_openrouter.transport import OpenRouterTransport
 from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
 
@@ -234,9 +242,69 @@ def test_the_trigger_tolerates_transient_polling_errors(
     job = make_job(hook, tmp_path / "out.jsonl", ["p"])
     job.open()
     batch_ids = BatchApiClient(job, hook.transport, log=LOG).submit_all()
-    fast_batches.configure(fail_next={"GET /batches/{id}": ["502", "503"]})
+    fast_batches.configure(fail_next={"GET /batches": ["502", "503"]})
     assert _wait(batch_ids)["status"] == "success"
     assert fast_batches.stats()["faults"] == {"502": 1, "503": 1}
+
+
+def test_the_trigger_reads_statuses_from_the_list_never_a_batch_with_its_results(
+    fast_batches: RunningEmulator, hook: OpenRouterHook, tmp_path: Path
+) -> None:
+    # A terminal batch's GET /batches/{id} holds every result: parsing megabytes of them would stall the
+    # triggerer's event loop, so the trigger reads the list (no results) and the worker fetches them.
+    job = make_job(hook, tmp_path / "out.jsonl", [f"p{n}" for n in range(6)])
+    job.open()
+    batch_ids = BatchApiClient(job, hook.transport, max_requests=2, log=LOG).submit_all()
+    assert _wait(batch_ids)["statuses"] == dict.fromkeys(batch_ids, "completed")
+    requests = fast_batches.stats()["requests"]
+    assert "GET /batches/{id}" not in requests
+    assert sum(requests["GET /batches"].values()) >= 1
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason", "error_class"),
+    [
+        (["401"], "permanent_error", OpenRouterAuthenticationError),
+        (["403"], "permanent_error", OpenRouterPermissionError),
+        (["503"] * 30, "polling_error", OpenRouterUpstreamError),
+        (["429"] * 30, "polling_error", OpenRouterRateLimitError),
+    ],
+)
+def test_an_error_event_carries_the_error_and_the_operator_raises_the_same_class(
+    fast_batches: RunningEmulator,
+    hook: OpenRouterHook,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answers: list[str],
+    reason: str,
+    error_class: type[OpenRouterError],
+) -> None:
+    job = make_job(hook, tmp_path / "out.jsonl", ["p"])
+    job.open()
+    batch_ids = BatchApiClient(job, hook.transport, log=LOG).submit_all()
+    # The trigger's transport gives up at once (its retry waits are not what this test is about).
+    for name, value in fast_batches.airflow_conn_env(requests_per_minute=0, max_retries=0).items():
+        monkeypatch.setenv(name, value)
+    fast_batches.configure(fail_next={"GET /batches": answers})
+    trigger = OpenRouterBatchTrigger("openrouter_default", batch_ids, 0.01, time.time() + 60, 2)
+
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    (event,) = asyncio.run(collect())
+    payload = json.loads(json.dumps(event.payload))  # what the triggerer stores: JSON
+    assert (payload["status"], payload["reason"]) == ("error", reason)
+    assert payload["error"]["error_class"] == error_class.__name__
+    assert payload["error"]["status"] == int(answers[0])
+
+    operator = OpenRouterBatchCompletionOperator(
+        task_id="batch", model=MODEL, inputs=["p"], output_path=str(tmp_path / "out.jsonl")
+    )
+    with pytest.raises(error_class) as raised:
+        operator.execute_complete({"ti": None}, payload)  # type: ignore[arg-type]
+    assert type(raised.value) is error_class
+    assert raised.value.status == int(answers[0])
+    assert raised.value.retryable == error_class.retryable
 
 
 def test_the_trigger_serializes_ids_and_conn_id_only() -> None:

@@ -76,8 +76,9 @@ def test_batch_api_defers_then_a_retry_re_attaches_without_a_second_submission(
         "".join(json.dumps({"custom_id": f"r{n}", "prompt": f"p{n}"}) + "\n" for n in range(20))
     )
     output = tmp_path / "out.jsonl"
-    # The first wait ends with the batch reported missing, so the first attempt fails after submitting.
-    emulator.configure(batch_duration_s=0.5, fail_next={"GET /batches/{id}": ["404"]})
+    # The first wait ends with the batches' list refused (404), so the first attempt fails after submitting,
+    # with the error the trigger met, rebuilt from its event.
+    emulator.configure(batch_duration_s=0.5, fail_next={"GET /batches": ["404"]})
 
     run = sandbox.dags_test(
         "openrouter_batch_api",
@@ -87,7 +88,8 @@ def test_batch_api_defers_then_a_retry_re_attaches_without_a_second_submission(
     assert run.succeeded, run.explain()
     tries = run.query("SELECT try_number FROM task_instance WHERE dag_id = 'openrouter_batch_api'")
     assert tries == [(2,)]
-    assert "Waiting for OpenRouter batches failed" in run.output
+    assert "ended (permanent_error)" in run.output
+    assert "OpenRouterNotFoundError: OpenRouter found nothing (HTTP 404)" in run.output
     stats = emulator.stats()
     assert stats["requests"]["POST /batches"] == {"202": 1}
     assert stats["billed_generations"] == 20
