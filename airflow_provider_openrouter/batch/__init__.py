@@ -5,3 +5,7 @@
 ``manifest`` and ``sharding`` (``plan_shards`` for ``.expand_kwargs()``). Nothing is imported here, so a DAG
 file that imports the operator does not pay for the engine until the task runs.
 """
+
+MAX_BATCH_REQUESTS = 5_000
+"""OpenRouter takes at most this many requests in one ``POST /batches``; also the default chunk size. (Here,
+so the operator's signature has it without importing the engine.)"""

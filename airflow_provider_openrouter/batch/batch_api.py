@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob, canonical_json
 from airflow_provider_openrouter.batch.errors import BatchStateError
@@ -48,7 +49,6 @@ BATCH_ENDPOINT = "/v1/chat/completions"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 STATE_SUFFIX = ".batches.json"
 STATE_VERSION = 1
-DEFAULT_MAX_REQUESTS = 10_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 _ADOPTION_SLACK_S = 60
 # Per-result error types worth sending again in a later run (the request never ran).
@@ -187,7 +187,7 @@ class BatchApiClient:
         job: BatchJob,
         transport: SyncTransport,
         *,
-        max_requests: int = DEFAULT_MAX_REQUESTS,
+        max_requests: int = MAX_BATCH_REQUESTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         provider: dict[str, Any] | None = None,
         log: Log,

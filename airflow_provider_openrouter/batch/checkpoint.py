@@ -51,6 +51,7 @@ from airflow_provider_openrouter.batch.outputs import (
     SENDING,
     SUCCEEDED,
     dumps_record,
+    loads_record,
 )
 
 if TYPE_CHECKING:
@@ -107,16 +108,20 @@ class Mirror:
         """The number of the newest segment (0 for none): the next upload takes the one after it."""
         return int(parts[-1].name.removeprefix("part-").removesuffix(".jsonl")) if parts else 0
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every record of every segment, oldest first; refuses a mirror of another identity."""
+    def check(self) -> None:
+        """Refuse a mirror of another identity (reads only)."""
         header_path = self.root / "header.json"
         if header_path.exists():
-            header = json.loads(header_path.read_text(encoding="utf-8"))
-            if header.get("identity") != self._header["identity"]:
+            header = _parse(header_path.read_bytes())
+            if header is None or header.get("identity") != self._header["identity"]:
                 raise BatchStateError(
                     f"Checkpoint mirror {self.root} belongs to a different batch (other input rows, model or "
                     "parameters). Delete it to start over, or write to another output_path"
                 )
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of every segment, oldest first; refuses a mirror of another identity."""
+        self.check()
         parts = self._parts()
         self._segments = self._last_number(parts)
         for part in parts:
@@ -199,23 +204,54 @@ class Checkpoint:
 
     # -- opening and resuming ----------------------------------------------------------------------------
 
+    def check(self) -> None:
+        """Refuse a journal (or mirror) that belongs to another identity, reading only: a refused run must
+        not change anything on disk, least of all the earlier run's output and commit marker."""
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open("rb") as handle:
+                self._check_header(_parse(handle.readline()))
+        if self._mirror is not None:
+            self._mirror.check()
+
+    def _check_header(self, header: dict[str, Any] | None) -> None:
+        if header is None or header.get("checkpoint") != CHECKPOINT_VERSION:
+            raise BatchStateError(
+                f"Checkpoint {self.path} has no valid header; it was not written by this operator. "
+                "Move it away (or choose another output_path) and run again."
+            )
+        if header.get("identity") != self.identity:
+            raise BatchStateError(
+                f"Checkpoint {self.path} belongs to a different batch (other input rows, model or "
+                "parameters). Delete it to start over, or write to another output_path."
+            )
+
     def open(self) -> int:
         """Open (creating or resuming) the journal; return how many rows it already holds.
 
         Raises :class:`BatchStateError` when the file belongs to another identity or is corrupt before its
-        last line, and ``OSError`` when the directory cannot be written.
+        last line, and ``OSError`` when the directory cannot be written. A journal this call created is
+        removed again when opening fails, so a refused run leaves no half-made checkpoint behind.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and self.path.stat().st_size > 0:
-            self._load_existing()
-        else:
-            self.path.write_bytes(dumps_record(self._header))
-            self._size = self.path.stat().st_size
-        header_end = len(dumps_record(self._header))
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        self._sync_directory()
-        if self._mirror is not None:
-            self._merge_mirror(self._mirror, header_end)
+        created = not (self.path.exists() and self.path.stat().st_size > 0)
+        try:
+            if created:
+                self.path.write_bytes(dumps_record(self._header))
+                self._size = self.path.stat().st_size
+            else:
+                self._load_existing()
+            header_end = len(dumps_record(self._header))
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._sync_directory()
+            if self._mirror is not None:
+                self._merge_mirror(self._mirror, header_end)
+        except BaseException:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if created:
+                self.path.unlink(missing_ok=True)
+            raise
         return self.recorded_count()
 
     def _merge_mirror(self, mirror: Mirror, header_end: int) -> None:
@@ -237,17 +273,7 @@ class Checkpoint:
         good_end = 0
         with self.path.open("rb") as handle:
             first = handle.readline()
-            header = _parse(first)
-            if header is None or header.get("checkpoint") != CHECKPOINT_VERSION:
-                raise BatchStateError(
-                    f"Checkpoint {self.path} has no valid header; it was not written by this operator. "
-                    "Move it away (or choose another output_path) and run again."
-                )
-            if header.get("identity") != self.identity:
-                raise BatchStateError(
-                    f"Checkpoint {self.path} belongs to a different batch (other input rows, model or "
-                    "parameters). Delete it to start over, or write to another output_path."
-                )
+            self._check_header(_parse(first))
             good_end = len(first)
             line_number = 1
             for raw in handle:
@@ -391,7 +417,7 @@ class Checkpoint:
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw)
+        value = loads_record(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

@@ -13,11 +13,11 @@ a chat completion                                           records ``succeeded`
 retries)                                                    exponential backoff), halves the number of rows in
                                                             flight, then sends the row again (429s are not
                                                             billed); each success after that lets one more in
-an error the server answered before generating (``billed``  waits with exponential backoff and sends again,
-is False) that a retry may fix (``retryable``)              at most ``row_retries`` times, then records
-                                                            ``failed``
-``OpenRouterOutcomeUnknownError``                           records ``outcome_unknown``: it may have been
-                                                            billed, so it is never sent again automatically
+an error in OpenRouter's envelope (``billed`` is False:     waits with exponential backoff and sends again,
+not charged) that a retry may fix (``retryable``: 408,      at most ``row_retries`` times, then records
+5xx), after the transport's own resends                     ``failed``
+a lost answer (``billed`` is None: timeout after sending,   records ``outcome_unknown``: it may have been
+reset, cut or non-JSON body, 524)                           billed, so it is never sent again automatically
 any other error (400, 404, moderation ...)                  records ``failed``
 401, 402, or a 403 that is not moderation                   stops sending: this row, rows waiting for a retry
                                                             and rows never taken are ``not_sent`` (not
@@ -37,8 +37,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from airflow_provider_openrouter.batch._log import Log
@@ -51,6 +50,7 @@ from airflow_provider_openrouter.batch.outputs import (
     OUTCOME_UNKNOWN,
     error_info,
     failure_record,
+    plain_decimal,
     sending_record,
     success_record,
 )
@@ -183,7 +183,7 @@ class Progress:
         return (
             f"batch progress: {done}/{self.total} rows ({100.0 * done / max(self.total, 1):.1f}%), "
             f"{failures} failed, {unknown} outcome unknown, {self.tally.total_tokens} tokens, "
-            f"cost {self.tally.cost.normalize() if self.tally.cost else Decimal(0)} USD, "
+            f"cost {plain_decimal(self.tally.cost.normalize())} USD, "
             f"{rate:.1f} rows/s, ETA {eta}"
         )
 
@@ -286,8 +286,10 @@ class ConcurrentRunner:
                         self.requests_sent += 1
                     response = self._send(row)
             except OpenRouterError as err:
-                # First, before any resend rule: a 429 inside a 200 body is as ambiguous as any error there.
-                if err.billed is None:  # a lost answer, or an ambiguous one: it may have been billed
+                # First, before any resend rule: only a lost answer (timeout after sending, reset, cut or
+                # non-JSON body, 524) may have been billed. OpenRouter's error envelope, with an error status
+                # or inside a 200, is free (zero-completion insurance), so it follows the rules below.
+                if err.billed is None:
                     self._log.warning(
                         "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
                         row.custom_id,
@@ -360,6 +362,8 @@ def run_job(
 
     total = job.scanned.total
     pending = job.pending_count()
+    # Never more threads than rows to send: a concurrency of 500 for 20 rows starts 20.
+    settings = replace(settings, concurrency=max(1, min(settings.concurrency, pending)))
     runner = ConcurrentRunner(
         send,
         job.opened.record,

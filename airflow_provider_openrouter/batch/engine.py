@@ -33,9 +33,11 @@ from airflow_provider_openrouter.batch.manifest import BatchManifest, BatchMode,
 from airflow_provider_openrouter.batch.outputs import (
     NOT_SENT,
     SENDING,
+    check_output_location,
     failure_record,
     is_local,
     lost_in_flight,
+    plain_decimal,
     probe_writable,
     remove_commit_marker,
     sibling,
@@ -195,12 +197,17 @@ class BatchJob:
         return directory / f"{name}{CHECKPOINT_SUFFIX}"
 
     def open(self) -> Checkpoint:
-        """Check the output can be written, withdraw its old commit marker, and open the checkpoint."""
+        """Open the checkpoint for sending, after checking everything that could refuse the run.
+
+        The checks come first and only read: the output location, and that an existing checkpoint (or its
+        mirror) belongs to this run. Only then is the output probed for write access, its old commit marker
+        withdrawn and the checkpoint opened, so a refused run leaves an earlier run's output, commit marker
+        and checkpoint exactly as they were.
+        """
         scan = self.scanned
-        probe_writable(self.spec.output_path)
-        remove_commit_marker(self.spec.output_path)
-        path = self.checkpoint_path()
         output = self.spec.output_path
+        check_output_location(output)
+        path = self.checkpoint_path()
         checkpoint = Checkpoint(
             path,
             identity=scan.identity,
@@ -209,12 +216,15 @@ class BatchJob:
             mirror=None if is_local(output) else sibling(output, MIRROR_SUFFIX),
         )
         try:
+            checkpoint.check()
+        except OSError as err:
+            raise self._checkpoint_unusable(path, err) from err
+        probe_writable(output)
+        remove_commit_marker(output)
+        try:
             self.resumed_rows = checkpoint.open()
         except OSError as err:
-            raise BatchInputError(
-                f"The checkpoint {path} cannot be written ({type(err).__name__}: {err}). "
-                "Give a writable checkpoint_dir"
-            ) from err
+            raise self._checkpoint_unusable(path, err) from err
         if self.resumed_rows:
             self.log.info(
                 "resuming from checkpoint %s: %d of %d rows already finished and will not be requested again",
@@ -224,6 +234,18 @@ class BatchJob:
             )
         self.checkpoint = checkpoint
         return checkpoint
+
+    @staticmethod
+    def _checkpoint_unusable(path: Path, err: OSError) -> BatchInputError:
+        return BatchInputError(
+            f"The checkpoint {path} cannot be read or written ({type(err).__name__}: {err}). "
+            "Give a writable checkpoint_dir"
+        )
+
+    def close(self) -> None:
+        """Flush the checkpoint to disk and close it; every way a run ends calls this (idempotent)."""
+        if self.checkpoint is not None:
+            self.checkpoint.close()
 
     @property
     def opened(self) -> Checkpoint:
@@ -292,8 +314,7 @@ class BatchJob:
         landing_seconds: float = 0.0,
     ) -> BatchManifest:
         """Write the output from the checkpoint (input order), commit it, and return the manifest."""
-        checkpoint = self.opened
-        checkpoint.close()
+        self.opened.close()
         tally = Tally()
         summary = write_output(self.spec.output_path, self._output_records(stop_error, tally))
         finished_at = datetime.now(UTC)
@@ -334,6 +355,6 @@ class BatchJob:
             manifest.counts.outcome_unknown,
             manifest.counts.not_sent,
             manifest.tokens.total_tokens,
-            manifest.cost,
+            plain_decimal(manifest.cost.normalize()),
         )
         return manifest

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.batch.errors import BatchInputError
 
 if TYPE_CHECKING:
@@ -178,9 +179,16 @@ def _messages_from(value: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _prompt_messages(prompt: Any, where: str) -> list[dict[str, Any]]:
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
         raise BatchInputError(
-            f"Input row at {where} has an empty or non-string prompt. Give the prompt text."
+            f"Input row at {where} has a prompt that is not text ({_coerce.shown(prompt)}). "
+            "Give the prompt text."
+        )
+    if _coerce.unset(prompt):
+        # Also "None"/"null": what a template renders for a missing value, which would be sent and paid for.
+        raise BatchInputError(
+            f"Input row at {where} has no prompt (got {_coerce.shown(prompt)}). Give the prompt text; if a "
+            "template fills it in, check the value it reads (a missing one renders as 'None')."
         )
     return [{"role": "user", "content": prompt}]
 

@@ -11,13 +11,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
     NOT_SENT,
     OUTCOME_UNKNOWN,
     SUCCEEDED,
+    plain_decimal,
     record_cost,
 )
 from airflow_provider_openrouter.models import register_with_serde
@@ -86,6 +87,10 @@ class BatchManifest(BaseModel):
     output_sha256: str = ""
     timings: BatchTimings
 
+    @field_serializer("cost", when_used="json")
+    def _plain_cost(self, cost: Decimal) -> str:
+        return plain_decimal(cost)
+
     @property
     def failed_fraction(self) -> float:
         """Rows that did not succeed, as a fraction of all rows (0.0 for an empty count)."""
@@ -93,7 +98,7 @@ class BatchManifest(BaseModel):
         return (total - self.counts.succeeded) / total if total else 0.0
 
     def summary(self) -> dict[str, Any]:
-        """A flat JSON-safe dict for an Asset event's extra (cost as a string to stay exact)."""
+        """A flat JSON-safe dict for an Asset event's extra (cost as a plain decimal string: exact)."""
         return {
             "mode": self.mode,
             "model": self.model,
@@ -104,7 +109,7 @@ class BatchManifest(BaseModel):
             "outcome_unknown": self.counts.outcome_unknown,
             "not_sent": self.counts.not_sent,
             "total_tokens": self.tokens.total_tokens,
-            "cost": str(self.cost),
+            "cost": plain_decimal(self.cost),
             "batch_ids": list(self.batch_ids),
             "wall_seconds": round(self.timings.wall_seconds, 3),
         }

@@ -7,7 +7,8 @@ One output line per input row, in input order::
      "tool_calls": null, "error": null, "attempts": 1}
 
 ``status`` is one of :data:`STATUSES`. ``error`` is ``null`` on success, else ``{"type", "status", "message",
-"retryable", "billed"}``. ``cost`` is the USD amount OpenRouter reported (``usage.cost``), ``null`` if none.
+"retryable", "billed"}``. ``cost`` is the USD amount OpenRouter reported (``usage.cost``), ``null`` if none,
+written in plain decimal notation (``0.00000015``, never ``1.5e-07``), as every money amount here.
 
 Commit protocol (local paths and object stores alike):
 
@@ -25,9 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_openrouter.batch.errors import BatchInputError
@@ -142,20 +145,71 @@ def record_cost(record: dict[str, Any]) -> Decimal:
         return Decimal(0)
 
 
+def plain_decimal(amount: Decimal) -> str:
+    """``amount`` in plain decimal notation: ``0.00000015``, never ``1.5E-7`` (as ``str(Decimal)`` can)."""
+    return format(amount, "f")
+
+
+# A Decimal leaves json.dumps as a marked string, whose quotes and mark are then removed, so it is written as
+# a JSON number in plain notation (json writes a float as 1.5e-07 and has no hook for its own number text).
+# The mark is random per process: no text from an answer can imitate it.
+_NUMBER_MARK = "\u2063" + secrets.token_hex(8)
+_MARKED_NUMBER = re.compile(f'"{_NUMBER_MARK}(-?[0-9]+(?:\\.[0-9]+)?)"')
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        # float() of a Decimal parsed from a JSON number gives back that number's shortest repr exactly.
-        return float(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return _NUMBER_MARK + plain_decimal(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def dumps_record(record: dict[str, Any]) -> bytes:
-    """One JSONL line (with its newline) for the checkpoint and the output."""
+    """One JSONL line (with its newline) for the checkpoint and the output; Decimals in plain notation."""
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    if _NUMBER_MARK in text:
+        text = _MARKED_NUMBER.sub(r"\1", text)
     return (text + "\n").encode("utf-8")
 
 
+def loads_record(raw: bytes | str) -> Any:
+    """A JSONL line as written by :func:`dumps_record`: numbers with a fraction come back as exact Decimals,
+    so a cost read back from the checkpoint is written to the output exactly as OpenRouter reported it."""
+    return json.loads(raw, parse_float=Decimal)
+
+
 # -- the output file -------------------------------------------------------------------------------------
+
+
+def check_output_location(output_path: ObjectStoragePath) -> None:
+    """Refuse an ``output_path`` that cannot become the output file, before anything is written anywhere.
+
+    A directory (an existing one, or an object-store prefix holding objects) is refused, and so is a local
+    path under a file or under a directory this process may not write to.
+    """
+    try:
+        is_directory = output_path.is_dir()
+    except (OSError, ValueError):
+        is_directory = False  # unreachable storage: probe_writable reports it
+    if is_directory:
+        raise BatchInputError(
+            f"output_path {output_path} is a directory; give the path of the output file in it, such as "
+            f"{output_path / 'results.jsonl'}"
+        )
+    if not is_local(output_path):
+        return
+    existing = Path(output_path.path).parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BatchInputError(
+            f"output_path {output_path} cannot be written: {existing} is a file, not a directory. Give a "
+            "path in a directory"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BatchInputError(
+            f"output_path {output_path} cannot be written: this process may not write to {existing}. Give "
+            "a path in a writable directory"
+        )
 
 
 def probe_writable(output_path: ObjectStoragePath) -> None:
@@ -170,7 +224,7 @@ def probe_writable(output_path: ObjectStoragePath) -> None:
     except (OSError, ValueError) as err:
         raise BatchInputError(
             f"output_path {output_path} cannot be written ({type(err).__name__}: {err}). "
-            "Fix the path or the storage connection's permissions; nothing was sent."
+            "Fix the path or the storage connection's permissions"
         ) from err
 
 

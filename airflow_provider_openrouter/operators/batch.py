@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch.manifest import BatchManifest
 from airflow_provider_openrouter.operators._base import CHAT_PARAMETERS, OpenRouterChatParametersOperator
 
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 Mode = Literal["auto", "batch_api", "concurrent"]
 MODES: tuple[str, ...] = ("auto", "batch_api", "concurrent")
 BATCH_WINDOW = timedelta(hours=24)
+MAX_CONCURRENCY = 512
+"""The most requests one task keeps in flight. Each is a thread holding a socket, and Linux's default limit of
+open files per process is 1,024 (shared with everything else the task opens); past a few hundred requests in
+flight the account's rate limit, not concurrency, sets the pace (512 answers of 200 ms are 150,000 requests a
+minute). For more, shard the input over several tasks."""
 
 # Row fields that are parameters of build_chat_request; any other row field goes into the body as is.
 _ROW_CHAT_PARAMETERS = tuple(name for name in CHAT_PARAMETERS if name != "extra_body")
@@ -71,7 +76,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
     :param inputs: the rows, inline (templated).
     :param input_path: a JSONL file of rows (templated).
     :param mode: ``"auto"``, ``"batch_api"`` or ``"concurrent"``.
-    :param concurrency: requests in flight at once in concurrent mode.
+    :param concurrency: requests in flight at once in concurrent mode (1 to :data:`MAX_CONCURRENCY`, 512;
+        never more than the rows to send).
     :param max_failed_fraction: share of rows (0..1) that may end other than ``succeeded``.
     :param system_prompt, temperature, top_p, max_tokens, stop, seed, response_format, tools, tool_choice,
         models, provider, reasoning, extra_body: defaults for every row, the same parameters as
@@ -87,7 +93,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
     :param batch_timeout: how long to wait for batches before the task fails (they keep running; a retry
         re-attaches).
     :param batch_api_min_rows: rows from which ``auto`` considers the Batch API.
-    :param max_batch_requests: requests per submitted batch (a bigger input becomes several batches).
+    :param max_batch_requests: requests per submitted batch, at most OpenRouter's limit of 5,000 (the
+        default); a bigger input becomes several batches.
     :param checkpoint_dir: local directory for the journal of an output on an object store (it is mirrored
         next to the output as well).
     :param openrouter_conn_id: the OpenRouter connection (templated).
@@ -148,7 +155,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         poll_interval: float = 60.0,
         batch_timeout: timedelta = timedelta(hours=26),
         batch_api_min_rows: int = 1000,
-        max_batch_requests: int = 10_000,
+        max_batch_requests: int = MAX_BATCH_REQUESTS,
         checkpoint_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -182,10 +189,17 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
     # -- rendered parameters -------------------------------------------------------------------------------
 
-    def _positive_int(self, name: str, value: Any, low: int) -> int:
+    def _whole_number(self, name: str, value: Any, low: int, high: int | None = None, why: str = "") -> int:
         number = self.as_int(name, value)
-        if number is None or number < low:
-            raise self.bad_parameter(name, value, f"a whole number >= {low}")
+        if number is None or number < low or (high is not None and number > high):
+            bounds = f">= {low}" if high is None else f"from {low} to {high:,}{why}"
+            raise self.bad_parameter(name, value, f"a whole number {bounds}")
+        return number
+
+    def _positive_number(self, name: str, value: Any) -> float:
+        number = self.as_float(name, value)
+        if number is None or number <= 0:
+            raise self.bad_parameter(name, value, "a number of seconds > 0")
         return number
 
     def _max_failed_fraction(self) -> float:
@@ -193,6 +207,47 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         if fraction is None or not 0.0 <= fraction <= 1.0:
             raise self.bad_parameter("max_failed_fraction", self.max_failed_fraction, "a number from 0 to 1")
         return fraction
+
+    def _concurrency(self) -> int:
+        return self._whole_number(
+            "concurrency", self.concurrency, 1, MAX_CONCURRENCY, " (shard the input for more)"
+        )
+
+    def _max_batch_requests(self) -> int:
+        return self._whole_number(
+            "max_batch_requests",
+            self.max_batch_requests,
+            1,
+            MAX_BATCH_REQUESTS,
+            ", OpenRouter's limit of requests per batch",
+        )
+
+    def _rate_budget(self) -> float | None:
+        """This task's requests per minute when given (``None``: the connection's, shared by the shards)."""
+        share = self.as_float("requests_per_minute", self.requests_per_minute)
+        if share is not None and share < 0:
+            raise self.bad_parameter("requests_per_minute", self.requests_per_minute, "a number >= 0")
+        return share
+
+    def _check_parameters(self) -> None:
+        """Every parameter, before anything is read, written or sent: a typo costs nothing."""
+        self._max_failed_fraction()
+        self._concurrency()
+        self._max_batch_requests()
+        self._rate_budget()
+        self._whole_number("shard_index", self.shard_index, 0)
+        self._whole_number("shard_count", self.shard_count, 1)
+        self._whole_number("row_retries", self.row_retries, 0)
+        self._whole_number("batch_api_min_rows", self.batch_api_min_rows, 1)
+        self._positive_number("progress_interval", self.progress_interval)
+        self._positive_number("poll_interval", self.poll_interval)
+        self.as_bool("resend_unknown", self.resend_unknown)
+        if not isinstance(self.batch_timeout, timedelta) or self.batch_timeout <= timedelta(0):
+            raise self.bad_parameter("batch_timeout", self.batch_timeout, "a positive datetime.timedelta")
+        if not str(self.output_path or "").strip():
+            raise self.bad_parameter(
+                "output_path", self.output_path, "a file path such as s3://bucket/out.jsonl"
+            )
 
     @staticmethod
     def _path(value: Any) -> ObjectStoragePath:
@@ -248,8 +303,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             model=model,
             build_body=self._body_builder(hook, model),
             run_key=self._run_key(context),
-            shard_index=self._positive_int("shard_index", self.shard_index, 0),
-            shard_count=self._positive_int("shard_count", self.shard_count, 1),
+            shard_index=self._whole_number("shard_index", self.shard_index, 0),
+            shard_count=self._whole_number("shard_count", self.shard_count, 1),
             resend_unknown=self.as_bool("resend_unknown", self.resend_unknown),
             checkpoint_dir=Path(self.checkpoint_dir) if self.checkpoint_dir else None,
         )
@@ -266,35 +321,42 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         return job
 
     @cached_property
-    def engine_settings(self) -> TransportSettings:
-        """The connection's settings with this task's share of the rate budget."""
-        settings = self.hook.settings
-        share = self.as_float("requests_per_minute", self.requests_per_minute)
-        if share is None:
-            shards = self._positive_int("shard_count", self.shard_count, 1)
-            if shards == 1 or not settings.requests_per_minute:
-                return settings
-            share = settings.requests_per_minute / shards
-        if share < 0:
-            raise self.bad_parameter("requests_per_minute", self.requests_per_minute, "a number >= 0")
-        return replace(settings, requests_per_minute=share)
-
-    @cached_property
     def engine_hook(self) -> OpenRouterHook:
-        """A hook whose transport runs at :attr:`engine_settings` (shared session, this task's rate share)."""
-        from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-        from airflow_provider_openrouter.transport import OpenRouterTransport
+        """The hook the rows go through: this task's share of the rate budget, a pool of ``concurrency``.
 
-        hook = OpenRouterHook(openrouter_conn_id=self.openrouter_conn_id)
-        hook.settings = self.engine_settings
-        hook.transport = OpenRouterTransport(self.engine_settings)
-        if self.engine_settings.requests_per_minute != self.hook.settings.requests_per_minute:
+        N shards share the connection's ``requests_per_minute``: each uses 1/N of it unless
+        ``requests_per_minute`` gives this task's own budget.
+        """
+        from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+
+        share = self._rate_budget()
+        connection_rate = self.hook.settings.requests_per_minute
+        shards = self._whole_number("shard_count", self.shard_count, 1)
+        if share is None and shards > 1 and connection_rate:
+            share = connection_rate / shards
+        if share is not None and share != connection_rate:
             self.log.info(
-                "rate budget of this task: %g requests/minute (connection: %g)",
-                self.engine_settings.requests_per_minute or 0,
-                self.hook.settings.requests_per_minute or 0,
+                "rate budget of this task: %g requests/minute (connection: %g)", share, connection_rate or 0
             )
-        return hook
+        return OpenRouterHook(
+            self.openrouter_conn_id, requests_per_minute=share, max_connections=self._concurrency()
+        )
+
+    @property
+    def engine_settings(self) -> TransportSettings:
+        """The connection's settings with this task's rate budget."""
+        return self.engine_hook.settings
+
+    def _close(self, job: BatchJob | None) -> None:
+        """Close what this attempt opened, whatever ended it: the checkpoint (flushed to disk), the hooks."""
+        try:
+            if job is not None:
+                job.close()
+        finally:
+            for name in ("engine_hook", "hook"):
+                opened = self.__dict__.pop(name, None)
+                if opened is not None:
+                    opened.close()
 
     # -- mode choice ---------------------------------------------------------------------------------------
 
@@ -351,27 +413,31 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
     def execute(self, context: Context) -> BatchManifest:
         started = time.monotonic()
-        job = self._job(context)
-        mode, reason = self._choose_mode(job)
-        self.log.info("batch mode: %s (%s)", mode, reason)
-        job.open()
-        if job.pending_count():
+        self._check_parameters()
+        job: BatchJob | None = None
+        try:
+            job = self._job(context)
+            mode, reason = self._choose_mode(job)
+            self.log.info("batch mode: %s (%s)", mode, reason)
             self._check_models(job)
-        if mode == "batch_api":
-            fallback = self._submit_and_defer(context, job, reason, started)
-            if fallback is None:  # nothing left to wait for
-                return self._land(context, job)
-            reason = fallback
-            self.log.info("batch mode: concurrent (%s)", reason)
-        return self._run_concurrent(context, job, reason)
+            job.open()
+            if mode == "batch_api":
+                fallback = self._submit_and_defer(context, job, reason, started)
+                if fallback is None:  # nothing left to wait for
+                    return self._land(context, job)
+                reason = fallback
+                self.log.info("batch mode: concurrent (%s)", reason)
+            return self._run_concurrent(context, job, reason)
+        finally:
+            self._close(job)
 
     def _run_concurrent(self, context: Context, job: BatchJob, reason: str) -> BatchManifest:
         from airflow_provider_openrouter.batch.concurrent import RunnerSettings, run_job
 
         settings = RunnerSettings(
-            concurrency=self._positive_int("concurrency", self.concurrency, 1),
-            row_retries=int(self.row_retries),
-            progress_interval=float(self.progress_interval),
+            concurrency=self._concurrency(),
+            row_retries=self._whole_number("row_retries", self.row_retries, 0),
+            progress_interval=self._positive_number("progress_interval", self.progress_interval),
         )
         manifest, runner = run_job(
             job, self.engine_hook, settings, self.log, mode_reason=reason, on_start=self._runner_started
@@ -418,7 +484,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         return BatchApiClient(
             job,
             self.engine_hook.transport,
-            max_requests=self._positive_int("max_batch_requests", self.max_batch_requests, 1),
+            max_requests=self._max_batch_requests(),
             provider=batch_provider or None,
             log=self.log,
         )
@@ -442,7 +508,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             return f"auto: the Batch API refused the submission ({err.message}); running concurrently instead"
         ti.xcom_push(key="batch_ids", value=batch_ids)
         waiting = client.pending_batch_ids()
-        job.opened.close()
+        job.close()
         submit_seconds = time.monotonic() - started
         client.note_submission(reason, submit_seconds)
         if not waiting:
@@ -458,11 +524,12 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             trigger=OpenRouterBatchTrigger(
                 openrouter_conn_id=self.openrouter_conn_id,
                 batch_ids=waiting,
-                poll_interval=float(self.poll_interval),
+                poll_interval=self._positive_number("poll_interval", self.poll_interval),
                 end_time=time.time() + timeout.total_seconds(),
             ),
             method_name="execute_complete",
-            timeout=timeout + timedelta(seconds=float(self.poll_interval) + 300),
+            timeout=timeout
+            + timedelta(seconds=self._positive_number("poll_interval", self.poll_interval) + 300),
         )
         return None  # pragma: no cover - defer() raises TaskDeferred
 
@@ -470,14 +537,21 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         """Resume after the trigger: check the event against the allow-list, then land the results.
 
         Everything else comes from the state file, not from the deferral: a resumed task is a new instance.
+        An error event raises the exception the trigger met, rebuilt with its class, so the task fails or
+        retries as it would have had it polled on the worker.
         """
         self._check_event(event)
         assert event is not None  # checked above
         if event["reason"] != "completed":
             raise self._wait_error(event)
-        job = self._job(context)
-        job.open()
-        return self._land(context, job, wait_seconds=float(event.get("waited_seconds") or 0.0))
+        self._check_parameters()
+        job: BatchJob | None = None
+        try:
+            job = self._job(context)
+            job.open()
+            return self._land(context, job, wait_seconds=float(event.get("waited_seconds") or 0.0))
+        finally:
+            self._close(job)
 
     def _check_event(self, event: dict[str, Any] | None) -> None:
         from airflow_provider_openrouter.exceptions import OpenRouterResponseError
@@ -488,6 +562,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             or event.get("status") not in EVENT_STATUSES
             or event.get("reason") not in EVENT_REASONS
             or not isinstance(event.get("batch_ids"), list)
+            or not isinstance(event.get("error") or {}, dict)
         ):
             shown = repr(event)[:200]
             raise OpenRouterResponseError(
@@ -501,11 +576,18 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
     def _wait_error(self, event: dict[str, Any]) -> OpenRouterError:
         from airflow_provider_openrouter.batch.errors import BatchWaitError
-        from airflow_provider_openrouter.exceptions import OpenRouterInsufficientCreditsError
+        from airflow_provider_openrouter.exceptions import error_from_event
 
+        self.log.error(
+            "waiting for batches %s ended (%s); they keep running on OpenRouter, and a retry of the task "
+            "re-attaches to them: %s",
+            ", ".join(map(str, event["batch_ids"])),
+            event["reason"],
+            event.get("message", ""),
+        )
+        if event.get("error"):
+            return error_from_event(event["error"])
         message = f"task {self.task_id!r}: batches {event['batch_ids']}: {event.get('message', '')}"
-        if event["reason"] == "payment_required":
-            return OpenRouterInsufficientCreditsError(message, conn_id=self.openrouter_conn_id, status=402)
         return BatchWaitError(message, conn_id=self.openrouter_conn_id, code=event["reason"])
 
     def _land(self, context: Context, job: BatchJob, *, wait_seconds: float = 0.0) -> BatchManifest:
