@@ -91,6 +91,16 @@ class OpenRouterBaseOperator(BaseOperator):
             hint=hint or "Fix the value or the template that renders it; nothing was sent.",
         )
 
+    def missing_text(self, name: str, value: Any, expected: str) -> OpenRouterRequestError:
+        """The error for a text parameter that rendered blank, ``'None'`` or ``'null'`` (a missing value)."""
+        return self.bad_parameter(
+            name,
+            value,
+            expected,
+            hint="Check the template that renders it (an empty upstream XCom renders '' or 'None'); nothing "
+            "was sent.",
+        )
+
     def as_int(self, name: str, value: Any) -> int | None:
         return _coerce.integer(name, value, self.bad_parameter, kind=_INTEGER)
 

@@ -125,13 +125,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
                 # A template that rendered nothing ('', or 'None' for a missing value): with messages there
                 # is still something to send; without them, sending would pay for an answer to "None".
                 if messages is None:
-                    raise self.bad_parameter(
-                        "content",
-                        content,
-                        "non-empty text (or give 'messages')",
-                        hint="Check the template that renders it (an empty upstream XCom renders '' or "
-                        "'None'); nothing was sent.",
-                    )
+                    raise self.missing_text("content", content, "non-empty text (or give 'messages')")
                 content = None
             request: dict[str, Any] = {
                 "model": self.model or None,

@@ -96,13 +96,7 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
     def execute(self, context: Context) -> TextCompletion:
         with self.hook:
             if _coerce.unset(self.prompt):
-                raise self.bad_parameter(
-                    "prompt",
-                    self.prompt,
-                    "non-empty text (or a list of texts)",
-                    hint="Check the template that renders it (an empty upstream XCom renders '' or 'None'); "
-                    "nothing was sent.",
-                )
+                raise self.missing_text("prompt", self.prompt, "non-empty text (or a list of texts)")
             request: dict[str, Any] = {
                 "model": self.model or None,
                 "prompt": self.prompt,

@@ -37,7 +37,7 @@ class OpenRouterGetCreditsOperator(OpenRouterBaseOperator):
                 raise
             self.log.info(
                 "OpenRouter credits: %s purchased, %s used (USD)",
-            plain_decimal(credits.total_credits),
-            plain_decimal(credits.total_usage),
+                plain_decimal(credits.total_credits),
+                plain_decimal(credits.total_usage),
             )
             return credits

@@ -798,26 +798,32 @@ def test_importing_the_operators_package_imports_no_operator_module() -> None:
 # --- issue 8: rendered missing values and model ids, refused before anything is sent ------------------------
 
 
-@pytest.mark.parametrize("rendered", ["None", "null", "NULL"])
-def test_chat_content_rendered_from_a_missing_value_names_content(rendered: str) -> None:
-    op = OpenRouterChatCompletionOperator(task_id="ask", content="{{ params.question }}")
-    render(op, params={"question": rendered})
-    message = refused(op)
-    assert message.startswith(
-        "Invalid OpenRouter request: task 'ask': parameter 'content' must be non-empty text (or give "
-        f"'messages'), got {rendered!r}"
-    )
-
-
-@pytest.mark.parametrize("rendered", ["None", "null", ""])
-def test_completion_prompt_rendered_from_a_missing_value_names_prompt(rendered: str) -> None:
-    op = OpenRouterCompletionOperator(task_id="complete", prompt="{{ params.text }}")
+@pytest.mark.parametrize("rendered", ["None", "null", "NULL", ""])
+@pytest.mark.parametrize(
+    ("make", "name", "expected"),
+    [
+        (
+            lambda: OpenRouterChatCompletionOperator(task_id="ask", content="{{ params.text }}"),
+            "content",
+            "non-empty text (or give 'messages')",
+        ),
+        (
+            lambda: OpenRouterCompletionOperator(task_id="ask", prompt="{{ params.text }}"),
+            "prompt",
+            "non-empty text (or a list of texts)",
+        ),
+    ],
+)
+def test_billed_text_rendered_from_a_missing_value_is_named_and_nothing_is_sent(
+    make: Any, name: str, expected: str, rendered: str
+) -> None:
+    op = make()
     render(op, params={"text": rendered})
     message = refused(op)
     assert message.startswith(
-        "Invalid OpenRouter request: task 'complete': parameter 'prompt' must be non-empty text (or a list "
-        f"of texts), got {rendered!r}"
+        f"Invalid OpenRouter request: task 'ask': parameter '{name}' must be {expected}, got {rendered!r}"
     )
+    assert "empty upstream XCom" in message
 
 
 @pytest.mark.parametrize(
