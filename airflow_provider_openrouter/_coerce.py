@@ -210,16 +210,19 @@ def tool_choice(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> st
 RESPONSE_FORMAT_SHORTCUTS = ("text", "json_object")
 """Bare ``response_format`` types that stand for ``{"type": ...}`` (``json_schema`` needs its schema)."""
 
+RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema", "grammar", "python")
+"""The ``response_format`` types OpenRouter knows; any other is answered with a 400 after it was sent."""
+
 
 def response_format(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> dict[str, Any] | None:
     """``response_format``: a bare ``"text"`` or ``"json_object"`` becomes ``{"type": ...}``; otherwise an
-    object (or its JSON text) with a string ``type``. Unset is ``None``."""
+    object (or its JSON text) whose ``type`` is one of :data:`RESPONSE_FORMAT_TYPES`. Unset is ``None``."""
     if isinstance(value, str) and value.strip() in RESPONSE_FORMAT_SHORTCUTS:
         return {"type": value.strip()}
     shortcuts = " or ".join(repr(name) for name in RESPONSE_FORMAT_SHORTCUTS)
     fmt = mapping("response_format", value, fail, kind=f"{kind} or {shortcuts}")
-    if fmt is not None and not isinstance(fmt.get("type"), str):
-        raise fail("response_format", fmt, "an object with a 'type' (text, json_object or json_schema)")
+    if fmt is not None and fmt.get("type") not in RESPONSE_FORMAT_TYPES:
+        raise fail("response_format", fmt, f"an object with a 'type' of {', '.join(RESPONSE_FORMAT_TYPES)}")
     return fmt
 
 

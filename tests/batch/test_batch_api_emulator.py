@@ -319,3 +319,14 @@ def test_the_trigger_serializes_ids_and_conn_id_only() -> None:
         "max_consecutive_errors": 5,
     }
     assert OpenRouterBatchTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_an_input_past_the_batch_apis_limit_of_5000_requests_becomes_two_batches(
+    fast_batches: RunningEmulator, hook: OpenRouterHook, tmp_path: Path
+) -> None:
+    job = make_job(hook, tmp_path / "out.jsonl", [f"q{n}" for n in range(5_001)])
+    job.open()
+    batch_ids = BatchApiClient(job, hook.transport, log=LOG).submit_all()  # the default chunk size
+    assert fast_batches.stats()["requests"]["POST /batches"] == {"202": 2}
+    sizes = [hook.transport.get(f"/batches/{batch_id}")["request_counts"]["total"] for batch_id in batch_ids]
+    assert sizes == [5_000, 1]

@@ -105,6 +105,7 @@ def test_an_output_path_in_a_read_only_directory_is_refused_before_sending(
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
+        ({"prompt": "x", "response_format": {"type": "xml"}}, "response_format must be an object with"),
         ({"prompt": "x", "temperature": 9}, "temperature must be a number from 0 to 2"),
         ({"messages": [{"role": "user"}]}, "messages[0].content"),
         ({"prompt": "None"}, "has no prompt (got 'None')"),
