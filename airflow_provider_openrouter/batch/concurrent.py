@@ -50,7 +50,6 @@ from airflow_provider_openrouter.batch.outputs import (
     OUTCOME_UNKNOWN,
     error_info,
     failure_record,
-    plain_decimal,
     sending_record,
     success_record,
 )
@@ -62,7 +61,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterPermissionError,
     OpenRouterRateLimitError,
 )
-from airflow_provider_openrouter.models import ChatCompletion
+from airflow_provider_openrouter.models import ChatCompletion, plain_decimal
 
 SendRow = Callable[[BatchRow], ChatCompletion]
 RecordRow = Callable[[dict[str, Any]], None]

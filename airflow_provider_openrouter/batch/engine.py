@@ -37,7 +37,6 @@ from airflow_provider_openrouter.batch.outputs import (
     failure_record,
     is_local,
     lost_in_flight,
-    plain_decimal,
     probe_writable,
     remove_commit_marker,
     sibling,
@@ -45,6 +44,7 @@ from airflow_provider_openrouter.batch.outputs import (
     write_output,
 )
 from airflow_provider_openrouter.exceptions import OpenRouterError, OpenRouterRequestError
+from airflow_provider_openrouter.models import plain_decimal
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

@@ -11,17 +11,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
     NOT_SENT,
     OUTCOME_UNKNOWN,
     SUCCEEDED,
-    plain_decimal,
     record_cost,
 )
-from airflow_provider_openrouter.models import register_with_serde
+from airflow_provider_openrouter.models import Money, plain_decimal, register_with_serde
 
 BatchMode = Literal["batch_api", "concurrent"]
 
@@ -77,7 +76,7 @@ class BatchManifest(BaseModel):
     identity: str
     counts: OutcomeCounts
     tokens: TokenCounts
-    cost: Decimal
+    cost: Money
     batch_ids: list[str] = Field(default_factory=list)
     resumed_rows: int = 0
     requests_sent: int = 0
@@ -86,10 +85,6 @@ class BatchManifest(BaseModel):
     output_rows: int = 0
     output_sha256: str = ""
     timings: BatchTimings
-
-    @field_serializer("cost", when_used="json")
-    def _plain_cost(self, cost: Decimal) -> str:
-        return plain_decimal(cost)
 
     @property
     def failed_fraction(self) -> float:

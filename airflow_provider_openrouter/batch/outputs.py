@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_openrouter.batch.errors import BatchInputError
+from airflow_provider_openrouter.models import plain_decimal
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -143,11 +144,6 @@ def record_cost(record: dict[str, Any]) -> Decimal:
         return cost if isinstance(cost, Decimal) else Decimal(str(cost))
     except InvalidOperation:
         return Decimal(0)
-
-
-def plain_decimal(amount: Decimal) -> str:
-    """``amount`` in plain decimal notation: ``0.00000015``, never ``1.5E-7`` (as ``str(Decimal)`` can)."""
-    return format(amount, "f")
 
 
 # A Decimal leaves json.dumps as a marked string, whose quotes and mark are then removed, so it is written as
