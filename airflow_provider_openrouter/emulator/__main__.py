@@ -8,6 +8,8 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -45,6 +47,22 @@ See docs/emulator.md for everything else.
 """
 
 
+DEFAULT_REQUEST_TIMEOUT_S = 10.0
+_MAX_REQUEST_TIMEOUT_S = 3600.0
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= _MAX_REQUEST_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds > 0 and <= {_MAX_REQUEST_TIMEOUT_S:g}, got {text!r}"
+        )
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openrouter-emulator",
@@ -59,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="warning",
         choices=("debug", "info", "warning", "error"),
         help="Server log level (stderr). Default: warning.",
+    )
+    parser.add_argument(
+        "--request-timeout-s",
+        type=_timeout,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        metavar="S",
+        help="Close a connection whose request is not complete S seconds after it connected or sent the "
+        f"request's first byte (half-open and stalled clients). Default: {DEFAULT_REQUEST_TIMEOUT_S:g}.",
     )
     for spec in SPECS:
         if not spec.cli:
@@ -107,18 +133,78 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _raise_descriptor_limit() -> None:
+    """Every connection holds a descriptor, and the usual soft limit (1,024 on Linux, 256 on macOS) lets a
+    thousand idle or half-open clients stop the server from accepting; the hard limit is the real bound."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # macOS caps it below an unlimited hard limit: then the soft limit stays as it was
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, closing a connection whose request is not complete in time.
+
+    uvicorn times out only idle keep-alive connections, after an answer: a client that connects and sends
+    nothing, or half a request, would hold its connection (and a descriptor) forever.
+    """
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    base: Any = AutoHTTPProtocol
+
+    class Protocol(base):
+        _request_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self._arm_request_timer()
+
+        def data_received(self, data: bytes) -> None:
+            # The first byte of a new request on a kept-alive connection starts its clock.
+            if self._request_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm_request_timer()
+            super().data_received(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._request_timer is not None:
+                self._request_timer.cancel()
+                self._request_timer = None
+            super().connection_lost(exc)
+
+        def _arm_request_timer(self) -> None:
+            self._request_timer = self.loop.call_later(request_timeout_s, self._request_timed_out)
+
+        def _request_timed_out(self) -> None:
+            self._request_timer = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.more_body and not cycle.response_complete:
+                return  # the whole request arrived and is being answered, however long that takes
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
+
+
 def serve(
     settings: EmulatorSettings,
     host: str = "127.0.0.1",
     port: int = 0,
     log_level: str = "warning",
     on_listening: Callable[[str], None] | None = None,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> None:
     """Run the emulator until SIGTERM/SIGINT; ``on_listening`` gets the base URL once it is accepting."""
     import uvicorn
 
     from airflow_provider_openrouter.emulator.app import Emulator
 
+    _raise_descriptor_limit()
     sock = _bind(host, port)
     base_url = f"http://{_url_host(host)}:{sock.getsockname()[1]}/api/v1"
 
@@ -138,7 +224,7 @@ def serve(
         access_log=False,
         log_level=log_level,
         loop="auto",  # uvloop and httptools when installed: the hot path needs them
-        http="auto",
+        http=_http_protocol(request_timeout_s),  # httptools when installed, as "auto" would pick
         backlog=4096,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=3,
@@ -165,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.port,
             args.log_level,
             on_listening=lambda url: print(f"listening on {url}", flush=True),
+            request_timeout_s=args.request_timeout_s,
         )
     except OSError as exc:
         print(

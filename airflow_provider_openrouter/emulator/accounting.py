@@ -162,6 +162,13 @@ class Ledger:
         self.billed_by_identity.clear()
 
 
+NOT_SERVED = " (not served)"
+# Paths the API does not serve are counted one by one up to this many; the rest share OTHER_NOT_SERVED, so a
+# client (or a scanner) requesting endless distinct paths cannot grow the stats without bound.
+MAX_NOT_SERVED_ROUTES = 100
+OTHER_NOT_SERVED = "other paths" + NOT_SERVED
+
+
 @dataclass
 class Stats:
     """Counters for ``GET /__emulator/stats``."""
@@ -172,11 +179,19 @@ class Stats:
     in_flight: int = 0
     in_flight_max: int = 0
     started: float = field(default_factory=time.time)
+    not_served_routes: int = 0
 
     def count(self, route: str, status: str) -> None:
         counter = self.requests.get(route)
         if counter is None:
-            counter = self.requests[route] = Counter()
+            if route.endswith(NOT_SERVED):
+                if self.not_served_routes >= MAX_NOT_SERVED_ROUTES:
+                    route = OTHER_NOT_SERVED
+                else:
+                    self.not_served_routes += 1
+            counter = self.requests.get(route)
+            if counter is None:
+                counter = self.requests[route] = Counter()
         counter[status] += 1
 
     def to_json(self, ledger: Ledger, batches: int, *, by_identity: bool = False) -> dict[str, Any]:
@@ -212,6 +227,7 @@ class Stats:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.not_served_routes = 0
         self.rate_limited = 0
         self.faults.clear()
         self.in_flight_max = self.in_flight

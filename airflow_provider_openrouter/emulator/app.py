@@ -19,9 +19,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from airflow_provider_openrouter.emulator import catalog
-from airflow_provider_openrouter.emulator.accounting import GenerationRecord, Ledger, Stats, money
+from airflow_provider_openrouter.emulator.accounting import NOT_SERVED, GenerationRecord, Ledger, Stats, money
 from airflow_provider_openrouter.emulator.asgi import (
+    TOO_DEEP,
     USER_ID,
+    Disconnected,
     HTTPError,
     Receive,
     Request,
@@ -175,10 +177,13 @@ class Emulator:
         found = self._exact.get((method, path)) or (self._pattern(method, path) if api else None)
         if found is not None and not (api or found[2]):
             found = None  # OpenRouter serves its API only under /api/v1; admin routes are at both places
-        body = await read_body(receive, self.settings.max_body_bytes)
+        try:
+            body = await read_body(receive, self.settings.max_body_bytes)
+        except Disconnected:  # half a request (the server's request timeout closed it): nothing is run
+            return
         request = Request(scope, send, path, body or b"")
         # The raw path for what is not served, so a call that missed /api/v1 is not counted as the API route
-        route, handler, admin = found or (f"{method} {scope['path']} (not served)", None, False)
+        route, handler, admin = found or (f"{method} {scope['path']}{NOT_SERVED}", None, False)
         request.route = route
         stats = self.stats
         if not admin:
@@ -212,6 +217,8 @@ class Emulator:
             return response
         except HTTPError as exc:
             return Response.error(exc)
+        except RecursionError:  # a body that parsed, nested too deeply for what reads it (schemas, tools)
+            return Response.error(HTTPError(400, TOO_DEEP))
         except Exception as exc:  # an emulator bug must still answer with the envelope, and say where
             log.exception("emulator: unexpected error in %s", request.route)
             return Response.error(HTTPError(500, f"emulator internal error in {request.route}: {exc!r}"))
@@ -908,11 +915,14 @@ def _price_filter(query: dict[str, list[str]], name: str) -> Decimal | None:
     if not values:
         return None
     try:
-        return Decimal(values[0]) / Decimal(1_000_000)
+        price = Decimal(values[0])
     except ArithmeticError:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0:
         raise HTTPError(
-            400, f"{name}: expected a price in USD per million tokens, got {values[0]!r}"
-        ) from None
+            400, f"{name}: expected a price >= 0 in USD per million tokens, such as 0.5, got {values[0]!r}"
+        )
+    return price / Decimal(1_000_000)
 
 
 _SORTS = {

@@ -23,6 +23,10 @@ USER_ID = "user_emulator"
 # Not escaping non-ASCII halves the encoding time; a lone surrogate from a client's JSON goes out escaped.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 JSON_TYPE = (b"content-type", b"application/json")
+TOO_DEEP = (
+    "request body: nested too deeply to follow (more levels of arrays and objects than this server's "
+    "recursion limit, or a JSON Schema whose $ref leads back to itself with no end); send a flatter body"
+)
 
 
 def dumps(payload: Any) -> bytes:
@@ -74,9 +78,13 @@ class Response:
 
 
 class Request:
-    """One HTTP request: the parts handlers use. ``status`` records what was answered, for the stats."""
+    """One HTTP request: the parts handlers use. ``status`` records what was answered, for the stats.
 
-    __slots__ = ("body", "headers", "method", "path", "query", "route", "send", "status")
+    Every answer carries Content-Length, so no HTTP/1.0 client gets a chunked body it cannot read. A stream to
+    an HTTP/1.0 client is held and sent whole at its end, with its length, for the same reason.
+    """
+
+    __slots__ = ("body", "headers", "held", "method", "path", "query", "route", "send", "status")
 
     def __init__(self, scope: Scope, send: Send, path: str, body: bytes) -> None:
         self.method: str = scope["method"]
@@ -89,6 +97,8 @@ class Request:
         self.send = send
         self.route = ""
         self.status = ""
+        # (headers, parts) of a stream held for an HTTP/1.0 client; an empty list marks such a client
+        self.held: list[Any] | None = [] if scope.get("http_version") == "1.0" else None
 
     def json_body(self) -> dict[str, Any]:
         """The body as a JSON object, or 400 with the parse error's position."""
@@ -96,22 +106,34 @@ class Request:
             body = json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, f"request body is not valid JSON ({exc}); send a JSON object") from None
+        except RecursionError:
+            raise HTTPError(400, TOO_DEEP) from None
         if not isinstance(body, dict):
             raise HTTPError(400, f"request body must be a JSON object, got {type(body).__name__}")
         return body
 
     async def respond(self, response: Response) -> None:
         self.status = str(response.status)
-        await self.send(
-            {"type": "http.response.start", "status": response.status, "headers": response.headers}
-        )
-        await self.send({"type": "http.response.body", "body": response.body})
+        await self._send_whole(response.status, response.headers, response.body)
+
+    async def _send_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        length = (b"content-length", str(len(body)).encode())
+        await self.send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
+        await self.send({"type": "http.response.body", "body": body})
 
     async def start_stream(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.status = "200"
+        if self.held is not None:
+            self.held = [headers, []]
+            return
         await self.send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def stream(self, data: bytes, more: bool = True) -> None:
+        if self.held:
+            self.held[1].append(data)
+            if not more:
+                await self._send_whole(200, self.held[0], b"".join(self.held[1]))
+            return
         await self.send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def drop_connection(self, *, reset: bool) -> None:
@@ -122,6 +144,15 @@ class Request:
         """
         transport = getattr(getattr(self.send, "__self__", None), "transport", None)
         self.status = self.status or "reset"
+        if (
+            self.held and not reset
+        ):  # a held stream cut off: what was made so far, short of its promised length
+            part = b"".join(self.held[1])
+            length = (b"content-length", str(len(part) * 2 + 1).encode())
+            await self.send(
+                {"type": "http.response.start", "status": 200, "headers": [*self.held[0], length]}
+            )
+            await self.send({"type": "http.response.body", "body": part, "more_body": True})
         if transport is None:
             raise ConnectionAbortedError("emulator fault: connection dropped")
         if reset:
@@ -137,14 +168,18 @@ class Request:
             await asyncio.sleep(0)
 
 
+class Disconnected(Exception):
+    """The client left before its request body was complete: there is nobody to answer."""
+
+
 async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None once it exceeds ``limit`` bytes."""
+    """The whole request body, or None once it exceeds ``limit`` bytes; Disconnected if the client left."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks)
+            raise Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -7,6 +7,7 @@ log level) are defined in ``__main__``, because they cannot change while the ser
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -27,35 +28,45 @@ class SettingError(ValueError):
     """A setting value that cannot be used; the message names the setting and what it accepts."""
 
 
-def _non_negative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise SettingError(f"{name}: expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingError(f"{name}: expected a number, got {value!r}") from None
-    if number < 0 or number != number:
-        raise SettingError(f"{name}: must be >= 0, got {value!r}")
-    return number
+MAX_LATENCY_MS = 60_000.0  # a request never waits longer than a minute on purpose
+MAX_DELAY_S = 3_600.0
+MAX_BATCH_DURATION_S = 86_400.0  # OpenRouter's 24 h completion window
+MAX_RPM = 1_000_000.0
+MAX_COUNT = 1_000_000_000
+MAX_USD = Decimal(1_000_000_000)
+FAIL_NEXT_FAULTS = ("reset", "truncate", "html", "error_in_200")
+
+
+def _bounded_float(high: float, unit: str = "") -> Callable[[str, Any], float]:
+    """A parser of a number from 0 to ``high``: inf, NaN or a huge value would hang or break requests."""
+
+    def parse(name: str, value: Any) -> float:
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if not 0 <= number <= high:
+            raise SettingError(f"{name}: expected a number from 0 to {high:g}{unit}, got {value!r}")
+        return number
+
+    return parse
 
 
 def _probability(name: str, value: Any) -> float:
-    number = _non_negative_float(name, value)
-    if number > 1:
-        raise SettingError(f"{name}: must be between 0 and 1, got {value!r}")
-    return number
+    return _bounded_float(1.0)(name, value)
 
 
-def _non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise SettingError(f"{name}: expected a whole number, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise SettingError(f"{name}: expected a whole number, got {value!r}") from None
-    if number < 0 or (isinstance(value, float) and value != number):
-        raise SettingError(f"{name}: expected a whole number >= 0, got {value!r}")
-    return number
+def _whole_number(high: int) -> Callable[[str, Any], int]:
+    def parse(name: str, value: Any) -> int:
+        try:
+            number = int(value) if not isinstance(value, bool) else -1
+        except (TypeError, ValueError, OverflowError):
+            number = -1
+        if not 0 <= number <= high or (isinstance(value, float) and value != number):
+            raise SettingError(f"{name}: expected a whole number from 0 to {high:,}, got {value!r}")
+        return number
+
+    return parse
 
 
 def _usd(name: str, value: Any) -> Decimal:
@@ -65,8 +76,8 @@ def _usd(name: str, value: Any) -> Decimal:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         raise SettingError(f"{name}: expected an amount in USD such as 12.5, got {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise SettingError(f"{name}: must be a finite amount >= 0, got {value!r}")
+    if not amount.is_finite() or not 0 <= amount <= MAX_USD:
+        raise SettingError(f"{name}: expected an amount in USD from 0 to {MAX_USD:,}, got {value!r}")
     return amount
 
 
@@ -124,6 +135,13 @@ def _fail_next(name: str, value: Any) -> dict[str, list[str]]:
             raise SettingError(
                 f"{name}[{route!r}]: expected a list of statuses or fault names, got {faults!r}"
             )
+        for index, fault in enumerate(faults):
+            text = str(fault) if isinstance(fault, int | str) and not isinstance(fault, bool) else ""
+            if not (text in FAIL_NEXT_FAULTS or (text.isdigit() and 400 <= int(text) <= 599)):
+                raise SettingError(
+                    f"{name}[{route!r}][{index}]: expected an HTTP error status 400-599 or one of "
+                    f"{', '.join(FAIL_NEXT_FAULTS)}, got {fault!r}"
+                )
         script[route.upper().split(" ", 1)[0] + " " + route.split(" ", 1)[1]] = [str(f) for f in faults]
     return script
 
@@ -158,7 +176,7 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "generation_delay_s",
-        _non_negative_float,
+        _bounded_float(MAX_DELAY_S, " seconds"),
         0.5,
         "S",
         "GET /generation answers 404 until this many seconds after the completion (after the end of a "
@@ -166,21 +184,21 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "batch_duration_s",
-        _non_negative_float,
+        _bounded_float(MAX_BATCH_DURATION_S, " seconds"),
         1.0,
         "S",
         "Time from batch creation to completed (validating, in_progress, finalizing on the way).",
     ),
     SettingSpec(
         "latency_ms",
-        _non_negative_float,
+        _bounded_float(MAX_LATENCY_MS, " ms"),
         0.0,
         "MEAN",
-        "Mean latency added to each completion request, in milliseconds.",
+        "Mean latency added to each completion request, in milliseconds (at most 60000).",
     ),
     SettingSpec(
         "latency_jitter_ms",
-        _non_negative_float,
+        _bounded_float(MAX_LATENCY_MS, " ms"),
         0.0,
         "J",
         "Latency varies uniformly within +/- J milliseconds around the mean.",
@@ -202,27 +220,31 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "rate_limit_rpm",
-        _non_negative_float,
+        _bounded_float(MAX_RPM),
         0.0,
         "R",
         "Requests per minute per key on completion and batch-create endpoints (token bucket); 0 = off.",
     ),
     SettingSpec(
         "rate_limit_burst",
-        _non_negative_int,
+        _whole_number(MAX_COUNT),
         0,
         "B",
         "Bucket size of that limit; 0 = one minute's worth (same as R).",
     ),
     SettingSpec(
         "free_model_rpm",
-        _non_negative_float,
+        _bounded_float(MAX_RPM),
         20.0,
         "R",
         "Requests per minute per key to :free models, independent of --rate-limit-rpm (OpenRouter: 20).",
     ),
     SettingSpec(
-        "max_body_bytes", _non_negative_int, 32 * 1024 * 1024, "N", "Request bodies larger than this get 413."
+        "max_body_bytes",
+        _whole_number(MAX_COUNT),
+        32 * 1024 * 1024,
+        "N",
+        "Request bodies larger than this get 413.",
     ),
     SettingSpec(
         "flagged_word",
@@ -259,7 +281,11 @@ SPECS: tuple[SettingSpec, ...] = (
         "with an empty delta and finish_reason null, as real OpenRouter streams send it).",
     ),
     SettingSpec(
-        "seed", _non_negative_int, 0, "N", "Seed of the generated text and of random faults and latency."
+        "seed",
+        _whole_number(2**63 - 1),
+        0,
+        "N",
+        "Seed of the generated text and of random faults and latency.",
     ),
     SettingSpec(
         "fail_next",

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from airflow_provider_openrouter.emulator.config import MAX_LATENCY_MS
+
 NAMED_FAULTS = ("reset", "truncate", "html", "error_in_200", "empty_choices", "mid_stream")
 # The generation ran and was billed before the answer was lost: a client cannot tell whether to resend.
 BILLED_FAULTS = frozenset({"reset", "truncate", "html"})
@@ -22,6 +24,7 @@ BATCH_OUTCOMES = ("failed", "expired")
 DIRECTIVE_KEYS = ("fault", "times", "latency_ms", "status", "retry_after", "batch")
 DIRECTIVE_FLAGS = ("refuse",)
 DIRECTIVE_MARK = "[[emulator:"
+MAX_RETRY_AFTER_S = 86_400.0
 _DIRECTIVE = re.compile(r"\[\[emulator:(.*?)\]\]", re.S)
 
 ERROR_TEXT: dict[int, tuple[str, str]] = {
@@ -76,13 +79,15 @@ def _status_value(key: str, value: str, source: str) -> int:
     return int(value)
 
 
-def _number_value(key: str, value: str, source: str) -> float:
+def _number_value(key: str, value: str, source: str, high: float) -> float:
     try:
         number = float(value)
     except ValueError:
         number = -1.0
-    if not number >= 0 or math.isinf(number):
-        raise DirectiveError(f"emulator directive {source!r}: {key} must be a number >= 0, got {value!r}")
+    if not 0 <= number <= high:
+        raise DirectiveError(
+            f"emulator directive {source!r}: {key} must be a number from 0 to {high:g}, got {value!r}"
+        )
     return number
 
 
@@ -129,7 +134,7 @@ def _apply(found: Directives, key: str, value: str, source: str) -> None:
     elif key == "status":
         found.status = _status_value(key, value, source)
     elif key == "latency_ms":
-        found.latency_ms = _number_value(key, value, source)
+        found.latency_ms = _number_value(key, value, source, MAX_LATENCY_MS)
     elif key == "batch":
         if value not in BATCH_OUTCOMES:
             raise DirectiveError(
@@ -137,7 +142,7 @@ def _apply(found: Directives, key: str, value: str, source: str) -> None:
             )
         found.batch = value
     else:
-        found.retry_after = _number_value(key, value, source)
+        found.retry_after = _number_value(key, value, source, MAX_RETRY_AFTER_S)
 
 
 class AttemptCounter:

@@ -244,5 +244,5 @@ def test_reset_restores_credits_settings_and_stats(http: httpx.Client, emulator:
 def test_configure_rejects_unknown_settings_and_bad_values(emulator: RunningEmulator) -> None:
     with pytest.raises(ValueError, match=r"unknown setting.*latency"):
         emulator.configure(latency=5)
-    with pytest.raises(ValueError, match="fault_rate: must be between 0 and 1"):
+    with pytest.raises(ValueError, match="fault_rate: expected a number from 0 to 1"):
         emulator.configure(fault_rate=2)

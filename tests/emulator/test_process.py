@@ -60,7 +60,7 @@ def test_port_zero_prints_the_listening_line_first_and_a_signal_stops_with_exit_
 def test_a_bad_flag_value_exits_2_with_a_one_line_reason() -> None:
     result = subprocess.run([*MODULE, "--fault-rate", "1.5"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "fault_rate: must be between 0 and 1" in result.stderr
+    assert "fault_rate: expected a number from 0 to 1" in result.stderr
 
 
 def test_api_key_flag_restricts_inference_keys_and_running_emulator_reports_it() -> None:
