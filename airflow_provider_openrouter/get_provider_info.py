@@ -47,6 +47,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_openrouter.operators.generation",
                     "airflow_provider_openrouter.operators.models",
                     "airflow_provider_openrouter.operators.batch",
+                    "airflow_provider_openrouter.operators.cost_audit",
                 ],
             }
         ],
@@ -56,7 +57,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_openrouter.triggers.batch",
                     "airflow_provider_openrouter.triggers.generation",
+                    "airflow_provider_openrouter.triggers.generation_stats",
                 ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "OpenRouter",
+                "python-modules": ["airflow_provider_openrouter.sensors.generation"],
             }
         ],
         "connection-types": [

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 from airflow_provider_openrouter.emulator import catalog
 from airflow_provider_openrouter.emulator.accounting import NOT_SERVED, GenerationRecord, Ledger, Stats, money
+from airflow_provider_openrouter.emulator.activity import activity_route
 from airflow_provider_openrouter.emulator.asgi import (
     TOO_DEEP,
     USER_ID,
@@ -143,6 +144,7 @@ class Emulator:
             ("POST", "/chat/completions", self.chat_completions),
             ("POST", "/completions", self.text_completions),
             ("GET", "/credits", self.credits),
+            ("GET", "/activity", activity_route(self)),
             ("GET", "/generation", self.generation),
             ("GET", "/models", self.models),
             ("GET", "/models/user", self.models_for_user),

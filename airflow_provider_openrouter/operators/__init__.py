@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
     from airflow_provider_openrouter.operators.chat import OpenRouterChatCompletionOperator
     from airflow_provider_openrouter.operators.completion import OpenRouterCompletionOperator
+    from airflow_provider_openrouter.operators.cost_audit import (
+        OpenRouterCostAuditOperator,
+        OpenRouterCostReportOperator,
+    )
     from airflow_provider_openrouter.operators.credits import OpenRouterGetCreditsOperator
     from airflow_provider_openrouter.operators.generation import OpenRouterGetGenerationOperator
     from airflow_provider_openrouter.operators.models import (
@@ -28,12 +32,16 @@ _MODULE_OF: dict[str, str] = {
     "OpenRouterListModelEndpointsOperator": "airflow_provider_openrouter.operators.models",
     "OpenRouterListModelsOperator": "airflow_provider_openrouter.operators.models",
     "OpenRouterBatchCompletionOperator": "airflow_provider_openrouter.operators.batch",
+    "OpenRouterCostAuditOperator": "airflow_provider_openrouter.operators.cost_audit",
+    "OpenRouterCostReportOperator": "airflow_provider_openrouter.operators.cost_audit",
 }
 
 __all__ = [
     "OpenRouterBatchCompletionOperator",
     "OpenRouterChatCompletionOperator",
     "OpenRouterCompletionOperator",
+    "OpenRouterCostAuditOperator",
+    "OpenRouterCostReportOperator",
     "OpenRouterGetCreditsOperator",
     "OpenRouterGetGenerationOperator",
     "OpenRouterListModelEndpointsOperator",

@@ -1,0 +1,1 @@
+"""Sensors: idempotent waits on OpenRouter (GETs only), deferrable to the triggerer."""
