@@ -740,7 +740,11 @@ class OpenRouterHook(BaseHook):
             with self._lazy_lock:
                 if self._settings is None:
                     self._settings = settings
-        return AsyncOpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
+        # Off the loop too: a new client loads the CA bundle into an SSL context (100-300 ms on a busy host),
+        # which would stall every other trigger sharing the triggerer's loop (benchmarks/bench_triggerer_lag).
+        return await asyncio.to_thread(
+            AsyncOpenRouterTransport, self.settings, tenacity_kwargs=self.tenacity_kwargs
+        )
 
     # --- building requests (no network) -------------------------------------------------------------------
 
