@@ -107,8 +107,8 @@ async def _run(rows: int, tick: float, duration: float) -> None:
     from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
     from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
 
-    idle, _ = await _max_lag(lambda: asyncio.sleep(1.0), tick)
-    _line("1. idle (ticker alone, 1 s)", idle)
+    idle, _ = await _max_lag(lambda: asyncio.sleep(3.0), tick)
+    _line("1. idle (ticker alone, 3 s)", idle, "(the host's own noise)")
 
     first = await asyncio.to_thread(_submit, rows)
     await _landed(first)
