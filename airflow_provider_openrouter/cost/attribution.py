@@ -67,7 +67,7 @@ def _fit(value: str, limit: int) -> str:
     if len(value) <= limit:
         return value
     digest = hashlib.sha256(value.encode()).hexdigest()[:12]
-    return f"{value[: limit - 14]}~{digest}"
+    return f"{value[: limit - 13]}~{digest}"
 
 
 def _context_ids(context: Mapping[str, Any] | None) -> dict[str, Any]:
