@@ -134,6 +134,8 @@ class AirflowClient:
             raise StackError(
                 f"{method} {prefix}{path} answered {response.status_code}: {response.text[:500]}"
             )
+        if not response.content:  # 204 No Content (a DELETE) still says application/json
+            return None
         if "json" in response.headers.get("content-type", ""):
             return response.json()
         return response.text
@@ -241,12 +243,14 @@ class AirflowClient:
         host: str | None = None,
         password: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        port: int | None = None,
     ) -> None:
         """Store a connection in the metadata database, as the UI's connection form does."""
         body = {
             "connection_id": conn_id,
             "conn_type": conn_type,
             "host": host,
+            "port": port,
             "password": password,
             "extra": json.dumps(dict(extra)) if extra is not None else None,
         }
@@ -327,6 +331,8 @@ class AirflowStack:
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__TRIGGERER__CAPACITY": str(s.triggerer_capacity),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # The UI's Test button on a connection (tests/browser, ./run-example --ui); off by default.
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "PYTHONUNBUFFERED": "1",
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
