@@ -1,12 +1,15 @@
 """Emulator throughput and concurrency (prints figures and ratios; not a test).
 
     uv run python benchmarks/bench_emulator.py [--seconds 5] [--connections 64] [--in-flight 1000]
+        [--half-open 1000]   (quick run: --seconds 2 --rounds 1 --batch-size 1000)
 
 1. Non-streaming chat completions per second at zero latency, against the goal of 2,000/s.
 2. 1,000 requests in flight at once with 500 ms of injected latency: every one must succeed, and the elapsed
    time shows they were served concurrently (the physical floor is one latency period per round).
-3. Streamed chat completions per second, and a 10,000-request Batch API submission (create latency, time to
-   completed).
+3. Streamed chat completions per second.
+4. A 5,000-request Batch API submission (OpenRouter's maximum): create latency, time to completed.
+5. The median latency of a normal request alone, then while 1,000 half-open connections are held (connected,
+   nothing or half a request sent): the ratio shows whether they slow the emulator down.
 
 The load comes from a lean asyncio HTTP/1.1 client (pre-built requests, keep-alive, httptools to parse) in
 this process, so the client costs less CPU than the server it measures; the emulator runs in its own process,
@@ -19,6 +22,8 @@ import argparse
 import asyncio
 import json
 import os
+import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -133,6 +138,35 @@ async def _in_flight(port: int, request: bytes, count: int, rounds: int) -> tupl
     return connect_s, round_s, tally
 
 
+async def _median_latency_ms(port: int, request: bytes, count: int) -> float:
+    """Median of ``count`` sequential requests on one keep-alive connection, in milliseconds."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    samples = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            assert await _one(reader, writer, request) == 200
+            samples.append(time.perf_counter() - start)
+    finally:
+        writer.close()
+    return statistics.median(samples) * 1000
+
+
+async def _half_open(port: int, request: bytes, held: int, count: int) -> tuple[float, float]:
+    """(median ms alone, median ms while ``held`` connections sit half-open: nothing or half a request)."""
+    alone = await _median_latency_ms(port, request, count)
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(held)]
+    for index, (_, writer) in enumerate(connections):
+        if index % 2:
+            writer.write(request[: len(request) // 2])
+    try:
+        during = await _median_latency_ms(port, request, count)
+    finally:
+        for _, writer in connections:
+            writer.close()
+    return alone, during
+
+
 def _chat_body(stream: bool = False) -> dict:
     return {
         "model": "openai/gpt-4o-mini",
@@ -174,8 +208,12 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=500.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--half-open", type=int, default=1000)
     args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # this process holds the in-flight and half-open connections
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         import uvloop
 
@@ -236,6 +274,13 @@ def main() -> int:
             f"\n[4] Batch API, {args.batch_size:,} requests: create answered in {create_s * 1000:.0f} ms, "
             f"completed with inline results after {total_s:.2f} s "
             f"({args.batch_size / total_s:,.0f} requests/s)"
+        )
+        emulator.reset()
+        alone, during = asyncio.run(_half_open(port, chat, args.half_open, 200))
+        print(
+            f"\n[5] median latency of a chat completion: {alone:.2f} ms alone, {during:.2f} ms while "
+            f"{args.half_open:,} half-open connections are held "
+            f"(ratio {during / alone:.2f}; 1.00 = unaffected)"
         )
         stats = emulator.stats()
         print(

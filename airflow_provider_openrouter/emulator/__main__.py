@@ -171,11 +171,19 @@ def _http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
                 self._arm_request_timer()
             super().data_received(data)
 
+        def on_response_complete(self) -> None:
+            # Answered: the connection is idle now, which uvicorn's keep-alive timeout bounds.
+            self._cancel_request_timer()
+            super().on_response_complete()
+
         def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_request_timer()
+            super().connection_lost(exc)
+
+        def _cancel_request_timer(self) -> None:
             if self._request_timer is not None:
                 self._request_timer.cancel()
                 self._request_timer = None
-            super().connection_lost(exc)
 
         def _arm_request_timer(self) -> None:
             self._request_timer = self.loop.call_later(request_timeout_s, self._request_timed_out)

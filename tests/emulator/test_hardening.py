@@ -8,6 +8,7 @@ import contextlib
 import json
 import resource
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -223,3 +224,38 @@ def test_a_thousand_half_open_connections_neither_stop_normal_requests_nor_stay_
             assert client.post("/chat/completions", json=CHAT).status_code == 200
         stats = emulator.stats()
         assert stats["billed_generations"] == 2  # no half-sent request ran
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 answer with Content-Length from a kept-alive socket; b"" if the server closed it."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b""
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_kept_alive_connection_that_pauses_between_requests_is_not_cut_by_the_request_timeout() -> None:
+    with running_emulator("--request-timeout-s", "1") as emulator:
+        url = urlsplit(emulator.base_url)
+        body = json.dumps(CHAT).encode()
+        request = (
+            f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {emulator.api_key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
+            for _ in range(8):  # a client's think time between requests, over several request timeouts
+                sock.sendall(request)
+                assert _read_answer(sock).startswith(b"HTTP/1.1 200")
+                time.sleep(0.4)
