@@ -48,6 +48,9 @@ class GenerationRecord:
     external_user: str | None = None
     session_id: str | None = None
     request_id: str | None = None
+    tokens_reasoning: int = 0  # part of tokens_completion, as OpenRouter counts them
+    tokens_images: int = 0  # likewise
+    images: int = 0
 
     def to_json(self) -> dict[str, Any]:
         cost = money(self.cost)
@@ -89,11 +92,11 @@ class GenerationRecord:
             "tokens_completion": self.tokens_completion,
             "native_tokens_prompt": self.tokens_prompt,
             "native_tokens_completion": self.tokens_completion,
-            "native_tokens_reasoning": 0,
+            "native_tokens_reasoning": self.tokens_reasoning,
             "native_tokens_cached": 0,
-            "native_tokens_completion_images": 0,
+            "native_tokens_completion_images": self.tokens_images,
             "num_media_prompt": 0,
-            "num_media_completion": 0,
+            "num_media_completion": self.images,
             "num_input_audio_prompt": 0,
             "num_search_results": 0,
             "num_fetches": 0,

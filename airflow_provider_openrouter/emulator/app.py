@@ -455,6 +455,9 @@ class Emulator:
             external_user=inference.user,
             session_id=inference.session_id or headers.get("x-session-id"),
             request_id=gen_id.replace("gen-", "req-", 1),
+            tokens_reasoning=sum(given.reasoning_tokens for given in answers),
+            tokens_images=sum(given.image_tokens for given in answers),
+            images=sum(len(given.images or ()) for given in answers),
         )
 
     def publish(self, record: GenerationRecord) -> None:

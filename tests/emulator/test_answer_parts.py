@@ -19,6 +19,8 @@ from openrouter import OpenRouter
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 
+from .conftest import generation_stats
+
 PROMPT = [{"role": "user", "content": "Summarise the nightly pipeline report"}]
 METADATA = {"X-OpenRouter-Metadata": "enabled"}
 
@@ -350,3 +352,26 @@ def test_the_openai_sdk_parses_citations_images_refusal_and_logprobs_in_both_mod
     )
     images = (painted.choices[0].message.model_extra or {})["images"]
     assert images[0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_the_generation_record_counts_reasoning_tokens_and_generated_images(
+    http: httpx.Client, emulator: RunningEmulator
+) -> None:
+    emulator.configure(generation_delay_s=0)
+    thinking = http.post(
+        "/chat/completions", json=_body("deepseek/deepseek-r1", {"include_reasoning": True}, False)
+    ).json()
+    record = generation_stats(http, thinking["id"])
+    usage = thinking["usage"]
+    assert record["native_tokens_reasoning"] == usage["completion_tokens_details"]["reasoning_tokens"] > 0
+    assert record["tokens_completion"] == usage["completion_tokens"]
+    painted = http.post(
+        "/chat/completions",
+        json=_body("google/gemini-2.5-flash-image", {"modalities": ["image", "text"]}, False),
+    ).json()
+    record = generation_stats(http, painted["id"])
+    assert record["num_media_completion"] == 1
+    assert (
+        record["native_tokens_completion_images"]
+        == painted["usage"]["completion_tokens_details"]["image_tokens"]
+    )

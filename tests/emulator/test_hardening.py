@@ -122,18 +122,30 @@ def test_a_latency_directive_beyond_a_minute_is_a_400(http: httpx.Client) -> Non
     assert response.status_code == 400 and "latency_ms" in response.json()["error"]["message"]
 
 
+def _raw_request(
+    emulator: RunningEmulator, method: str, path: str, body: bytes = b"", version: str = "1.1"
+) -> tuple[bytes, bytes]:
+    """(head, body) of a request written by hand, for what HTTP libraries will not send."""
+    url = urlsplit(emulator.base_url)
+    head = (
+        f"{method} {url.path}{path} HTTP/{version}\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {emulator.api_key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
+def _connect(emulator: RunningEmulator) -> socket.socket:
+    url = urlsplit(emulator.base_url)
+    return socket.create_connection((url.hostname, url.port), timeout=60)
+
+
 def _http10(
     emulator: RunningEmulator, method: str, path: str, body: bytes = b""
 ) -> tuple[dict[str, str], bytes]:
     """One HTTP/1.0 exchange on a raw socket: (lower-cased headers, body read until the server closes)."""
-    url = urlsplit(emulator.base_url)
-    request = (
-        f"{method} {url.path}{path} HTTP/1.0\r\nHost: {url.netloc}\r\n"
-        f"Authorization: Bearer {emulator.api_key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
-        sock.sendall(request)
+    with _connect(emulator) as sock:
+        sock.sendall(b"".join(_raw_request(emulator, method, path, body, version="1.0")))
         received = b""
         while chunk := sock.recv(65536):
             received += chunk
@@ -197,13 +209,7 @@ def test_a_thousand_half_open_connections_neither_stop_normal_requests_nor_stay_
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < needed:  # this test process holds the thousand sockets too
             stack.enter_context(_descriptor_soft_limit(max(needed, min(hard, 4096))))
-        url = urlsplit(emulator.base_url)
-        body = json.dumps(CHAT).encode()
-        head = (
-            f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            f"Authorization: Bearer {emulator.api_key}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
+        head, body = _raw_request(emulator, "POST", "/chat/completions", json.dumps(CHAT).encode())
         stalled = [
             b"",  # connected, nothing sent
             head[: len(head) // 2],  # half the headers
@@ -211,7 +217,7 @@ def test_a_thousand_half_open_connections_neither_stop_normal_requests_nor_stay_
         ]
         sockets = []
         for index in range(HALF_OPEN):
-            sock = stack.enter_context(socket.create_connection((url.hostname, url.port), timeout=60))
+            sock = stack.enter_context(_connect(emulator))
             sock.sendall(stalled[index % len(stalled)])
             sockets.append(sock)
 
@@ -247,14 +253,8 @@ def _read_answer(sock: socket.socket) -> bytes:
 
 def test_a_kept_alive_connection_that_pauses_between_requests_is_not_cut_by_the_request_timeout() -> None:
     with running_emulator("--request-timeout-s", "1") as emulator:
-        url = urlsplit(emulator.base_url)
-        body = json.dumps(CHAT).encode()
-        request = (
-            f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            f"Authorization: Bearer {emulator.api_key}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
+        request = b"".join(_raw_request(emulator, "POST", "/chat/completions", json.dumps(CHAT).encode()))
+        with _connect(emulator) as sock:
             for _ in range(8):  # a client's think time between requests, over several request timeouts
                 sock.sendall(request)
                 assert _read_answer(sock).startswith(b"HTTP/1.1 200")
