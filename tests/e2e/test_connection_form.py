@@ -1,7 +1,7 @@
 """The api-server discovers the provider and serves the OpenRouter connection form the UI renders.
 
-A browser check of the form would need chromium, which the CI image does not ship; the form is built from
-``GET /ui/connections/hook_meta``, so this test checks what that endpoint serves.
+The form is built from ``GET /ui/connections/hook_meta``; this test checks what that endpoint serves, and
+tests/browser/test_airflow_ui.py checks what a user then sees in Chromium.
 """
 
 from __future__ import annotations
