@@ -28,10 +28,32 @@ def declared(*, extras: bool = False) -> dict[str, Requirement]:
     return {requirement.name.lower(): requirement for requirement in requirements}
 
 
+def _probes(tree: ast.AST) -> set[int]:
+    """The nodes inside ``try: ... except ImportError``: probes for an optional package (or for where an
+    Airflow version keeps a name), not dependencies."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(_catches_import_error(handler) for handler in node.handlers):
+            for statement in node.body:
+                found.update(id(inner) for inner in ast.walk(statement))
+    return found
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(
+        isinstance(name, ast.Name) and name.id in ("ImportError", "ModuleNotFoundError") for name in caught
+    )
+
+
 def imported_distributions() -> set[str]:
     modules: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        probes = _probes(tree)
+        for node in ast.walk(tree):
+            if id(node) in probes:
+                continue
             if isinstance(node, ast.Import):
                 modules.update(alias.name.partition(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -40,8 +62,12 @@ def imported_distributions() -> set[str]:
         modules - set(sys.stdlib_module_names) - {"airflow_provider_openrouter"} - PROVIDED_BY_THE_HOST
     )
     owners = importlib.metadata.packages_distributions()
-    # airflow.* comes from apache-airflow (core and task SDK); the declared name is what matters.
-    return {"apache-airflow" if module == "airflow" else owners[module][0].lower() for module in third_party}
+    # airflow.* comes from apache-airflow (core and task SDK); the declared name is what matters. A module of
+    # an optional extra that this environment lacks is taken by its own name.
+    return {
+        "apache-airflow" if module == "airflow" else owners.get(module, [module])[0].lower()
+        for module in third_party
+    }
 
 
 def test_every_imported_package_is_declared() -> None:

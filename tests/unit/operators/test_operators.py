@@ -847,7 +847,10 @@ def test_endpoints_model_ids_outside_the_id_shape_are_refused(kwargs: dict[str, 
 def test_costs_are_written_in_plain_decimal_notation_in_xcom_and_the_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from airflow.sdk.serde import deserialize, serialize
+    from airflow_provider_openrouter.models import _xcom_serde_module
+
+    serde = _xcom_serde_module()  # what XCom uses: the task SDK's on Airflow 3.2+, the core's on 3.1
+    serialize, deserialize = serde.serialize, serde.deserialize
 
     result = chat_result(cost="0.00000015")
     op = OpenRouterChatCompletionOperator(task_id="chat", content="hi")
