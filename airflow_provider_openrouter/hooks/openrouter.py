@@ -41,6 +41,7 @@ from airflow_provider_openrouter.models import (
     ModelList,
     OpenRouterModel,
     TextCompletion,
+    plain_decimal,
 )
 
 if TYPE_CHECKING:
@@ -987,10 +988,11 @@ class OpenRouterHook(BaseHook):
         except Exception as err:  # the UI shows the message; keep it one scrubbed line
             secrets = (self._settings.api_key,) if self._settings is not None else ()
             return False, " ".join(scrub(f"{type(err).__name__}: {err}", secrets).split())[:300]
-        limit = f"limit {key.limit} USD" if key.limit is not None else "no spending limit"
+        limit = f"limit {plain_decimal(key.limit)} USD" if key.limit is not None else "no spending limit"
+        used = plain_decimal(key.usage) if key.usage is not None else "0"
         return True, (
             f"Connected to {self.settings.base_url} with connection '{self.openrouter_conn_id}': the API key "
-            f"works ({limit}, {key.usage if key.usage is not None else 0} USD used)."
+            f"works ({limit}, {used} USD used)."
         )
 
     # --- helpers -----------------------------------------------------------------------------------------

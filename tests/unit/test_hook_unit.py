@@ -873,3 +873,12 @@ def test_a_streamed_refusal_and_audio_are_kept() -> None:
     assert message["refusal"] == "I can't help with that."
     assert message["content"] is None
     assert message["audio"] == {"id": "au_1", "data": "AAABBB", "transcript": "Hi there"}
+
+
+def test_test_connection_writes_amounts_in_plain_decimal_notation() -> None:
+    transport = FakeTransport(
+        [{"data": {"label": "sk-or-v1-abc...xyz", "limit": 0.0000005, "usage": 0.00000015}}]
+    )
+    ok, message = hook_with(transport).test_connection()
+    assert ok
+    assert "(limit 0.0000005 USD, 0.00000015 USD used)" in message
