@@ -23,6 +23,7 @@ except ImportError:  # older Airflow: its task runner catches the core class
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 __all__ = [
+    "MIN_SECRET_CHARS",
     "OpenRouterAuthenticationError",
     "OpenRouterConfigurationError",
     "OpenRouterConnectionError",
@@ -50,6 +51,8 @@ _KEY_PATTERN = re.compile(r"sk-or-[A-Za-z0-9_\-.]{4,}|(?i:bearer)\s+[A-Za-z0-9_\
 # In a successful answer "Bearer <word>" is ordinary text (a model explaining HTTP auth), so only keys go.
 _OPENROUTER_KEY_PATTERN = re.compile(r"sk-or-[A-Za-z0-9_\-.]{4,}")
 _REDACTED = "***"
+# As Airflow's masker ([logging] min_length_masked_secret): redacting a 2-letter "key" would shred every text.
+MIN_SECRET_CHARS = 5
 _MAX_MESSAGE_CHARS = 300
 _UNSET = object()
 
@@ -60,7 +63,7 @@ def scrub(value: Any, secrets: Iterable[str] = (), *, bearer: bool = True) -> An
     ``secrets`` (the connection's key) go wherever they appear, and so does any ``sk-or-`` token; ``bearer``
     also redacts ``Bearer <token>``, which an error message may echo from a request header.
     """
-    secrets = tuple(secret for secret in secrets if secret)
+    secrets = tuple(secret for secret in secrets if len(secret) >= MIN_SECRET_CHARS)
     return _scrub(value, secrets, _KEY_PATTERN if bearer else _OPENROUTER_KEY_PATTERN)
 
 

@@ -42,6 +42,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.exceptions import (
+    MIN_SECRET_CHARS,
     OpenRouterAuthenticationError,
     OpenRouterConfigurationError,
     OpenRouterConnectionError,
@@ -201,7 +202,12 @@ _MAY_HIDE_A_KEY = (b"sk-or-", b"\\u", b"\\/")
 def _secret_needles(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
     """Byte patterns that betray a key in a raw answer: as written, and as JSON writes it (\" and \\)."""
     return _MAY_HIDE_A_KEY + tuple(
-        {form.encode() for secret in secrets for form in (secret, json.dumps(secret)[1:-1])}
+        {
+            form.encode()
+            for secret in secrets
+            if len(secret) >= MIN_SECRET_CHARS
+            for form in (secret, json.dumps(secret)[1:-1])
+        }
     )
 
 

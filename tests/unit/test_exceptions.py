@@ -300,3 +300,9 @@ def test_status_code_is_the_http_status_not_airflows_500() -> None:
     assert OpenRouterRateLimitError("slow", status=429).status_code == 429
     assert OpenRouterConnectionError("refused").status_code is None  # nothing answered
     assert pickle.loads(pickle.dumps(OpenRouterAuthenticationError("no", status=401))).status_code == 401
+
+
+def test_a_secret_too_short_to_be_a_key_is_not_redacted_everywhere() -> None:
+    # As Airflow's log masker: a two-letter "key" would otherwise turn every "ok" in a message into "***".
+    assert scrub("ok, looks ok", secrets=["ok"]) == "ok, looks ok"
+    assert scrub("token abcde here", secrets=["abcde"]) == "token *** here"
