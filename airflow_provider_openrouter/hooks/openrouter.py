@@ -344,7 +344,7 @@ def build_chat_request(
     flat_role = None
     if content is not None or role is not None:
         flat_role = _flat_role(role, request)
-        if content is None or (isinstance(content, str) and _coerce.unset(content)):
+        if _coerce.unset(content):
             raise _missing_text("content", content, request)
         if not isinstance(content, str | list):
             raise _bad("content", content, "a string or a list of content parts", request)
