@@ -4,6 +4,7 @@ log, XCom or database row."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -58,6 +59,14 @@ def test_rejected_answers_fail_the_task_but_their_cost_was_pushed_first(
         assert Decimal(str(billed["total_cost"])) > 0
         assert Decimal(str(run.xcom(task_id, "usage")["cost"])) == Decimal(str(billed["total_cost"]))
         assert run.xcom(task_id, "usage")["completion_tokens"] == billed["tokens_completion"]
+        # Costs are stored in plain decimal notation (a bare Decimal would be stored as a float, 2.4e-06).
+        stored = run.query(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key IN ('cost', 'usage')",
+            run.dag_id,
+            task_id,
+        )
+        assert stored and not re.search(r"\d[eE][-+]?\d", " ".join(str(value) for (value,) in stored)), stored
+        assert run.xcom(task_id, "cost")["__data__"] == run.xcom(task_id, "usage")["cost"]
 
 
 @pytest.mark.parametrize("dag_id", EXAMPLE_DAG_IDS)
