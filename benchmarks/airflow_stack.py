@@ -162,9 +162,11 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Create a manual run now; returns its run id."""
-        body = {"logical_date": None, "conf": dict(conf or {})}
+    def trigger(
+        self, dag_id: str, conf: Mapping[str, Any] | None = None, logical_date: str | None = None
+    ) -> str:
+        """Create a manual run now; returns its run id. Without `logical_date` the run has none (no `ds`)."""
+        body = {"logical_date": logical_date, "conf": dict(conf or {})}
         run = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
         return str(run["dag_run_id"])
 
@@ -452,12 +454,17 @@ class AirflowStack:
     # -- conveniences over the client ----------------------------------------------------------------
 
     def run_dag(
-        self, dag_id: str, conf: Mapping[str, Any] | None = None, *, timeout: float = 240
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 240,
+        logical_date: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Wait for the DAG to be parsed, unpause it, trigger it and wait for a terminal state."""
         self.client.wait_for_dag(dag_id)
         self.client.unpause(dag_id)
-        run_id = self.client.trigger(dag_id, conf)
+        run_id = self.client.trigger(dag_id, conf, logical_date)
         return run_id, self.client.wait_for_run(dag_id, run_id, timeout=timeout)
 
     def airflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

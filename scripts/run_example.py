@@ -9,8 +9,9 @@ a short summary read from the run's XCom. Exit code 0 only when the DAG run succ
 
 ``--ui`` is the demo that stays up: the emulator (unless OPENROUTER_API_KEY is set), then Airflow's
 api-server, scheduler, dag-processor and triggerer (benchmarks/airflow_stack.py) on SQLite under a
-project-local AIRFLOW_HOME (``.airflow-demo/``, kept between runs); it stores the connection, triggers the
-same DAG, waits for its success and prints the UI address, the login and where the logs and results are.
+project-local AIRFLOW_HOME (``.airflow-demo/``, kept between runs); it stores the connections, triggers the
+same DAG and then the cost audit example, waits for their success and prints the UI address, the login and
+where the logs, the cost report and the cost table are.
 Ctrl-C stops every process it started; running it again reuses the home.
 
 Usage: ``./run-example`` (or ``uv run python scripts/run_example.py [--keep-home]``); ``./run-example --ui``.
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
@@ -42,6 +44,8 @@ OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 STEP_TIMEOUT_S = 600
 DEMO_HOME = REPO / ".airflow-demo"
 DEMO_CONN_ID = "openrouter_default"
+COST_DAG_ID = "example_openrouter_cost_audit"
+COSTS_CONN_ID = "openrouter_costs"
 # tests/e2e/test_demo.py waits for this line; it is printed once the UI serves a successful run.
 READY = "Ready:"
 
@@ -155,27 +159,48 @@ def fernet_key(home: Path) -> str:
     return path.read_text().strip()
 
 
+def store_connection(client: Any, conn_id: str, conn_type: str, **fields: Any) -> None:
+    """Create the connection anew: a run before this one may have stored it with another emulator port."""
+    client.request("DELETE", f"/connections/{conn_id}", expect=(204, 404))
+    client.create_connection(conn_id, conn_type, **fields)
+
+
+def run_in_stack(stack: Any, dag_id: str, conf: dict[str, Any] | None = None) -> str | None:
+    """Trigger `dag_id` and wait; its run id on success, else None after printing why."""
+    # With a logical date, as the UI's Trigger form sends it: templates such as {{ ds }} need one.
+    now = datetime.now(UTC).isoformat()
+    run_id, run = stack.run_dag(dag_id, conf, timeout=STEP_TIMEOUT_S, logical_date=now)
+    if run["state"] == "success":
+        return str(run_id)
+    print(stack.failure_report(dag_id, run_id), file=sys.stderr)
+    print(f"{dag_id} run {run_id} ended {run['state']}; see above", file=sys.stderr)
+    return None
+
+
 def serve_ui(home: Path) -> int:
-    """The demo: a whole Airflow deployment with the example's successful run, up until Ctrl-C."""
+    """The demo: a whole Airflow deployment with the examples' successful runs, up until Ctrl-C."""
     harness = load_stack_harness()
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     home.mkdir(parents=True, exist_ok=True)
+    outputs = home / "outputs"
     try:
         with openrouter_endpoint() as (target, base_url, api_key):
             stack = harness.AirflowStack(
-                dag_files=[REPO / "example_dags" / f"{DAG_ID}.py"],
+                dag_files=[REPO / "example_dags" / f"{dag_id}.py" for dag_id in (DAG_ID, COST_DAG_ID)],
                 home=home,
                 keep_home=True,
-                env={"AIRFLOW__CORE__FERNET_KEY": fernet_key(home)},
+                env={
+                    "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
+                    # Only the runs the demo triggers: the cost audit's @daily schedule would add one more.
+                    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                },
             )
             print(f"AIRFLOW_HOME={home}; starting Airflow (api-server, scheduler, dag-processor, triggerer)")
             print(f"  component logs: {stack.logs_folder}", flush=True)
             with stack:
-                client = stack.client
-                # A run before this one may have stored the connection with another emulator port.
-                client.request("DELETE", f"/connections/{DEMO_CONN_ID}", expect=(204, 404))
-                client.create_connection(
+                store_connection(
+                    stack.client,
                     DEMO_CONN_ID,
                     "openrouter",
                     host=base_url,
@@ -185,15 +210,21 @@ def serve_ui(home: Path) -> int:
                     password=api_key,
                     extra={"app_title": "airflow-provider-openrouter demo"},
                 )
-                print(f"connection {DEMO_CONN_ID} stored; running {DAG_ID} against {target}", flush=True)
-                run_id, run = stack.run_dag(DAG_ID, timeout=STEP_TIMEOUT_S)
-                if run["state"] != "success":
-                    print(stack.failure_report(DAG_ID, run_id), file=sys.stderr)
-                    print(f"{DAG_ID} run {run_id} ended {run['state']}; see above", file=sys.stderr)
+                costs_db = home / "openrouter-costs.db"
+                store_connection(stack.client, COSTS_CONN_ID, "sqlite", host=str(costs_db))
+                print(f"connections {DEMO_CONN_ID}, {COSTS_CONN_ID} stored; running {DAG_ID}", flush=True)
+                run_id = run_in_stack(stack, DAG_ID)
+                if run_id is None:
                     return 1
-                print_summary(target, client.xcom_value(DAG_ID, run_id, "report"))
+                print_summary(target, stack.client.xcom_value(DAG_ID, run_id, "report"))
+                print(f"running {COST_DAG_ID} (three chats, their cost audit and report)", flush=True)
+                if run_in_stack(stack, COST_DAG_ID, {"root": outputs.as_uri()}) is None:
+                    return 1
+                report = max(outputs.rglob("cost-report.html"), key=lambda path: path.stat().st_mtime)
                 print(f"  the run      : {stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
                 print(f"  task logs    : {stack.logs_folder / f'dag_id={DAG_ID}' / f'run_id={run_id}'}")
+                print(f"  cost report  : {report}")
+                print(f"  cost table   : {costs_db} (openrouter_generation_costs)")
                 print(f"  database     : {home / 'airflow.db'}")
                 print(
                     f"{READY} the Airflow UI is at {stack.base_url} "

@@ -1,5 +1,6 @@
-"""`./run-example --ui`, the demo that stays up: it reaches a successful run with the UI serving, prints paths
-that exist, stops every process it started on Ctrl-C, and works a second time in the same home.
+"""`./run-example --ui`, the demo that stays up: it reaches successful runs of the chain and cost audit
+examples with the UI serving, prints paths that exist (logs, the cost report), stops every process it
+started on Ctrl-C, and works a second time in the same home.
 
 The demo runs exactly as a user starts it (the README's command, in its own session like a terminal job);
 Ctrl-C is SIGINT to its whole process group, which is what a terminal sends.
@@ -83,7 +84,8 @@ def _run_demo_once(home: Path) -> None:
         ui = re.search(r"(http://127\.0\.0\.1:\d+)", ready)
         login = re.search(r"login: (\w+) / (\S+)\)", ready)
         assert ui and login, ready
-        for label in ("component logs", "task logs", "database"):
+        assert "example_openrouter_cost_audit" in output, output
+        for label in ("component logs", "task logs", "cost report", "cost table", "database"):
             path = Path(_printed(lines, label))
             assert path.exists(), f"{label}: {path} does not exist"
             assert path.is_relative_to(home), path
