@@ -74,7 +74,7 @@ def run_audit(
         rows_in_table = store.sql.count(store.costs)
     if output_path is not None:
         write_records(output_path, records)
-    as_dicts = [dataclasses.asdict(record) for record in records]
+    as_dicts = [record.as_dict() for record in records]
     days = sorted({record.day for record in records})
     reconciliation = None
     if activity_transport is not None and days:

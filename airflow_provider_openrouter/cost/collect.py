@@ -163,7 +163,7 @@ def _walk_mapping(row: Mapping[str, Any], hint: Attribution, found: Collected, w
             found.rows_without_generation += 1
             return
         custom_id = row.get("custom_id")
-        row_hint = dataclasses.replace(hint, custom_id=custom_id) if isinstance(custom_id, str) else hint
+        row_hint = hint.with_custom_id(custom_id) if isinstance(custom_id, str) else hint
         usage = row.get("usage") if isinstance(row.get("usage"), Mapping) else None
         if usage is not None and "cost" not in usage and row.get("cost") is not None:
             usage = {**usage, "cost": row["cost"]}
@@ -219,6 +219,7 @@ def _read_path(path: Any, hint: Attribution, found: Collected, where: str) -> No
         except json.JSONDecodeError as err:
             raise CostSourceError(f"{path}: not valid JSON ({err.msg} at char {err.pos})") from None
         return
+    name = str(path)  # once: an ObjectStoragePath's str() is not free, and every line's location uses it
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -228,12 +229,12 @@ def _read_path(path: Any, hint: Attribution, found: Collected, where: str) -> No
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise CostSourceError(
-                    f"{path}, line {number}: not a JSON object ({err.msg}); a batch output file has one "
+                    f"{name}, line {number}: not a JSON object ({err.msg}); a batch output file has one "
                     "JSON object a line"
                 ) from None
-            _walk_mapping(row, hint, found, f"{path}, line {number}")
+            _walk_mapping(row, hint, found, f"{name}, line {number}")
         else:
             cell = line.split(",")[0].strip().strip('"')
             if number == 1 and cell.lower() in ("generation_id", "id"):  # a CSV header
                 continue
-            _walk_text(cell, hint, found, f"{path}, line {number}")
+            _walk_text(cell, hint, found, f"{name}, line {number}")

@@ -29,15 +29,24 @@ class Attribution:
     try_number: int | None = None
     custom_id: str | None = None
 
+    def fields(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "task_id": self.task_id,
+            "run_id": self.run_id,
+            "map_index": self.map_index,
+            "try_number": self.try_number,
+            "custom_id": self.custom_id,
+        }
+
+    def with_custom_id(self, custom_id: str) -> Attribution:
+        return Attribution(self.dag_id, self.task_id, self.run_id, self.map_index, self.try_number, custom_id)
+
     def filled_from(self, other: Attribution) -> Attribution:
         """This attribution with its unknown fields taken from ``other``."""
+        theirs = other.fields()
         return Attribution(
-            **{
-                field.name: getattr(self, field.name)
-                if getattr(self, field.name) is not None
-                else getattr(other, field.name)
-                for field in dataclasses.fields(self)
-            }
+            **{name: value if value is not None else theirs[name] for name, value in self.fields().items()}
         )
 
 
@@ -71,9 +80,13 @@ class CostRecord:
     source: str
     audited_at: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name, values as they are (a shallow ``dataclasses.asdict``, which deep-copies)."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
     def as_row(self) -> tuple[Any, ...]:
         """The SQL row: money as plain decimal text, booleans as 0/1."""
-        return tuple(_sql_value(getattr(self, name)) for name in COLUMNS)
+        return tuple([_sql_value(getattr(self, name)) for name in COLUMNS])
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-safe dict (files): money as plain decimal text."""
@@ -162,7 +175,7 @@ def from_generation(generation: Generation, hint: Attribution, audited_at: datet
         generation_time_ms=_number(generation.generation_time),
         source="generation",
         audited_at=audited_at.isoformat(),
-        **dataclasses.asdict(known),
+        **known.fields(),
     )
 
 
@@ -212,5 +225,5 @@ def from_usage(
         generation_time_ms=None,
         source="usage",
         audited_at=audited_at.isoformat(),
-        **dataclasses.asdict(hint),
+        **hint.fields(),
     )
