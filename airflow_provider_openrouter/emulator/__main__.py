@@ -30,7 +30,8 @@ keys:
 admin endpoints (no auth; at the server root and under /api/v1):
   GET  /__emulator/stats    requests by "METHOD /route" and status, billed_generations, total_cost (a decimal
                             string), duplicate_billed, billed_identities, billed_twice, rate_limited, faults,
-                            credits; ?billed_by=identity adds the billed count per idempotency key or custom_id
+                            credits; ?billed_by=identity adds the billed count per idempotency key or
+                            custom_id
   POST /__emulator/reset    clear usage, generations, batches, stats and limits; restore the startup settings
   GET|POST /__emulator/config   read or change settings live: JSON with the flag names in snake_case,
                             e.g. {"latency_ms": 500, "fault_rate": 0.1, "fail_next": {"GET /credits": [503]}}

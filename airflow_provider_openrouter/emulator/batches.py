@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from airflow_provider_openrouter.emulator.accounting import GenerationRecord, money
-from airflow_provider_openrouter.emulator.asgi import HTTPError, Request, Response, dumps
+from airflow_provider_openrouter.emulator.asgi import TOO_DEEP, HTTPError, Request, Response, dumps
 from airflow_provider_openrouter.emulator.catalog import MODELS_BY_ID
 from airflow_provider_openrouter.emulator.faults import error_text
 from airflow_provider_openrouter.emulator.inference import (
@@ -233,7 +233,11 @@ class BatchStore:
         for index, item in enumerate(batch.requests):
             if index and index % _SLICE == 0:
                 await asyncio.sleep(0)
-            results.append(self._answer(batch, item["custom_id"], item["body"], index))
+            try:
+                result = self._answer(batch, item["custom_id"], item["body"], index)
+            except RecursionError:  # one row's body too deep to follow fails that row, not the batch
+                result = self._failed(batch, f"{batch.id}_req_{index}", item["custom_id"], 400, TOO_DEEP)
+            results.append(result)
             if batch.outcome == "failed":  # nothing of a failed batch runs, is reported or is billed
                 batch.records.clear()
                 batch.prompt_tokens = batch.completion_tokens = 0

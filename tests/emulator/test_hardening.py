@@ -18,6 +18,8 @@ import pytest
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator, running_emulator
 
+from .test_batches import wait_terminal
+
 MODEL = "openai/gpt-4o-mini"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -259,3 +261,24 @@ def test_a_kept_alive_connection_that_pauses_between_requests_is_not_cut_by_the_
                 sock.sendall(request)
                 assert _read_answer(sock).startswith(b"HTTP/1.1 200")
                 time.sleep(0.4)
+
+
+def test_a_batch_row_too_deep_to_follow_fails_alone(http: httpx.Client, emulator: RunningEmulator) -> None:
+    emulator.configure(batch_duration_s=0)
+    loop = {"type": "json_schema", "json_schema": {"name": "loop", "schema": {"$ref": "#"}}}
+    requests = [
+        {"custom_id": "fine", "body": {"messages": [{"role": "user", "content": "hi"}]}},
+        {
+            "custom_id": "deep",
+            "body": {"messages": [{"role": "user", "content": "hi"}], "response_format": loop},
+        },
+    ]
+    created = http.post(
+        "/batches", json={"endpoint": "/v1/chat/completions", "model": MODEL, "requests": requests}
+    )
+    assert created.status_code == 202
+    batch = wait_terminal(http, created.json()["id"])[0].json()
+    results = {result["custom_id"]: result for result in batch["results"]}
+    assert results["fine"]["response"]["status_code"] == 200
+    assert "nested too deeply" in results["deep"]["error"]["message"]
+    assert emulator.stats()["billed_generations"] == 1
