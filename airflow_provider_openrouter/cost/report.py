@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_openrouter.cost.summary import UNKNOWN
+from airflow_provider_openrouter.cost.summary import UNKNOWN, column_totals
 from airflow_provider_openrouter.models import plain_decimal
 
 CHARTS: tuple[tuple[str, str], ...] = (
@@ -69,21 +69,17 @@ class Totals:
 
 
 def totals_of(rows: Sequence[Mapping[str, Any]], reconciliation: Sequence[Mapping[str, Any]]) -> Totals:
-    def total(name: str) -> Any:
-        return sum(
-            (row.get(name) or 0 for row in rows), Decimal(0) if name in ("cost", "cache_discount") else 0
-        )
-
+    totals = column_totals(rows)
     billed = sum((row["billed_usage"] for row in reconciliation), Decimal(0)) if reconciliation else None
     difference = sum((row["difference"] for row in reconciliation), Decimal(0)) if reconciliation else None
     return Totals(
         generations=len(rows),
-        cost=total("cost"),
-        prompt_tokens=total("prompt_tokens"),
-        completion_tokens=total("completion_tokens"),
-        reasoning_tokens=total("reasoning_tokens"),
-        cached_tokens=total("cached_tokens"),
-        cache_discount=total("cache_discount"),
+        cost=totals["cost"],
+        prompt_tokens=totals["prompt_tokens"],
+        completion_tokens=totals["completion_tokens"],
+        reasoning_tokens=totals["reasoning_tokens"],
+        cached_tokens=totals["cached_tokens"],
+        cache_discount=totals["cache_discount"],
         billed=billed,
         difference=difference,
     )
@@ -154,12 +150,16 @@ def _tokens_by_model(ax: Any, rows: Sequence[Mapping[str, Any]], _: Sequence[Map
         _empty(ax, "no generations recorded")
         return
     models = sorted(table)[:_MAX_BARS]
-    width = 0.8 / len(kinds)
-    for offset, kind in enumerate(kinds):
-        positions = [index + offset * width for index in range(len(models))]
-        ax.bar(positions, [table[model][kind] for model in models], width, label=kind.replace("_", " "))
-    ax.set_xticks([index + 0.4 - width / 2 for index in range(len(models))], models)
+    _grouped_bars(ax, models, {kind.replace("_", " "): [table[m][kind] for m in models] for kind in kinds})
     ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+
+
+def _grouped_bars(ax: Any, categories: list[str], series: Mapping[str, Sequence[float]]) -> None:
+    """One group of bars per category, one bar per series, with a legend."""
+    width = 0.8 / len(series)
+    for offset, (label, values) in enumerate(series.items()):
+        ax.bar([index + offset * width for index in range(len(categories))], values, width, label=label)
+    ax.set_xticks([index + 0.4 - width / 2 for index in range(len(categories))], categories)
     ax.legend(fontsize=7)
 
 
@@ -183,14 +183,11 @@ def _latency(ax: Any, rows: Sequence[Mapping[str, Any]], _: Sequence[Mapping[str
         _empty(ax, "no latency recorded (audit with source='generation')")
         return
     providers = sorted(latencies)[:_MAX_BARS]
-    width = 0.8 / len(PERCENTILES)
-    for offset, pct in enumerate(PERCENTILES):
-        positions = [index + offset * width for index in range(len(providers))]
-        ax.bar(positions, [percentile(latencies[p], pct) for p in providers], width, label=f"p{pct}")
-    ax.set_xticks([index + 0.4 - width / 2 for index in range(len(providers))], providers)
+    _grouped_bars(
+        ax, providers, {f"p{pct}": [percentile(latencies[p], pct) for p in providers] for pct in PERCENTILES}
+    )
     ax.set_ylabel("ms")
     ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=7)
 
 
 def _cache_savings(ax: Any, rows: Sequence[Mapping[str, Any]], _: Sequence[Mapping[str, Any]]) -> None:

@@ -143,22 +143,22 @@ class CostStore:
 
     def cost_rows(self, days: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Audit rows (all, or of these UTC days), money as ``Decimal``."""
-        if days is not None and not set(days):
-            return []
-        where, parameters = ("", []) if days is None else self.sql.in_days("day", days)
-        return [
-            _money_as_decimal(row) for row in self.sql.select(self.costs, where=where, parameters=parameters)
-        ]
+        return self._rows(self.costs, days)
 
     def upsert_reconciliation(self, rows: Sequence[Sequence[Any]]) -> None:
         self.sql.upsert(self.reconciliation, rows)
 
     def reconciliation_rows(self, days: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        if days is not None and not set(days):
-            return []
+        """Reconciliation rows (all, or of these UTC days), money as ``Decimal``."""
+        return self._rows(self.reconciliation, days)
+
+    def _rows(self, table: Table, days: Iterable[str] | None) -> list[dict[str, Any]]:
+        if days is not None:
+            days = set(days)
+            if not days:
+                return []
         where, parameters = ("", []) if days is None else self.sql.in_days("day", days)
-        rows = self.sql.select(self.reconciliation, where=where, parameters=parameters)
-        return [_money_as_decimal(row) for row in rows]
+        return [_money_as_decimal(row) for row in self.sql.select(table, where=where, parameters=parameters)]
 
 
 _MONEY_NAMES = frozenset(

@@ -98,21 +98,32 @@ def _sum_by(records: Iterable[Mapping[str, Any]], key: str) -> dict[str, Decimal
     return dict(sorted(totals.items()))
 
 
+TOTALLED = (
+    "cost",
+    "upstream_cost",
+    "cache_discount",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+)
+
+
+def column_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of each :data:`TOTALLED` column over ``records`` (money exact, ``None`` counted as 0)."""
+    return {
+        name: sum((record.get(name) or 0 for record in records), Decimal(0) if name in _MONEY else 0)
+        for name in TOTALLED
+    }
+
+
 def summarize(records: Sequence[Mapping[str, Any]], **fields: Any) -> CostAuditSummary:
-    """The summary of audited records (:meth:`CostRecord.as_json`-like mappings with Decimal money)."""
-
-    def total(name: str) -> Any:
-        return sum((record.get(name) or 0 for record in records), Decimal(0) if name in _MONEY else 0)
-
+    """The summary of audited records (:meth:`CostRecord.as_dict`-like mappings with Decimal money)."""
+    totals = column_totals(records)
     return CostAuditSummary(
         recorded=len(records),
-        total_cost=total("cost"),
-        upstream_cost=total("upstream_cost"),
-        cache_discount=total("cache_discount"),
-        prompt_tokens=total("prompt_tokens"),
-        completion_tokens=total("completion_tokens"),
-        reasoning_tokens=total("reasoning_tokens"),
-        cached_tokens=total("cached_tokens"),
+        total_cost=totals.pop("cost"),
+        **totals,
         by_model=_sum_by(records, "model"),
         by_provider=_sum_by(records, "provider"),
         by_dag=_sum_by(records, "dag_id"),
