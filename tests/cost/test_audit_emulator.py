@@ -197,3 +197,30 @@ def test_activity_has_the_documented_shape(chat: Callable[..., ChatCompletion], 
     }
     assert items[0]["model"] == answer.model and items[0]["requests"] == 1
     assert Decimal(str(items[0]["usage"])) == answer.cost
+
+
+def test_bad_parameters_fail_before_any_request(connections: Path, emulator: RunningEmulator) -> None:
+    with pytest.raises(OpenRouterError, match="needs somewhere to write"):
+        OpenRouterCostAuditOperator(task_id="audit", generation_ids=["gen-1"])
+    for bad, message in (
+        ({"source": "ledger"}, "'generation' or 'usage'"),
+        ({"table": "costs; DROP TABLE x"}, "not a plain SQL table name"),
+        ({"output_path": "/tmp/costs.xlsx"}, r"use \.jsonl, \.csv or \.parquet"),
+        ({"reconcile_days": "yesterday", "management_conn_id": MANAGEMENT_CONN}, "YYYY-MM-DD"),
+        ({"generation_ids": {"foo": 1}}, "holds no generation id"),
+        ({"sql_conn_id": "no_such_connection"}, "AIRFLOW_CONN_NO_SUCH_CONNECTION"),
+    ):
+        with pytest.raises(OpenRouterError, match=message):
+            audit(**{"generation_ids": ["gen-1"], **bad})
+
+    assert emulator.stats()["requests_total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "status"), [("?date=2026-13-01", 400), ("?date=yesterday", 400), ("?date=2000-01-01", 400)]
+)
+def test_activity_refuses_days_it_does_not_serve(connections: Path, query: str, status: int) -> None:
+    with pytest.raises(OpenRouterError) as refused:
+        OpenRouterHook(MANAGEMENT_CONN).transport.get("/activity" + query)
+
+    assert refused.value.status == status

@@ -187,3 +187,19 @@ def test_the_summary_comes_back_typed_through_xcom_serde() -> None:
     assert back.by_model == {"openai/gpt-4o-mini": Decimal("0.0000075")}
     assert back.unresolved_ids == ["gen-z"]
     assert back.days == ["2025-12-03"]
+
+
+def test_parquet_is_written_where_pyarrow_is_installed_and_refused_clearly_where_not(tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    records = from_usages(collect([completion(1, "0.00000015")]).refs.values(), NOW).records
+    target = ObjectStoragePath(str(tmp_path / "a.parquet"))
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        with pytest.raises(ValueError, match="pyarrow is not installed"):
+            write_records(target, records)
+        assert not (tmp_path / "a.parquet").exists()
+        return
+    write_records(target, records)
+    assert pq.read_table(tmp_path / "a.parquet").to_pylist()[0]["cost"] == "0.00000015"
