@@ -6,7 +6,8 @@
    that made it. It reads the stats with ``GET /generation`` (asking again while they are 404). A rerun
    upserts the same rows; its XCom is a ``CostAuditSummary`` (totals, cost by model, provider and DAG, and
    any id that never resolved, with why).
-3. ``report`` draws the whole table as one self-contained HTML page (and a PNG of it) under
+3. ``announce`` reads the typed summary (an alert on spend or unresolved ids would go there).
+4. ``report`` draws the whole table as one self-contained HTML page (and a PNG of it) under
    ``params.root``: cost per day by model, by DAG and task, tokens, latency percentiles, cache savings.
 
 Audit a batch the same way: ``generation_ids=classify.output`` (the batch operator's manifest; its output file
@@ -19,8 +20,10 @@ Connections: ``openrouter_default``, and ``openrouter_costs``: any Airflow SQL c
 
 from __future__ import annotations
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
+from airflow_provider_openrouter.cost.summary import CostAuditSummary
+from airflow_provider_openrouter.models import plain_decimal
 from airflow_provider_openrouter.operators import (
     OpenRouterChatCompletionOperator,
     OpenRouterCostAuditOperator,
@@ -61,7 +64,17 @@ def example_openrouter_cost_audit() -> None:
         title="OpenRouter spend of {{ dag.dag_id }}",
     )
 
+    @task
+    def announce(summary: CostAuditSummary) -> str:
+        """Reads the typed summary: where an alert on unresolved ids or spend would go."""
+        for item in summary.unresolved:
+            print(f"not recorded: {item.generation_id}: {item.reason}")
+        by_model = ", ".join(f"{model} {plain_decimal(cost)}" for model, cost in summary.by_model.items())
+        print(f"{summary.recorded} generation(s), {plain_decimal(summary.total_cost)} USD ({by_model})")
+        return plain_decimal(summary.total_cost)
+
     audit >> report
+    announce(audit.output)
 
 
 example_openrouter_cost_audit()

@@ -58,6 +58,8 @@ def test_chat_then_cost_audit_then_report_and_reconciliation(
     summary = run.xcom("audit")
     assert summary["__classname__"] == "airflow_provider_openrouter.cost.summary.CostAuditSummary"
     assert Decimal(summary["__data__"]["total_cost"]) == sum(billed.values(), Decimal(0))
+    # A downstream task received the summary typed, with Airflow's default deserialization allow-list.
+    assert Decimal(run.xcom("announce")) == sum(billed.values(), Decimal(0))
     report = run.xcom("report")["__data__"]
     assert Decimal(report["total_cost"]) == sum(costs.values(), Decimal(0))
     page = Path(report["html_path"].removeprefix("file://")).read_text()
