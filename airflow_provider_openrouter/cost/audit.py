@@ -1,6 +1,7 @@
 """The audit, end to end and free of Airflow operators: collect ids, resolve them, write SQL and/or a file,
-reconcile with ``GET /activity``, summarise. :class:`~airflow_provider_openrouter.operators.cost_audit.
-OpenRouterCostAuditOperator` and the benchmark call :func:`run_audit`."""
+reconcile with ``GET /activity``, summarise. The audit operator
+(:class:`~airflow_provider_openrouter.operators.cost_audit.OpenRouterCostAuditOperator`) and the benchmark
+call :func:`run_audit`."""
 
 from __future__ import annotations
 

@@ -78,9 +78,10 @@ class OpenRouterCostAuditOperator(OpenRouterBaseOperator):
     else from the source: a batch row's ``custom_id``, and, for ids read from one upstream task's XCom, that
     task, this DAG run, and (mapped upstream) the map index.
 
-    **XCom contract**: ``return_value`` is a :class:`~airflow_provider_openrouter.cost.summary.
-    CostAuditSummary`: totals (``total_cost`` exact ``Decimal``), cost by model, provider and DAG, counts,
-    ``unresolved`` ids with their reason, the table and its row count, and the reconciliation. No other keys.
+    **XCom contract**: ``return_value`` is a
+    :class:`~airflow_provider_openrouter.cost.summary.CostAuditSummary`: totals (``total_cost`` exact
+    ``Decimal``), cost by model, provider and DAG, counts, ``unresolved`` ids with their reason, the table and
+    its row count, and the reconciliation. No other keys.
     """
 
     result_type = CostAuditSummary

@@ -1,6 +1,6 @@
 """``OpenRouterGenerationStatsTrigger``: waits in the triggerer until ``GET /generation`` has the stats of
-every one of many ids (the deferred half of :class:`~airflow_provider_openrouter.sensors.generation.
-OpenRouterGenerationSensor`).
+every one of many ids (the deferred half of
+:class:`~airflow_provider_openrouter.sensors.generation.OpenRouterGenerationSensor`).
 
 Each round asks every id still answering 404 (concurrently, at most ``max_concurrency`` at a time; the async
 transport paces them to the connection's rate limit), then sleeps ``poll_interval`` seconds, until all are
