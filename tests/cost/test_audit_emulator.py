@@ -224,3 +224,29 @@ def test_activity_refuses_days_it_does_not_serve(connections: Path, query: str, 
         OpenRouterHook(MANAGEMENT_CONN).transport.get("/activity" + query)
 
     assert refused.value.status == status
+
+
+def test_activity_narrowed_to_one_key_by_its_hash(
+    chat: Callable[..., ChatCompletion],
+    connections: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+
+    other_key = "sk-or-v1-" + "7" * 64
+    other = {"conn_type": "openrouter", "host": emulator.base_url, "password": other_key}
+    monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_OTHER_APP", json.dumps(other))
+    ours = chat(0)
+    theirs = OpenRouterHook("openrouter_other_app").chat_completion(
+        model=ours.model, content="hi", max_tokens=5
+    )
+    management = OpenRouterHook(MANAGEMENT_CONN).transport
+
+    def usage(**query: str) -> Decimal:
+        items = management.get("/activity", query)["data"]
+        return sum((Decimal(str(item["usage"])) for item in items), Decimal(0))
+
+    assert usage() == ours.cost + theirs.cost  # type: ignore[operator]
+    assert usage(api_key_hash=hashlib.sha256(other_key.encode()).hexdigest()) == theirs.cost
+    assert usage(api_key_hash=hashlib.sha256(emulator.api_key.encode()).hexdigest()) == ours.cost
