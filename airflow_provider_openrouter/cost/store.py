@@ -40,7 +40,14 @@ def sql_hook(conn_id: str) -> tuple[Any, str]:
             f"{str(err).splitlines()[0] if str(err) else ''}); create it, e.g. "
             f"AIRFLOW_CONN_{conn_id.upper()}='sqlite:////path/to/costs.db'"
         ) from None
-    hook = conn.get_hook()
+    try:
+        hook = conn.get_hook()
+    except Exception as err:  # no provider installed for this connection type, or a broken one
+        raise CostStoreError(
+            f"sql_conn_id={conn_id!r}: no hook for its connection type {conn.conn_type!r} "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); install the provider "
+            "of that database, e.g. apache-airflow-providers-postgres"
+        ) from None
     if not all(hasattr(hook, name) for name in ("get_conn", "placeholder")):
         raise CostStoreError(
             f"sql_conn_id={conn_id!r} is a {conn.conn_type!r} connection, which is not a SQL database "

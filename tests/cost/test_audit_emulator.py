@@ -250,3 +250,12 @@ def test_activity_narrowed_to_one_key_by_its_hash(
     assert usage() == ours.cost + theirs.cost  # type: ignore[operator]
     assert usage(api_key_hash=hashlib.sha256(other_key.encode()).hexdigest()) == theirs.cost
     assert usage(api_key_hash=hashlib.sha256(emulator.api_key.encode()).hexdigest()) == ours.cost
+
+
+def test_a_connection_without_a_sql_hook_says_what_to_install(
+    connections: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "no_such_database", "host": "x"}))
+
+    with pytest.raises(OpenRouterError, match="install the provider"):
+        audit(generation_ids=["gen-1"], sql_conn_id="warehouse")
