@@ -623,9 +623,10 @@ class Emulator:
         gen_id = self.new_generation_id()
         created = int(time.time())
         status = directives.status if directives is not None and directives.status else 502
+        # Made before the stream starts: a request no answer can be made for still gets its 400.
+        answers = inference.answers(self.settings.seed)
         if fault in ("html", "reset"):  # the generation ran and is billed; its answer is then lost
             await asyncio.sleep(latency)
-            answers = inference.answers(self.settings.seed)
             lost = self.generation_record(
                 key, inference, gen_id, answers, streamed=True, latency_s=latency, request=request
             )
@@ -653,7 +654,6 @@ class Emulator:
             )
             await request.stream(_sse(body), more=False)
             return
-        answers = inference.answers(self.settings.seed)
         if fault == "empty_choices":
             answers = [Answer("", None, "stop", 0) for _ in answers]
         events = self._stream_events(inference, gen_id, created, answers)

@@ -33,6 +33,7 @@ from airflow_provider_openrouter.emulator.catalog import MODELS_BY_ID
 from airflow_provider_openrouter.emulator.faults import error_text
 from airflow_provider_openrouter.emulator.inference import (
     chat_choice,
+    check_provider,
     parse_chat,
     pick_endpoint,
     result_body,
@@ -193,10 +194,7 @@ class BatchStore:
                 raise HTTPError(400, f"requests[{index}].custom_id {custom_id!r} is used twice in this batch")
             seen.add(custom_id)
         provider_prefs = body.get("provider")
-        if provider_prefs is not None and not isinstance(provider_prefs, dict):
-            raise HTTPError(
-                400, f"provider: expected an object with only / allow_fallbacks, got {provider_prefs!r}"
-            )
+        check_provider(provider_prefs)
         chosen = pick_endpoint(model, provider_prefs, None, set())
         if chosen is None:
             raise HTTPError(404, f"No endpoints found for {model.id} that match provider.only")
@@ -235,7 +233,11 @@ class BatchStore:
                 await asyncio.sleep(0)
             try:
                 result = self._answer(batch, item["custom_id"], item["body"], index)
-            except RecursionError:  # one row's body too deep to follow fails that row, not the batch
+            except HTTPError as exc:  # a row no answer can be made for (its schema) fails alone
+                result = self._failed(
+                    batch, f"{batch.id}_req_{index}", item["custom_id"], exc.status, exc.message
+                )
+            except RecursionError:  # so does a row too deep to follow, instead of stalling the batch
                 result = self._failed(batch, f"{batch.id}_req_{index}", item["custom_id"], 400, TOO_DEEP)
             results.append(result)
             if batch.outcome == "failed":  # nothing of a failed batch runs, is reported or is billed

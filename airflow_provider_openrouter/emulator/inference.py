@@ -21,6 +21,7 @@ from airflow_provider_openrouter.emulator.extras import (
 )
 from airflow_provider_openrouter.emulator.textgen import (
     Answer,
+    SchemaError,
     answer,
     answer_digest,
     chosen_tool,
@@ -135,6 +136,39 @@ def _check_parameters(body: dict[str, Any]) -> None:
         raise _fail("stop", "a string or an array of at most 4 strings", stop)
     _check_response_format(body.get("response_format"))
     _check_tools(body.get("tools"), body.get("tool_choice"))
+    check_provider(body.get("provider"))
+
+
+_PROVIDER_LISTS = ("order", "only", "ignore", "quantizations")
+
+
+def check_provider(provider: Any) -> None:
+    """``provider`` preferences of the types routing reads (the other keys are accepted and ignored)."""
+    if provider is None:
+        return
+    if not isinstance(provider, dict):
+        raise _fail("provider", "an object of provider preferences", provider)
+    for key in _PROVIDER_LISTS:
+        value = provider.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise _fail(f"provider.{key}", "an array of provider names", value)
+    sort = provider.get("sort")
+    if sort is not None and not (
+        isinstance(sort, str) or (isinstance(sort, dict) and isinstance(sort.get("by", ""), str))
+    ):
+        raise _fail("provider.sort", 'price, throughput, latency or {"by": ...}', sort)
+    max_price = provider.get("max_price")
+    if max_price is None:
+        return
+    if not isinstance(max_price, dict):
+        raise _fail("provider.max_price", "an object of prices in USD per million tokens", max_price)
+    for key, value in max_price.items():
+        try:
+            price = Decimal(str(value)) if not isinstance(value, bool) else Decimal("NaN")
+        except ArithmeticError:
+            price = Decimal("NaN")
+        if not price.is_finite() or price < 0:
+            raise _fail(f"provider.max_price.{key}", "a price >= 0 in USD per million tokens", value)
 
 
 def _check_response_format(response_format: Any) -> None:
@@ -207,8 +241,9 @@ def _check_content(field: str, content: Any, *, optional: bool) -> None:
             raise _fail(where, 'a content part object with a "type"', part)
         if part["type"] == "text" and not isinstance(part.get("text"), str):
             raise _fail(f"{where}.text", "a string", part.get("text"))
-        if part["type"] == "image_url" and not isinstance((part.get("image_url") or {}).get("url"), str):
-            raise _fail(f"{where}.image_url", "an object with a url", part.get("image_url"))
+        image = part.get("image_url")
+        if part["type"] == "image_url" and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
+            raise _fail(f"{where}.image_url", "an object with a url", image)
 
 
 def check_messages(messages: Any) -> list[str]:
@@ -358,16 +393,19 @@ class Inference:
         extras = self.reasoning or self.web or self.images or self.refuse or self.top_logprobs is not None
         found = []
         for given in self.inputs:
-            made = answer(
-                model_id=self.model.id,
-                messages=given,
-                request_seed=self.seed,
-                emulator_seed=emulator_seed,
-                response_format=self.response_format,
-                tool=self.tool,
-                stop=self.stop,
-                max_tokens=self.max_tokens,
-            )
+            try:
+                made = answer(
+                    model_id=self.model.id,
+                    messages=given,
+                    request_seed=self.seed,
+                    emulator_seed=emulator_seed,
+                    response_format=self.response_format,
+                    tool=self.tool,
+                    stop=self.stop,
+                    max_tokens=self.max_tokens,
+                )
+            except SchemaError as exc:
+                raise HTTPError(400, str(exc)) from None
             if extras:
                 decorate(made, self, answer_digest(self.model.id, given, self.seed, emulator_seed))
             found.append(made)

@@ -144,6 +144,34 @@ _FORMAT_EXAMPLES = {
 }
 _MEDIA_PART_TOKENS = 85
 _MAX_SCHEMA_DEPTH = 8
+# A schema asking for more than this (minItems 10**9, nested arrays, minLength 10**9) would hold the event
+# loop for minutes; no model answers that much, so it is refused instead.
+MAX_SCHEMA_VALUES = 20_000
+MAX_SCHEMA_STRING = 100_000
+
+
+class SchemaError(ValueError):
+    """A JSON Schema (``response_format`` or a tool's ``parameters``) no value can be generated for."""
+
+
+class _Budget(random.Random):
+    """The answer's generator, counting the values a schema makes it generate."""
+
+    left = MAX_SCHEMA_VALUES
+
+
+def schema_json(schema: Any, digest: bytes, where: str, separators: tuple[str, str]) -> str:
+    """The JSON text of a value valid against ``schema``; SchemaError naming ``where`` if none can be made."""
+    try:
+        return json.dumps(value_for_schema(schema, _Budget(digest)), separators=separators)
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
+    except RecursionError:
+        raise SchemaError(
+            f"{where}: nested too deeply to follow (or a $ref that leads back to itself)"
+        ) from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
+        raise SchemaError(f"{where}: not a JSON Schema this server can follow ({exc!r})") from None
 
 
 def tokens(text: str) -> int:
@@ -226,6 +254,10 @@ def value_for_schema(schema: Any, rng: random.Random, root: Any = None, depth: i
     ``pattern`` is not honoured.
     """
     root = schema if root is None else root
+    if isinstance(rng, _Budget):
+        rng.left -= 1
+        if rng.left < 0:
+            raise SchemaError(f"asks for more than {MAX_SCHEMA_VALUES:,} values; send a smaller schema")
     if not isinstance(schema, dict):
         return " ".join(rng.choices(_WORDS, k=3))
     if "$ref" in schema:
@@ -310,6 +342,10 @@ def _string_value(schema: dict[str, Any], rng: random.Random, root: Any, depth: 
     if text is None:
         text = " ".join(rng.choices(_WORDS, k=1 + rng.randrange(4)))
     low = int(schema.get("minLength", 0))
+    if low > MAX_SCHEMA_STRING:
+        raise SchemaError(
+            f"minLength {low} is more than the {MAX_SCHEMA_STRING:,} characters this server writes"
+        )
     high = schema.get("maxLength")
     while len(text) < low:
         text += " " + rng.choice(_WORDS)
@@ -439,11 +475,10 @@ def answer(
 ) -> Answer:
     digest = answer_digest(model_id, messages, request_seed, emulator_seed)
     if tool is not None:
-        rng = random.Random(digest)
         function = tool.get("function") or {}
         name = str(function.get("name", ""))
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
-        arguments = json.dumps(value_for_schema(parameters, rng), separators=(",", ":"))
+        arguments = schema_json(parameters, digest, f"tools: function {name!r} parameters", (",", ":"))
         call_id = "call_" + hashlib.blake2b(f"{name}{arguments}".encode(), digest_size=12).hexdigest()
         calls = [
             {
@@ -457,7 +492,7 @@ def answer(
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
-        text = json.dumps(value_for_schema(schema, random.Random(digest)), separators=(", ", ": "))
+        text = schema_json(schema, digest, "response_format.json_schema.schema", (", ", ": "))
         stop = (
             None  # a stop sequence that cut the JSON would make it invalid; providers apply it to text only
         )

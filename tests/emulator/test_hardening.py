@@ -282,3 +282,70 @@ def test_a_batch_row_too_deep_to_follow_fails_alone(http: httpx.Client, emulator
     assert results["fine"]["response"]["status_code"] == 200
     assert "nested too deeply" in results["deep"]["error"]["message"]
     assert emulator.stats()["billed_generations"] == 1
+
+
+@pytest.mark.parametrize(
+    ("provider", "field"),
+    [
+        ({"order": 5}, "provider.order"),
+        ({"only": "openai"}, "provider.only"),
+        ({"ignore": [1]}, "provider.ignore"),
+        ({"quantizations": 5}, "provider.quantizations"),
+        ({"sort": 5}, "provider.sort"),
+        ({"max_price": {"prompt": "abc"}}, "provider.max_price.prompt"),
+        ({"max_price": {"completion": "NaN"}}, "provider.max_price.completion"),
+        ({"max_price": 5}, "provider.max_price"),
+    ],
+)
+def test_provider_preferences_of_the_wrong_type_are_a_400_naming_them(
+    http: httpx.Client, provider: dict[str, Any], field: str
+) -> None:
+    for stream in (False, True):
+        response = http.post("/chat/completions", json={**CHAT, "provider": provider, "stream": stream})
+        assert response.status_code == 400
+        assert response.json()["error"]["message"].startswith(f"{field}: ")
+    batch = http.post(
+        "/batches",
+        json={
+            "endpoint": "/v1/chat/completions",
+            "model": MODEL,
+            "requests": [{"custom_id": "a", "body": {}}],
+        }
+        | {"provider": provider},
+    )
+    assert batch.status_code == 400 and batch.json()["error"]["message"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "array", "minItems": "many"},
+        {"type": "object", "properties": ["a"]},
+        {"type": "integer", "minimum": "low"},
+        {"type": "array", "minItems": 10**9},  # would hold the server for minutes
+        {"type": "array", "minItems": 200, "items": {"type": "array", "minItems": 200}},
+        {"type": "string", "minLength": 10**9},
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_schema_no_value_can_be_made_for_is_a_400_naming_where(
+    http: httpx.Client, emulator: RunningEmulator, schema: dict[str, Any], stream: bool
+) -> None:
+    formats = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    response = http.post("/chat/completions", json={**CHAT, "response_format": formats, "stream": stream})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("response_format.json_schema.schema: ")
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    response = http.post("/chat/completions", json={**CHAT, "tools": [tool], "tool_choice": "required"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("tools: function 'f' parameters: ")
+    assert emulator.stats()["billed_generations"] == 0
+
+
+def test_an_image_part_without_an_object_is_a_400(http: httpx.Client) -> None:
+    content = [{"type": "image_url", "image_url": "https://example.com/a.png"}]
+    response = http.post(
+        "/chat/completions", json={**CHAT, "messages": [{"role": "user", "content": content}]}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("messages[0].content[0].image_url: ")
