@@ -174,6 +174,14 @@ def test_an_http_1_0_client_gets_an_answer_it_can_read_without_chunked_encoding(
         assert json.loads(payload)["object"] == "chat.completion"
     headers, payload = _http10(emulator, "GET", "/models")
     assert "transfer-encoding" not in headers and json.loads(payload)["data"]
+    # A truncate fault still reads as a cut answer: less than the length the answer announced.
+    truncated = {
+        **CHAT,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "[[emulator: fault=truncate]]"}],
+    }
+    headers, payload = _http10(emulator, "POST", "/chat/completions", json.dumps(truncated).encode())
+    assert "transfer-encoding" not in headers and len(payload) < int(headers["content-length"])
 
 
 def test_stats_count_unserved_paths_one_by_one_only_up_to_a_bound(
