@@ -7,7 +7,7 @@ find elements the way a user does (by role and label), and it drives any Chromiu
 Chromium is /usr/bin/chromium (`.ci/run` installs Debian's `chromium` when it is missing). Without it the
 tests skip on a developer's machine and FAIL in CI (CI=true): a CI image without a browser cannot pass.
 
-One Airflow deployment (benchmarks/airflow_stack.py) serves the whole session, with the chain example and its
+One Airflow deployment (benchmarks/airflow_stack.py) serves the module's tests, with the chain example and its
 connection from the environment. Screenshots go to test-artifacts/browser/ (gitignored), one per checked view.
 """
 
@@ -52,7 +52,9 @@ def _harness() -> Any:
     return sys.modules["airflow_stack"]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while
+# it is open, and later tests that call asyncio.run() (triggers) or start Playwright again would fail.
+@pytest.fixture(scope="module")
 def browser_emulator() -> Iterator[Any]:
     from airflow_provider_openrouter.emulator.testing import running_emulator
 
@@ -60,7 +62,7 @@ def browser_emulator() -> Iterator[Any]:
         yield emulator
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ui_stack(browser_emulator: Any) -> Iterator[Any]:
     env = browser_emulator.airflow_conn_env("openrouter_default", requests_per_minute=0)
     stack = _harness().AirflowStack(dag_files=[REPO / "example_dags" / f"{CHAIN_DAG}.py"], env=env)
@@ -68,7 +70,7 @@ def ui_stack(browser_emulator: Any) -> Iterator[Any]:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chain_run(ui_stack: Any) -> str:
     """The run id of a finished, successful run of the chain example."""
     run_id, run = ui_stack.run_dag(CHAIN_DAG)
@@ -76,7 +78,7 @@ def chain_run(ui_stack: Any) -> str:
     return str(run_id)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing (apt-get install chromium)"
