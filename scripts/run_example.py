@@ -11,7 +11,7 @@ a short summary read from the run's XCom. Exit code 0 only when the DAG run succ
 api-server, scheduler, dag-processor and triggerer (benchmarks/airflow_stack.py) on SQLite under a
 project-local AIRFLOW_HOME (``.airflow-demo/``, kept between runs); it stores the connections, triggers the
 same DAG and then the cost audit example, waits for their success and prints the UI address, the login and
-where the logs, the cost report and the cost table are.
+where the logs, the cost report and the cost records are.
 Ctrl-C stops every process it started; running it again reuses the home.
 
 Usage: ``./run-example`` (or ``uv run python scripts/run_example.py [--keep-home]``); ``./run-example --ui``.
@@ -224,7 +224,7 @@ def serve_ui(home: Path) -> int:
                 print(f"  the run      : {stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
                 print(f"  task logs    : {stack.logs_folder / f'dag_id={DAG_ID}' / f'run_id={run_id}'}")
                 print(f"  cost report  : {report}")
-                print(f"  cost table   : {costs_db} (openrouter_generation_costs)")
+                print(f"  cost records : {costs_db}")
                 print(f"  database     : {home / 'airflow.db'}")
                 print(
                     f"{READY} the Airflow UI is at {stack.base_url} "

@@ -85,7 +85,7 @@ def _run_demo_once(home: Path) -> None:
         login = re.search(r"login: (\w+) / (\S+)\)", ready)
         assert ui and login, ready
         assert "example_openrouter_cost_audit" in output, output
-        for label in ("component logs", "task logs", "cost report", "cost table", "database"):
+        for label in ("component logs", "task logs", "cost report", "cost records", "database"):
             path = Path(_printed(lines, label))
             assert path.exists(), f"{label}: {path} does not exist"
             assert path.is_relative_to(home), path
