@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from airflow_provider_openrouter.emulator.asgi import HTTPError
 from airflow_provider_openrouter.emulator.catalog import MODELS_BY_ID, Endpoint, Model
@@ -242,7 +242,9 @@ def _check_content(field: str, content: Any, *, optional: bool) -> None:
         if part["type"] == "text" and not isinstance(part.get("text"), str):
             raise _fail(f"{where}.text", "a string", part.get("text"))
         image = part.get("image_url")
-        if part["type"] == "image_url" and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
+        if part["type"] == "image_url" and not (
+            isinstance(image, dict) and isinstance(image.get("url"), str)
+        ):
             raise _fail(f"{where}.image_url", "an object with a url", image)
 
 
@@ -424,8 +426,7 @@ class Inference:
         return prompt_cost + completion_cost
 
 
-@dataclass(frozen=True, slots=True)
-class _Routed:
+class _Routed(NamedTuple):
     model: Model
     endpoint: Endpoint
     model_id: str  # as the request named it
