@@ -429,7 +429,13 @@ class Emulator:
         latency_s: float,
         request: Request | None = None,
     ) -> GenerationRecord:
-        completion_tokens = sum(given.completion_tokens for given in answers)
+        completion_tokens = reasoning = image_tokens = images = 0
+        for given in answers:
+            completion_tokens += given.completion_tokens
+            if given.reasoning_tokens or given.images:
+                reasoning += given.reasoning_tokens
+                image_tokens += given.image_tokens
+                images += len(given.images or ())
         prompt_cost, completion_cost = inference.cost(completion_tokens)
         headers = request.headers if request is not None else {}
         finish = answers[0].finish_reason
@@ -455,9 +461,9 @@ class Emulator:
             external_user=inference.user,
             session_id=inference.session_id or headers.get("x-session-id"),
             request_id=gen_id.replace("gen-", "req-", 1),
-            tokens_reasoning=sum(given.reasoning_tokens for given in answers),
-            tokens_images=sum(given.image_tokens for given in answers),
-            images=sum(len(given.images or ()) for given in answers),
+            tokens_reasoning=reasoning,
+            tokens_images=image_tokens,
+            images=images,
         )
 
     def publish(self, record: GenerationRecord) -> None:

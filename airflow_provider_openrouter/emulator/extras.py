@@ -184,10 +184,8 @@ def decorate(given: Answer, inference: Inference, digest: bytes) -> None:
     given.completion_tokens = text_tokens + given.reasoning_tokens + given.image_tokens
 
 
-def logprobs_json(given: Answer) -> dict[str, Any] | None:
-    """``choice.logprobs`` of a non-streamed answer."""
-    if given.logprobs is None:
-        return None
+def logprobs_json(given: Answer) -> dict[str, Any]:
+    """``choice.logprobs`` of a non-streamed answer that has logprobs."""
     if given.refusal is not None:
         return {"content": None, "refusal": given.logprobs}
     return {"content": given.logprobs, "refusal": None}

@@ -136,7 +136,8 @@ def _check_parameters(body: dict[str, Any]) -> None:
         raise _fail("stop", "a string or an array of at most 4 strings", stop)
     _check_response_format(body.get("response_format"))
     _check_tools(body.get("tools"), body.get("tool_choice"))
-    check_provider(body.get("provider"))
+    if body.get("provider") is not None:
+        check_provider(body["provider"])
 
 
 _PROVIDER_LISTS = ("order", "only", "ignore", "quantizations")
@@ -516,7 +517,7 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
         requested=routed.requested,
         skipped=routed.skipped,
         reasoning=model.reasoning and _wants_reasoning(body),
-        web=routed.model_id.endswith(":online") or _wants_web(body.get("plugins")),
+        web=routed.model_id.endswith(":online") or ("plugins" in body and _wants_web(body["plugins"])),
         top_logprobs=(
             (body.get("top_logprobs") or 0)
             if body.get("logprobs") is True and "logprobs" in model.supported_parameters
@@ -591,15 +592,15 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
 
 def usage_json(inference: Inference, answers: list[Answer], *, billed: bool = True) -> dict[str, Any]:
     """``usage`` of these answers; all zero cost when the answer is not billed."""
-    completion_tokens = sum(given.completion_tokens for given in answers)
+    completion_tokens = reasoning = images = 0
+    for given in answers:
+        completion_tokens += given.completion_tokens
+        reasoning += given.reasoning_tokens
+        images += given.image_tokens
     prompt_cost, completion_cost = inference.cost(completion_tokens)
     if not billed:
         prompt_cost = completion_cost = Decimal(0)
-    completion_details = {
-        "reasoning_tokens": sum(given.reasoning_tokens for given in answers),
-        "audio_tokens": 0,
-    }
-    images = sum(given.image_tokens for given in answers)
+    completion_details = {"reasoning_tokens": reasoning, "audio_tokens": 0}
     if images:
         completion_details["image_tokens"] = images
     return {
@@ -635,7 +636,7 @@ def _message(given: Answer) -> dict[str, Any]:
 def chat_choice(inference: Inference, given: Answer, index: int = 0) -> dict[str, Any]:
     return {
         "index": index,
-        "logprobs": logprobs_json(given),
+        "logprobs": None if given.logprobs is None else logprobs_json(given),
         "finish_reason": given.finish_reason,
         "native_finish_reason": native_finish_reason(inference.model.id, given.finish_reason),
         "message": _message(given),
