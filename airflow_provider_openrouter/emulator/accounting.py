@@ -51,6 +51,13 @@ class GenerationRecord:
     tokens_reasoning: int = 0  # part of tokens_completion, as OpenRouter counts them
     tokens_images: int = 0  # likewise
     images: int = 0
+    # Stored as OpenRouter stores them, but not in GET /generation's answer (only session_id is): the
+    # stats' "generations" list shows them.
+    metadata: dict[str, Any] | None = None
+    trace: dict[str, Any] | None = None
+
+    def attribution_json(self) -> dict[str, Any]:
+        return {"id": self.id, "session_id": self.session_id, "metadata": self.metadata, "trace": self.trace}
 
     def to_json(self) -> dict[str, Any]:
         cost = money(self.cost)
@@ -197,7 +204,9 @@ class Stats:
                 counter = self.requests[route] = Counter()
         counter[status] += 1
 
-    def to_json(self, ledger: Ledger, batches: int, *, by_identity: bool = False) -> dict[str, Any]:
+    def to_json(
+        self, ledger: Ledger, batches: int, *, by_identity: bool = False, generations: bool = False
+    ) -> dict[str, Any]:
         """The stats; ``by_identity`` adds ``billed_by_identity`` (an entry per billed row: on request)."""
         identities = ledger.billed_by_identity
         body = {
@@ -226,6 +235,8 @@ class Stats:
             for (label, _), count in identities.items():
                 labels[label] += count
             body["billed_by_identity"] = dict(labels)
+        if generations:
+            body["generations"] = [record.attribution_json() for record in ledger.generations.values()]
         return body
 
     def reset(self) -> None:

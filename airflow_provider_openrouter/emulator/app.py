@@ -460,6 +460,8 @@ class Emulator:
             app_title=headers.get("x-openrouter-title") or headers.get("x-title"),
             external_user=inference.user,
             session_id=inference.session_id or headers.get("x-session-id"),
+            metadata=inference.metadata,
+            trace=inference.trace,
             request_id=gen_id.replace("gen-", "req-", 1),
             tokens_reasoning=reasoning,
             tokens_images=image_tokens,
@@ -864,7 +866,12 @@ class Emulator:
         wanted = parse_qs(request.query.decode("latin-1")).get("billed_by", [])
         if wanted not in ([], ["identity"]):
             raise HTTPError(400, f"billed_by: expected 'identity' (or no billed_by), got {wanted[0]!r}")
-        return Response.json(self.stats.to_json(self.ledger, self.batches.count(), by_identity=bool(wanted)))
+        generations = parse_qs(request.query.decode("latin-1")).get("generations") == ["attribution"]
+        return Response.json(
+            self.stats.to_json(
+                self.ledger, self.batches.count(), by_identity=bool(wanted), generations=generations
+            )
+        )
 
     async def admin_reset(self, request: Request) -> Response:
         """Back to the start: usage, generations, batches, stats, limits, and the startup settings."""

@@ -391,6 +391,9 @@ class Inference:
     top_logprobs: int | None = None  # None: no logprobs
     images: bool = False
     refuse: bool = False  # set from the [[emulator: refuse]] directive
+    # Attribution fields OpenRouter stores with the generation (GET /generation returns only session_id).
+    metadata: dict[str, Any] | None = None
+    trace: dict[str, Any] | None = None
 
     def answers(self, emulator_seed: int) -> list[Answer]:
         extras = self.reasoning or self.web or self.images or self.refuse or self.top_logprobs is not None
@@ -514,6 +517,8 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
         prompt_tokens=count,
         user=body.get("user"),
         session_id=body.get("session_id"),
+        metadata=body.get("metadata"),
+        trace=body.get("trace"),
         requested=routed.requested,
         skipped=routed.skipped,
         reasoning=model.reasoning and _wants_reasoning(body),
@@ -585,6 +590,8 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings) -> Inference:
         prompt_tokens=count,
         user=body.get("user"),
         session_id=body.get("session_id"),
+        metadata=body.get("metadata"),
+        trace=body.get("trace"),
         requested=routed.requested,
         skipped=routed.skipped,
     )

@@ -60,6 +60,10 @@ class RunningEmulator:
         batch custom_id."""
         return self._admin("GET", "/__emulator/stats" + ("?billed_by=identity" if billed_by_identity else ""))
 
+    def generations(self) -> list[dict[str, Any]]:
+        """Every generation's ``id``, ``session_id``, ``metadata`` and ``trace``, as its request sent them."""
+        return self._admin("GET", "/__emulator/stats?generations=attribution")["generations"]
+
     def reset(self) -> None:
         """Clear usage, generations, batches, stats and limits, and restore the startup settings."""
         self._admin("POST", "/__emulator/reset", {})
