@@ -17,6 +17,7 @@ from typing import Any
 from airflow_provider_openrouter.batch.outputs import publish
 from airflow_provider_openrouter.cost.records import COLUMNS, CostRecord
 
+_NO_PYARROW = "pyarrow is not installed"
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -30,8 +31,8 @@ def file_format(path: Any) -> str:
                     import pyarrow  # noqa: F401
                 except ImportError:
                     raise ValueError(
-                        f"output_path={str(path)!r} asks for Parquet, but pyarrow is not installed; install "
-                        "pyarrow or use a .jsonl or .csv path"
+                        f"output_path={str(path)!r} asks for Parquet, but {_NO_PYARROW}; install pyarrow or "
+                        "use a .jsonl or .csv path"
                     ) from None
             return kind
     raise ValueError(
@@ -49,8 +50,11 @@ def render(records: Sequence[CostRecord], kind: str) -> bytes:
         writer.writeheader()
         writer.writerows(rows)
         return text.getvalue().encode()
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # an optional package, not a dependency: file_format() names it
+        raise ValueError(f"{_NO_PYARROW}; use a .jsonl or .csv path") from None
 
     flat = [
         {name: int(value) if isinstance(value, bool) else value for name, value in row.items()}
