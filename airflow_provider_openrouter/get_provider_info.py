@@ -129,6 +129,13 @@ def get_provider_info() -> dict[str, Any]:
                         "truncated body, proxy page, 524). This can bill twice; off by default.",
                         {"type": ["boolean", "null"], "default": False},
                     ),
+                    "attribution": _field(
+                        "Attribution",
+                        "Every billable request names the Airflow DAG, task, run and try that sent it "
+                        "(metadata, session_id, trace). false turns it off; a JSON object such as "
+                        '{"team": "search"} adds your own metadata pairs. Operators\' attribution wins.',
+                        {"type": ["string", "null"]},
+                    ),
                 },
             }
         ],

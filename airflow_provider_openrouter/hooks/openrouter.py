@@ -25,6 +25,12 @@ from airflow.sdk import BaseHook
 from pydantic import ValidationError
 
 from airflow_provider_openrouter import _coerce
+from airflow_provider_openrouter.cost.attribution import (
+    AttributionError,
+    apply_attribution,
+    attribution_fields,
+    attribution_setting,
+)
 from airflow_provider_openrouter.exceptions import (
     OpenRouterConfigurationError,
     OpenRouterError,
@@ -55,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROLES",
+    "Attribution",
     "OpenRouterHook",
     "assemble_chat_stream",
     "build_chat_request",
@@ -604,6 +611,64 @@ def _merge_logprobs(known: Any, piece: Any) -> Any:
     return merged
 
 
+# --- attribution ------------------------------------------------------------------------------------------
+
+
+def current_task_context() -> Mapping[str, Any] | None:
+    """The running task's Airflow context, or ``None`` outside a task."""
+    from airflow.sdk import get_current_context
+
+    try:
+        return get_current_context()
+    except RuntimeError:  # not inside a task: only the user's pairs are sent
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Attribution:
+    """The attribution of one hook call or one batch run, resolved and checked once, added to each body.
+
+    ``fields`` are the body fields of a request without a batch row (see
+    :func:`~airflow_provider_openrouter.cost.attribution.attribution_fields`); :meth:`apply` adds them, or a
+    batch row's own (with its ``custom_id``), to a body, leaving whatever the body already sets.
+    """
+
+    context: Mapping[str, Any] | None
+    enabled: bool
+    pairs: dict[str, str]
+    fields: dict[str, Any]
+
+    def apply(self, body: Mapping[str, Any], custom_id: str | None = None) -> dict[str, Any]:
+        if not self.enabled:
+            return dict(body)
+        fields = self.fields
+        if custom_id is not None:
+            fields = attribution_fields(
+                self.context, custom_id=custom_id, user_pairs=self.pairs, enabled=self.enabled
+            )
+        return apply_attribution(body, fields)
+
+
+_NO_ATTRIBUTION = Attribution(None, False, {}, {})
+
+
+def _connection_attribution(extra: Any, conn_id: str | None) -> tuple[bool, dict[str, str]] | None:
+    """The connection extra ``attribution``, checked (``None`` when the extra is not set)."""
+    if not isinstance(extra, Mapping):
+        return None
+    value = _extra_value(extra, "attribution")
+    if value is None:
+        return None
+    try:
+        return attribution_setting(value)
+    except AttributionError as err:
+        raise OpenRouterConfigurationError(
+            f"extra 'attribution' of connection '{conn_id}': {err}",
+            conn_id=conn_id,
+            hint="Set it to false (off), true (on) or a JSON object of your own metadata pairs.",
+        ) from None
+
+
 # --- the hook ----------------------------------------------------------------------------------------------
 
 
@@ -621,6 +686,9 @@ class OpenRouterHook(BaseHook):
         ``requests_per_minute`` extra (``0`` disables it; ``None`` keeps the connection's).
     :param max_connections: the most HTTP connections the hook's pool keeps open; size it to the number of
         threads sharing the hook (default: the transport's).
+    :param attribution: the Airflow context sent with every billable request (``metadata``, ``session_id``,
+        ``trace``; see :meth:`attribution_for`): ``False`` turns it off, a dict adds the user's own metadata
+        pairs; it overrides the connection extra ``attribution`` and is overridden by a call's own.
 
     The hook is a context manager; :meth:`close` (or leaving the ``with`` block) closes its pool.
     """
@@ -637,10 +705,12 @@ class OpenRouterHook(BaseHook):
         tenacity_kwargs: Mapping[str, Any] | None = None,
         requests_per_minute: float | None = None,
         max_connections: int | None = None,
+        attribution: bool | Mapping[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.openrouter_conn_id = openrouter_conn_id
+        self.attribution = attribution
         self.tenacity_kwargs = tenacity_kwargs
         request = "OpenRouterHook()"
         self.requests_per_minute = _coerce.number(
@@ -651,12 +721,13 @@ class OpenRouterHook(BaseHook):
         # connection and build a pool of their own, and all but one pool would leak.
         self._lazy_lock = threading.RLock()
         self._settings: TransportSettings | None = None
+        self._extra_attribution: tuple[bool, dict[str, str]] | None = None
         self._transport: OpenRouterTransport | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy (deepcopy of an operator, pickling) reads the connection again and opens its own pool.
         state = dict(self.__dict__)
-        state.update(_lazy_lock=None, _settings=None, _transport=None)
+        state.update(_lazy_lock=None, _settings=None, _extra_attribution=None, _transport=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -691,14 +762,14 @@ class OpenRouterHook(BaseHook):
         if settings is None:
             with self._lazy_lock:
                 if self._settings is None:
-                    conn = self.get_connection(self.openrouter_conn_id)
-                    self._settings = self._own_settings(
-                        settings_from_connection(conn, self.openrouter_conn_id)
-                    )
+                    self._settings = self._read_connection(self.get_connection(self.openrouter_conn_id))
                 settings = self._settings
         return settings
 
-    def _own_settings(self, settings: TransportSettings) -> TransportSettings:
+    def _read_connection(self, conn: Connection) -> TransportSettings:
+        """The connection's settings with this hook's ``requests_per_minute``; keeps its ``attribution``."""
+        settings = settings_from_connection(conn, self.openrouter_conn_id)
+        self._extra_attribution = _connection_attribution(conn.extra_dejson, self.openrouter_conn_id)
         if self.requests_per_minute is None:
             return settings
         return dataclasses.replace(settings, requests_per_minute=self.requests_per_minute)
@@ -737,7 +808,7 @@ class OpenRouterHook(BaseHook):
                 conn = await aget_connection(self.openrouter_conn_id)
             else:  # task SDKs without BaseHook.aget_connection: read it off the event loop
                 conn = await asyncio.to_thread(self.get_connection, self.openrouter_conn_id)
-            settings = self._own_settings(settings_from_connection(conn, self.openrouter_conn_id))
+            settings = self._read_connection(conn)
             with self._lazy_lock:
                 if self._settings is None:
                     self._settings = settings
@@ -754,12 +825,62 @@ class OpenRouterHook(BaseHook):
         model: str | None = None,
         role: str | None = None,
         content: str | list[Any] | None = None,
+        *,
+        attribution: bool | Mapping[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """:func:`build_chat_request` with the connection's ``default_model`` filling a missing model."""
+        """:func:`build_chat_request` with the connection's ``default_model`` filling a missing model, and the
+        attribution of :meth:`attribution_for` added (``attribution=False``: the bare body)."""
         default_model = self.settings.default_model if not model else None
-        return build_chat_request(
+        body = build_chat_request(
             model, role, content, default_model=default_model, conn_id=self.openrouter_conn_id, **kwargs
+        )
+        return self.attribution_for(attribution, request=f"POST {_CHAT_PATH}").apply(body)
+
+    def attribution_for(
+        self,
+        attribution: bool | Mapping[str, Any] | str | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        request: str = f"POST {_CHAT_PATH}",
+        rows: bool = False,
+    ) -> Attribution:
+        """The attribution of a billable request: the connection extra ``attribution``, then this hook's
+        ``attribution``, then ``attribution`` (later ones win; ``False`` turns it off, a dict adds metadata
+        pairs), applied to ``context`` (default: the running task's, read once here; none outside a task).
+
+        ``rows=True`` (the batch engine) checks the pairs leave a slot for each row's ``custom_id``. Bad pairs
+        raise :class:`OpenRouterConfigurationError` (the extra) or :class:`OpenRouterRequestError` (the
+        parameter) before anything is sent.
+        """
+        if attribution is False:
+            return _NO_ATTRIBUTION
+        self.settings  # noqa: B018 - reading the connection checks and keeps its extra 'attribution'
+        extra_enabled, pairs = self._extra_attribution or (True, {})
+        try:
+            enabled, own = attribution_setting(extra_enabled, self.attribution, attribution)
+        except AttributionError as err:
+            raise self._attribution_error(err, request) from None
+        if not enabled:
+            return _NO_ATTRIBUTION
+        pairs = {**pairs, **own}
+        if context is None:
+            context = current_task_context()
+        try:
+            fields = attribution_fields(context, user_pairs=pairs)
+            if rows:
+                attribution_fields(context, custom_id="-", user_pairs=pairs)
+        except AttributionError as err:
+            raise self._attribution_error(err, request) from None
+        return Attribution(context, True, pairs, fields)
+
+    def _attribution_error(self, err: AttributionError, request: str) -> OpenRouterRequestError:
+        return OpenRouterRequestError(
+            f"parameter 'attribution' (with the connection extra 'attribution'): {err}",
+            request=request,
+            conn_id=self.openrouter_conn_id,
+            hint="Pass attribution=False (off), True (on) or a dict of your own metadata pairs; nothing was "
+            "sent.",
         )
 
     # --- actions ------------------------------------------------------------------------------------------
@@ -786,6 +907,7 @@ class OpenRouterHook(BaseHook):
         extra_body: Mapping[str, Any] | str | None = None,
         idempotency_key: str | None = None,
         stream: bool = False,
+        attribution: bool | Mapping[str, Any] | str | None = None,
     ) -> ChatCompletion:
         """Send a chat completion (billable) and return the typed answer.
 
@@ -793,7 +915,8 @@ class OpenRouterHook(BaseHook):
         :func:`build_chat_request`. An error OpenRouter reports inside a 200 body raises like its status.
         ``stream=True`` receives the answer as server-sent events (OpenRouter's keep-alives then hold the
         connection open through a long generation, so the read timeout measures silence, not total time) and
-        returns the same assembled ChatCompletion; an error event mid-stream raises.
+        returns the same assembled ChatCompletion; an error event mid-stream raises. ``attribution``: see
+        :meth:`attribution_for`; the body names the running task (``metadata``, ``session_id``, ``trace``).
         """
         body = self.build_chat_request(
             model,
@@ -813,6 +936,7 @@ class OpenRouterHook(BaseHook):
             provider=provider,
             reasoning=reasoning,
             extra_body=extra_body,
+            attribution=attribution,
         )
         return self.send_chat_request(body, idempotency_key=idempotency_key, stream=stream)
 
@@ -841,6 +965,7 @@ class OpenRouterHook(BaseHook):
         provider: Mapping[str, Any] | str | None = None,
         extra_body: Mapping[str, Any] | str | None = None,
         idempotency_key: str | None = None,
+        attribution: bool | Mapping[str, Any] | str | None = None,
     ) -> TextCompletion:
         """Send a legacy text completion (``POST /completions``, billable).
 
@@ -861,6 +986,7 @@ class OpenRouterHook(BaseHook):
             default_model=self.settings.default_model if not model else None,
             conn_id=self.openrouter_conn_id,
         )
+        body = self.attribution_for(attribution, request=f"POST {_COMPLETIONS_PATH}").apply(body)
         data = self.transport.post(_COMPLETIONS_PATH, body, idempotency_key=idempotency_key)
         return self._result(TextCompletion, data, f"POST {_COMPLETIONS_PATH}", billed=True)
 

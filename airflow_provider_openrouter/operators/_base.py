@@ -193,9 +193,13 @@ class OpenRouterChatParametersOperator(OpenRouterBaseOperator):
         self.extra_body = extra_body
 
     def chat_parameters(self) -> dict[str, Any]:
-        """Every :data:`CHAT_PARAMETERS` value, rendered strings coerced back; unset values are ``None``."""
+        """Every :data:`CHAT_PARAMETERS` value, rendered strings coerced back; unset values are ``None``.
+
+        A ``system_prompt`` that rendered blank, ``"None"`` or ``"null"`` (a missing upstream value) is unset:
+        sending it would pay for a system message saying "None".
+        """
         return {
-            "system_prompt": self.system_prompt or None,
+            "system_prompt": None if _coerce.unset(self.system_prompt) else self.system_prompt,
             "temperature": self.as_float("temperature", self.temperature),
             "top_p": self.as_float("top_p", self.top_p),
             "max_tokens": self.as_int("max_tokens", self.max_tokens),
@@ -218,11 +222,22 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
 
     A rejected answer (truncated, or not the JSON that ``response_format`` asked for) was still paid for, so
     ``generation_id``, ``text``, ``usage`` and ``cost`` reach XCom, and one log line, before a check can fail.
+
+    ``attribution`` (a template field of the subclasses): the task's DAG, task, run, map index and try number
+    go with the request as ``metadata``, ``session_id`` and ``trace`` (docs/cost-audit.md); ``False`` turns
+    that off, a dict adds the user's own metadata pairs. It overrides the connection extra ``attribution``.
     """
 
-    def __init__(self, *, fail_on_truncation: bool | str = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        fail_on_truncation: bool | str = False,
+        attribution: bool | dict[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.fail_on_truncation = fail_on_truncation
+        self.attribution = attribution
 
     @staticmethod
     def idempotency_key(context: Context) -> str:

@@ -57,6 +57,9 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         and a stream cut off before its end is never resent (its outcome is unknown, it may have been billed).
     :param fail_on_truncation: fail the task when the answer stopped at ``max_tokens`` (``finish_reason ==
         "length"``), after pushing its cost.
+    :param attribution: the request names this task (``metadata``: DAG, task, run, map index, try number;
+        ``session_id`` and ``trace``: the DAG run) unless ``False``; a dict (or its JSON text) adds your own
+        metadata pairs. Overrides the connection extra ``attribution``; ``extra_body`` values win over both.
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
 
     Every parameter above is a template field. Rendered numbers and JSON text are converted back to numbers,
@@ -92,10 +95,12 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         *CHAT_PARAMETERS,
         "stream",
         "fail_on_truncation",
+        "attribution",
     )
     template_fields_renderers = {
         **OpenRouterChatParametersOperator.template_fields_renderers,
         "messages": "json",
+        "attribution": "json",
     }
 
     def __init__(
@@ -139,7 +144,9 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
             result = self.call_billable(
                 context,
                 "chat completion",
-                lambda: self.hook.chat_completion(**request, idempotency_key=idempotency_key, stream=stream),
+                lambda: self.hook.chat_completion(
+                    **request, idempotency_key=idempotency_key, stream=stream, attribution=self.attribution
+                ),
             )
             self.push_generation_record(context, result)
             self.check_truncation(result)

@@ -32,6 +32,8 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
     :param provider: provider routing preferences.
     :param extra_body: any further request body field, merged last.
     :param fail_on_truncation: fail the task when the text stopped at ``max_tokens``, after pushing its cost.
+    :param attribution: as for :class:`OpenRouterChatCompletionOperator`: ``False`` sends no attribution, a
+        dict adds your own metadata pairs.
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
 
     Every parameter above is a template field; rendered numbers and JSON text are converted back.
@@ -65,8 +67,14 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
         "provider",
         "extra_body",
         "fail_on_truncation",
+        "attribution",
     )
-    template_fields_renderers = {"models": "json", "provider": "json", "extra_body": "json"}
+    template_fields_renderers = {
+        "models": "json",
+        "provider": "json",
+        "extra_body": "json",
+        "attribution": "json",
+    }
 
     def __init__(
         self,
@@ -112,7 +120,9 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
             result = self.call_billable(
                 context,
                 "completion",
-                lambda: self.hook.completion(**request, idempotency_key=idempotency_key),
+                lambda: self.hook.completion(
+                    **request, idempotency_key=idempotency_key, attribution=self.attribution
+                ),
             )
             self.push_generation_record(context, result)
             self.check_truncation(result)

@@ -191,6 +191,7 @@ def render(operator: Any, **context: Any) -> None:
                 "extra_body",
                 "stream",
                 "fail_on_truncation",
+                "attribution",
             },
         ),
         (
@@ -207,6 +208,7 @@ def render(operator: Any, **context: Any) -> None:
                 "provider",
                 "extra_body",
                 "fail_on_truncation",
+                "attribution",
             },
         ),
         (OpenRouterGetCreditsOperator, {"openrouter_conn_id"}),
@@ -516,6 +518,7 @@ def test_completion_coerces_and_pushes_the_cost_record_before_the_truncation_che
         run(op, hook, ti)
     request = hook.calls[0][2]
     assert request.pop("idempotency_key")
+    assert request.pop("attribution") is None
     assert request == {
         "model": "openai/gpt-3.5-turbo-instruct",
         "prompt": "The primary colours are",
