@@ -167,7 +167,7 @@ def _chunks(
 ) -> Iterator[_Chunk]:
     current = _Chunk(first_number, [], [], 0)
     for row in rows:
-        request = {"custom_id": row.custom_id, "body": job.body(row)}
+        request = {"custom_id": row.custom_id, "body": job.request_body(row)}
         size = len(canonical_json(request)) + 1
         if current.rows and (len(current.rows) >= max_requests or current.size + size > max_bytes):
             yield current

@@ -357,7 +357,7 @@ def run_job(
     """
 
     def send(row: BatchRow) -> ChatCompletion:
-        return sender.send_chat_request(job.body(row), idempotency_key=job.idempotency_key(row))
+        return sender.send_chat_request(job.request_body(row), idempotency_key=job.idempotency_key(row))
 
     total = job.scanned.total
     pending = job.pending_count()

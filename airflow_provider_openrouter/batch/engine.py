@@ -8,7 +8,9 @@ the checkpoint; :meth:`BatchJob.finish` writes the output in input order from th
 The identity is a SHA-256 over the run key (DAG, task, run and map index, so a retry or a cleared task of the
 same run resumes, and the next run starts afresh) and every row's custom_id and exact request body. Each
 row's ``X-Idempotency-Key`` is derived from the identity and the row's custom_id: the same row of the same run
-always carries the same key.
+always carries the same key. The attribution (``metadata``, ``session_id``, ``trace``: the task and the row's
+custom_id) is added to a row's body only when it is sent (:meth:`BatchJob.request_body`), never to the body
+the identity is made of: it holds the try number, which changes between attempts of one run.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 BuildBody = Callable[[BatchRow], dict[str, Any]]
+Attribute = Callable[[dict[str, Any], str], dict[str, Any]]
 
 CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
 MIRROR_SUFFIX = ".checkpoint"
@@ -60,6 +63,7 @@ class BatchSpec:
     """Everything that defines one run of one shard.
 
     ``build_body`` turns a row into its full chat request body (the operator's defaults merged in);
+    ``attribute`` adds the attribution of the row (given its body and custom_id) to the body that is sent;
     ``checkpoint_dir`` holds the local journal of an output on an object store (which cannot be appended to);
     the journal is mirrored to ``<output>.checkpoint/`` on that store, so another machine can resume.
     """
@@ -73,6 +77,7 @@ class BatchSpec:
     shard_count: int = 1
     resend_unknown: bool = False
     checkpoint_dir: Path | None = None
+    attribute: Attribute | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,12 @@ class BatchJob:
             raise
         except OpenRouterRequestError as err:
             raise BatchInputError(f"Input row at {row.where} ({row.custom_id}): {err.message}") from err
+
+    def request_body(self, row: BatchRow) -> dict[str, Any]:
+        """The body sent for a row: :meth:`body` with the row's attribution (not part of the identity)."""
+        body = self.body(row)
+        attribute = self.spec.attribute
+        return body if attribute is None else attribute(body, row.custom_id)
 
     def scan(self) -> InputScan:
         """Validate every row of this shard and build its body once; raise on the first bad row."""

@@ -97,6 +97,11 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         default); a bigger input becomes several batches.
     :param checkpoint_dir: local directory for the journal of an output on an object store (it is mirrored
         next to the output as well).
+    :param attribution: every row's request names this task and the row (``metadata`` with DAG, task, run,
+        map index, try number and ``custom_id``; ``session_id`` and ``trace``: the DAG run) unless
+        ``False``; a dict (or its JSON text) adds your own metadata pairs. Overrides the connection extra
+        ``attribution``. It is added when a row is sent, after the run's identity is made, so a retry still
+        resumes.
     :param openrouter_conn_id: the OpenRouter connection (templated).
 
     **XCom contract**
@@ -130,10 +135,12 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         "shard_count",
         "requests_per_minute",
         "checkpoint_dir",
+        "attribution",
     )
     template_fields_renderers = {
         **OpenRouterChatParametersOperator.template_fields_renderers,
         "inputs": "json",
+        "attribution": "json",
     }
 
     def __init__(
@@ -157,6 +164,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         batch_api_min_rows: int = 1000,
         max_batch_requests: int = MAX_BATCH_REQUESTS,
         checkpoint_dir: str | None = None,
+        attribution: bool | dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -186,6 +194,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         self.batch_api_min_rows = batch_api_min_rows
         self.max_batch_requests = max_batch_requests
         self.checkpoint_dir = checkpoint_dir
+        self.attribution = attribution
 
     # -- rendered parameters -------------------------------------------------------------------------------
 
@@ -275,8 +284,9 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             params = {**defaults}
             params.update((name, overrides.pop(name)) for name in _ROW_CHAT_PARAMETERS if name in overrides)
             extra_body = {**(params.pop("extra_body") or {}), **overrides}
+            # The identity is made of this body: the attribution (with its try number) is added when sent.
             return hook.build_chat_request(
-                row_model, messages=row.messages, extra_body=extra_body or None, **params
+                row_model, messages=row.messages, extra_body=extra_body or None, attribution=False, **params
             )
 
         return build_body
@@ -307,6 +317,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             shard_count=self._whole_number("shard_count", self.shard_count, 1),
             resend_unknown=self.as_bool("resend_unknown", self.resend_unknown),
             checkpoint_dir=Path(self.checkpoint_dir) if self.checkpoint_dir else None,
+            attribute=hook.attribution_for(self.attribution, context=context, rows=True).apply,
         )
         job = BatchJob(spec, self.log)
         scan = job.scan()
