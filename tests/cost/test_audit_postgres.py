@@ -10,7 +10,6 @@ developer's machine and FAIL in CI (CI=true): `.ci/run` starts the server, so a 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,7 +153,7 @@ def test_money_is_numeric_on_postgres_and_stored_exactly(pg_table: str, emulator
         "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1, "cost": "0.00000015"},
     }
 
-    summary = audit_from_upstream(pg_table, [json.loads(json.dumps(row))], source="usage")
+    summary = audit_from_upstream(pg_table, [row], source="usage")
 
     assert summary.recorded == 1 and emulator.stats()["requests_total"] == 0
     (stored,) = pg_rows(f"SELECT cost, cost::text AS cost_text FROM {pg_table}")
@@ -165,8 +164,8 @@ def test_money_is_numeric_on_postgres_and_stored_exactly(pg_table: str, emulator
         "WHERE table_name = %s AND column_name IN ('cost', 'upstream_cost', 'cache_discount')",
         (pg_table,),
     )
-    assert {(c["data_type"], c["numeric_precision"], c["numeric_scale"]) for c in columns} == {
+    assert [(c["data_type"], c["numeric_precision"], c["numeric_scale"]) for c in columns] == [
         ("numeric", 38, 18)
-    }
+    ] * 3
     (attributed,) = pg_rows(f"SELECT dag_id, task_id, run_id, custom_id FROM {pg_table}")
     assert attributed == {"dag_id": DAG_ID, "task_id": UPSTREAM_TASK, "run_id": RUN_ID, "custom_id": "row-7"}
