@@ -4,11 +4,12 @@ names its DAG, task, run and try (and row, and map index) in the emulator's reco
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dag_harness import API_KEY, TEST_DAGS, AirflowSandbox, DagRun, decode_xcom
+from dag_harness import API_KEY, TEST_DAGS, AirflowSandbox, DagRun, decode_xcom, openrouter_connection
 
 pytestmark = pytest.mark.dag
 
@@ -19,17 +20,20 @@ DAG_ID = "openrouter_attribution"
 def attributed_run(
     tmp_path_factory: pytest.TempPathFactory, migrated_database: Path, emulator: Any
 ) -> tuple[DagRun, dict[str, dict[str, Any]]]:
-    from conftest import new_sandbox
-
     home = tmp_path_factory.mktemp("attribution")
-    sandbox: AirflowSandbox = new_sandbox(home, migrated_database, emulator)
-    sandbox.connections["openrouter_no_attribution"] = json.dumps(
-        {
-            "conn_type": "openrouter",
-            "host": emulator.base_url,
-            "password": API_KEY,
-            "extra": {"attribution": False},
-        }
+    shutil.copyfile(migrated_database, home / "airflow.db")
+    no_attribution = {
+        "conn_type": "openrouter",
+        "host": emulator.base_url,
+        "password": API_KEY,
+        "extra": {"attribution": False},
+    }
+    sandbox = AirflowSandbox(
+        home=home,
+        connections={
+            "openrouter_default": openrouter_connection(emulator.base_url, API_KEY),
+            "openrouter_no_attribution": json.dumps(no_attribution),
+        },
     )
     run = sandbox.dags_test(DAG_ID, dags_folder=TEST_DAGS, conf={"output_dir": str(home / "out")})
     generations = {generation["id"]: generation for generation in emulator.generations()}

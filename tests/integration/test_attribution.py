@@ -6,14 +6,16 @@ The emulator keeps each generation's ``metadata``, ``session_id`` and ``trace`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeHook
 
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 from airflow_provider_openrouter.exceptions import OpenRouterConfigurationError, OpenRouterRequestError
+from airflow_provider_openrouter.hooks import OpenRouterHook
+
+MakeHook = Callable[..., OpenRouterHook]  # the make_hook fixture (conftest.py)
 
 MODEL = "openai/gpt-4o-mini"
 
