@@ -8,7 +8,6 @@ malformed), moderation (403), credits (402), then latency, injected faults and t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import os
@@ -43,6 +42,7 @@ from airflow_provider_openrouter.emulator.faults import (
     DirectiveError,
     Directives,
     RateLimiter,
+    content_digest,
     daily_limit_headers,
     error_text,
     parse_directives,
@@ -476,7 +476,7 @@ class Emulator:
         idempotency_key = request.headers.get("x-idempotency-key")
         identity = None
         if idempotency_key:
-            identity = (idempotency_key, hashlib.blake2b(request.body, digest_size=16).digest())
+            identity = (idempotency_key, content_digest(request.body))
         self.ledger.bill(record, identity)
 
     async def _inference(self, request: Request, key: str, inference: Inference) -> Response | None:
@@ -485,7 +485,7 @@ class Emulator:
         self.moderate(inference)
         self.check_credits(key, inference)
         fault = (
-            self._decide_fault(hashlib.blake2b(request.body, digest_size=16).digest(), directives)
+            self._decide_fault(content_digest(request.body), directives)
             if directives is not None or self.settings.fault_rate
             else None
         )

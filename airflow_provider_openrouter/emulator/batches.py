@@ -15,8 +15,6 @@ for the requests before the one carrying it and a ``batch_expired`` error for th
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
 import random
 import string
@@ -30,7 +28,7 @@ from urllib.parse import parse_qs
 from airflow_provider_openrouter.emulator.accounting import GenerationRecord, money
 from airflow_provider_openrouter.emulator.asgi import TOO_DEEP, HTTPError, Request, Response, dumps
 from airflow_provider_openrouter.emulator.catalog import MODELS_BY_ID
-from airflow_provider_openrouter.emulator.faults import error_text
+from airflow_provider_openrouter.emulator.faults import content_digest, error_text
 from airflow_provider_openrouter.emulator.inference import (
     chat_choice,
     check_provider,
@@ -271,9 +269,7 @@ class BatchStore:
             emulator.moderate(inference)
         except HTTPError as exc:
             return self._failed(batch, result_id, custom_id, exc.status, exc.message)
-        canonical = hashlib.blake2b(
-            json.dumps(original, sort_keys=True, default=str).encode(), digest_size=16
-        ).digest()
+        canonical = content_digest(original)
         if (
             directives is not None
             and directives.batch is not None

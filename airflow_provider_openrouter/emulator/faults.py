@@ -2,18 +2,21 @@
 
 A directive sits anywhere in a message text or a legacy prompt, e.g. ``[[emulator: fault=503, times=2]]``.
 Keys: ``fault`` (an HTTP status, or one of NAMED_FAULTS), ``times`` (only the first N attempts of this exact
-request body fail), ``latency_ms``, ``status`` (the status an ``html``/``error_in_200``/``mid_stream`` fault
-reports), ``retry_after`` (seconds, sent as ``Retry-After`` with an error status) and, in a batch request
-only, ``batch`` (one of BATCH_OUTCOMES: how the whole batch ends). The bare flag ``refuse`` makes the model
-refuse (``message.refusal``), a billed answer like any other.
+request content fail: see :func:`content_digest`), ``latency_ms``, ``status`` (the status an
+``html``/``error_in_200``/``mid_stream`` fault reports), ``retry_after`` (seconds, sent as ``Retry-After``
+with an error status) and, in a batch request only, ``batch`` (one of BATCH_OUTCOMES: how the whole batch
+ends). The bare flag ``refuse`` makes the model refuse (``message.refusal``), a billed answer like any other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_openrouter.emulator.config import MAX_LATENCY_MS
 
@@ -26,6 +29,27 @@ DIRECTIVE_FLAGS = ("refuse",)
 DIRECTIVE_MARK = "[[emulator:"
 MAX_RETRY_AFTER_S = 86_400.0
 _DIRECTIVE = re.compile(r"\[\[emulator:(.*?)\]\]", re.S)
+# Attribution (the Airflow task, run and try that sent a request) says who asked, not what was asked: a row
+# sent again on a later try carries another try number but is the same request, billed twice if billed again.
+ATTRIBUTION_FIELDS = ("metadata", "session_id", "trace")
+_ATTRIBUTION_MARKS = tuple(f'"{name}"'.encode() for name in ATTRIBUTION_FIELDS)
+
+
+def content_digest(body: bytes | Mapping[str, Any]) -> bytes:
+    """What a request asks for, as 16 bytes: its body without the attribution fields.
+
+    The billed-twice check and ``times=N`` attempt counts key on it, so a request resent by a later Airflow
+    try (whose ``metadata``/``trace`` name another try number) counts as the same request.
+    """
+    if isinstance(body, bytes):
+        if not any(mark in body for mark in _ATTRIBUTION_MARKS):
+            return hashlib.blake2b(body, digest_size=16).digest()
+        parsed: Mapping[str, Any] = json.loads(body)
+    else:
+        parsed = body
+    content = {key: value for key, value in parsed.items() if key not in ATTRIBUTION_FIELDS}
+    return hashlib.blake2b(json.dumps(content, sort_keys=True, default=str).encode(), digest_size=16).digest()
+
 
 ERROR_TEXT: dict[int, tuple[str, str]] = {
     400: ("Bad Request", "invalid_request"),

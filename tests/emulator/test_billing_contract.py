@@ -118,3 +118,33 @@ def test_faults_from_the_fault_rate_and_the_fail_next_script_are_not_billed(
     assert status == 200 and json.loads(text)["error"]["code"] == 502
     stats = emulator.stats()
     assert stats["billed_generations"] == 0 and stats["total_cost"] == "0"
+
+
+def _attributed(content: str, try_number: int) -> dict[str, Any]:
+    """A chat body as an Airflow task sends it: the same content, attribution naming the try."""
+    return {
+        "messages": [{"role": "user", "content": content}],
+        "metadata": {"airflow_dag_id": "nightly", "airflow_try_number": str(try_number)},
+        "session_id": "nightly/run-1",
+        "trace": {"trace_id": "nightly/run-1", "span_name": "classify"},
+    }
+
+
+def test_a_request_resent_by_a_later_try_counts_as_billed_twice(
+    http: httpx.Client, emulator: RunningEmulator
+) -> None:
+    # Only the attribution (the try number) differs: the same question, paid for twice.
+    for try_number in (1, 2):
+        response = http.post(
+            "/chat/completions", json=_attributed("row-7", try_number), headers={"X-Idempotency-Key": "row-7"}
+        )
+        assert response.status_code == 200
+    stats = emulator.stats()
+    assert stats["billed_twice"] == 1 and stats["duplicate_billed"] == 1
+
+
+def test_a_times_directive_counts_attempts_across_tries(http: httpx.Client) -> None:
+    content = "classify this [[emulator: fault=503, times=1]]"
+    first = http.post("/chat/completions", json=_attributed(content, 1))
+    second = http.post("/chat/completions", json=_attributed(content, 2))
+    assert (first.status_code, second.status_code) == (503, 200)
