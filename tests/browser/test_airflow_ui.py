@@ -135,17 +135,18 @@ def test_xcom_view_shows_the_typed_chat_result_and_its_cost(
 ) -> None:
     page.goto(f"/dags/{CHAIN_DAG}/runs/{quote(chain_run)}/tasks/chat/xcom")
 
-    def xcom_row(key: str) -> Any:
+    def xcom_row(key: str, shows: str) -> Any:
+        """The XCom row for ``key`` once its value shows ``shows`` (values load after the row)."""
         row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=key, exact=True))
-        row.wait_for()
+        expect(row).to_contain_text(shows, timeout=60_000)
         return row
 
-    result = xcom_row("return_value").inner_text()
-    assert "airflow_provider_openrouter.models.ChatCompletion" in result, result
-    cost_text = xcom_row("cost").inner_text()
-    assert "airflow_provider_openrouter.models.PlainDecimal" in cost_text, cost_text
-    generation_id = re.search(r"\bgen-[\w-]+", xcom_row("generation_id").inner_text())
-    assert generation_id, xcom_row("generation_id").inner_text()
+    xcom_row("return_value", "airflow_provider_openrouter.models.ChatCompletion")
+    cost_text = xcom_row("cost", "airflow_provider_openrouter.models.PlainDecimal").inner_text()
+    # inner_text() separates the cells (the text the expectation reads runs them together).
+    id_text = xcom_row("generation_id", "gen-").inner_text()
+    generation_id = re.search(r"\bgen-[\w-]+", id_text)
+    assert generation_id, id_text
     screenshot("xcom-chat", full_page=True)
 
     # The cost the UI shows is what the emulator billed for that generation.
