@@ -14,27 +14,16 @@ connection from the environment. Screenshots go to test-artifacts/browser/ (giti
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_launch import CHROMIUM, LAUNCH_ARGS, require_chromium
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A distinctive key, so that a leak onto a page is unmistakable.
 API_KEY = "sk-or-v1-b40a5e40b40a5e40b40a5e40b40a5e40b40a5e40b40a5e40b40a5e40b40a5e4"
 CHAIN_DAG = "example_openrouter_chain"
@@ -80,15 +69,11 @@ def chain_run(ui_stack: Any) -> str:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the browser checks: {reason}", pytrace=False)
-        pytest.skip(reason)
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         yield browser
         browser.close()
 

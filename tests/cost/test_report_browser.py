@@ -4,32 +4,20 @@ there, and the totals it shows equal the audit table's. Skipped without /usr/bin
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
+from chromium_launch import CHROMIUM, LAUNCH_ARGS, require_chromium
 from cost_names import INFERENCE_CONN, MANAGEMENT_CONN, SQL_CONN
 
 from airflow_provider_openrouter.cost.report import CHARTS
 from airflow_provider_openrouter.models import ChatCompletion
 from airflow_provider_openrouter.operators import OpenRouterCostAuditOperator, OpenRouterCostReportOperator
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class _TI:
@@ -38,16 +26,6 @@ class _TI:
     task_id = "t"
     map_index = -1
     try_number = 1
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"{CHROMIUM} is missing in CI: install Debian's chromium package (apt-get install chromium)"
-        )
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
 
 
 def _artifacts() -> Path:
@@ -61,7 +39,7 @@ def _artifacts() -> Path:
 def test_the_report_opens_cleanly_shows_every_chart_and_the_tables_totals(
     chat: Callable[..., ChatCompletion], connections: Path, tmp_path: Path
 ) -> None:
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     answers = [chat(index) for index in range(5)]
