@@ -42,6 +42,7 @@ directives, anywhere in a message text or prompt:
   times = N, latency_ms = N, status = N (for html / error_in_200 / mid_stream), retry_after = S
   batch = failed | expired (in a batch request only: how the whole batch ends)
   [[emulator: refuse]]               the model refuses (message.refusal, content null); billed
+  [[emulator: invalid-json]]         a json_schema answer its schema rejects (valid JSON, wrong shape); billed
   Error statuses, error_in_200, empty_choices and mid_stream are not billed; reset, truncate and html bill the
   generation first and then lose the answer.
 

@@ -335,7 +335,7 @@ class Emulator:
         return _FREE_DAILY if self.settings.credits >= 10 else _FREE_DAILY_SMALL_ACCOUNT
 
     def directives(self, inference: Inference, *, in_batch: bool = False) -> Directives | None:
-        """The request's directives, checked; a ``refuse`` directive is applied to ``inference`` here."""
+        """The request's directives, checked; ``refuse`` and ``invalid-json`` are applied to ``inference``."""
         try:
             found = parse_directives(inference.texts)
         except DirectiveError as exc:
@@ -348,6 +348,17 @@ class Emulator:
             if inference.kind != "chat":
                 raise HTTPError(400, "emulator directive refuse only applies to POST /chat/completions")
             inference.refuse = True
+        if found is not None and found.invalid_json:
+            kind = (
+                inference.response_format.get("type") if isinstance(inference.response_format, dict) else None
+            )
+            if inference.kind != "chat" or kind != "json_schema":
+                raise HTTPError(
+                    400,
+                    "emulator directive invalid-json only applies to POST /chat/completions with "
+                    'response_format {"type": "json_schema"}',
+                )
+            inference.invalid_json = True
         return found
 
     def moderate(self, inference: Inference) -> None:

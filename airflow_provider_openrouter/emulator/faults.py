@@ -5,7 +5,8 @@ Keys: ``fault`` (an HTTP status, or one of NAMED_FAULTS), ``times`` (only the fi
 request content fail: see :func:`content_digest`), ``latency_ms``, ``status`` (the status an
 ``html``/``error_in_200``/``mid_stream`` fault reports), ``retry_after`` (seconds, sent as ``Retry-After``
 with an error status) and, in a batch request only, ``batch`` (one of BATCH_OUTCOMES: how the whole batch
-ends). The bare flag ``refuse`` makes the model refuse (``message.refusal``), a billed answer like any other.
+ends). The bare flag ``refuse`` makes the model refuse (``message.refusal``), and ``invalid-json`` makes a
+``json_schema`` answer break its schema; both are billed answers like any other.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ NAMED_FAULTS = ("reset", "truncate", "html", "error_in_200", "empty_choices", "m
 BILLED_FAULTS = frozenset({"reset", "truncate", "html"})
 BATCH_OUTCOMES = ("failed", "expired")
 DIRECTIVE_KEYS = ("fault", "times", "latency_ms", "status", "retry_after", "batch")
-DIRECTIVE_FLAGS = ("refuse",)
+DIRECTIVE_FLAGS = ("refuse", "invalid-json")
 DIRECTIVE_MARK = "[[emulator:"
 MAX_RETRY_AFTER_S = 86_400.0
 _DIRECTIVE = re.compile(r"\[\[emulator:(.*?)\]\]", re.S)
@@ -90,6 +91,7 @@ class Directives:
     retry_after: float | None = None
     batch: str | None = None
     refuse: bool = False
+    invalid_json: bool = False
 
     @property
     def fault_status(self) -> int | None:
@@ -129,7 +131,7 @@ def parse_directives(texts: Iterable[str]) -> Directives | None:
                 if not item:
                     continue
                 if item in DIRECTIVE_FLAGS:
-                    found.refuse = True
+                    setattr(found, item.replace("-", "_"), True)
                     continue
                 key, sep, value = (part.strip() for part in item.partition("="))
                 if not sep or key not in DIRECTIVE_KEYS:

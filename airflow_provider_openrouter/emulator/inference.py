@@ -391,6 +391,7 @@ class Inference:
     top_logprobs: int | None = None  # None: no logprobs
     images: bool = False
     refuse: bool = False  # set from the [[emulator: refuse]] directive
+    invalid_json: bool = False  # set from the [[emulator: invalid-json]] directive
     # Attribution fields OpenRouter stores with the generation (GET /generation returns only session_id).
     metadata: dict[str, Any] | None = None
     trace: dict[str, Any] | None = None
@@ -409,6 +410,7 @@ class Inference:
                     tool=self.tool,
                     stop=self.stop,
                     max_tokens=self.max_tokens,
+                    break_schema=self.invalid_json,
                 )
             except SchemaError as exc:
                 raise HTTPError(400, str(exc)) from None

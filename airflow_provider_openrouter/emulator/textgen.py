@@ -160,10 +160,14 @@ class _Budget(random.Random):
     left = MAX_SCHEMA_VALUES
 
 
-def schema_json(schema: Any, digest: bytes, where: str, separators: tuple[str, str]) -> str:
-    """The JSON text of a value valid against ``schema``; SchemaError naming ``where`` if none can be made."""
+def schema_json(
+    schema: Any, digest: bytes, where: str, separators: tuple[str, str], *, broken: bool = False
+) -> str:
+    """The JSON text of a value valid against ``schema`` (with ``broken``, of one it rejects: see
+    :func:`break_value`); SchemaError naming ``where`` if none can be made."""
     try:
-        return json.dumps(value_for_schema(schema, _Budget(digest)), separators=separators)
+        value = value_for_schema(schema, _Budget(digest))
+        return json.dumps(break_value(value, schema) if broken else value, separators=separators)
     except SchemaError as exc:
         raise SchemaError(f"{where}: {exc}") from None
     except RecursionError:
@@ -289,6 +293,74 @@ def value_for_schema(schema: Any, rng: random.Random, root: Any = None, depth: i
     if kind is None:
         kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
     return _VALUE_BUILDERS.get(kind, _string_value)(schema, rng, root, depth)
+
+
+# Values of distinct JSON types, tried in order by break_value for one the schema's types exclude.
+_WRONG_TYPES: tuple[tuple[str, Any], ...] = (
+    ("array", ["not", "what", "the", "schema", "asks"]),
+    ("string", "not what the schema asks"),
+    ("boolean", True),
+    ("null", None),
+    ("object", {}),
+)
+
+
+def break_value(value: Any, schema: Any) -> Any:
+    """A JSON value ``schema`` rejects, made from ``value`` (one it accepts): ``value`` without its first
+    required property when the schema's top level requires one, else a value of a JSON type the schema does
+    not allow. A schema that fixes no type at its top level (``{}``, or an ``anyOf`` with an untyped branch)
+    accepts any value, so SchemaError says so.
+
+    What the ``[[emulator: invalid-json]]`` directive answers, so clients can test their invalid-output path
+    with the JSON a model really sends when it drifts from the schema: well-formed, of the wrong shape.
+    """
+    node = _top_level(schema, schema)
+    required = [
+        name
+        for part in [node, *node.get("allOf", ())]
+        for name in _top_level(part, schema).get("required") or ()
+    ]
+    if isinstance(value, dict) and required:
+        return {key: item for key, item in value.items() if key != required[0]}
+    allowed = _allowed_types(node, schema)
+    if allowed is None:
+        raise SchemaError("accepts any JSON value at its top level, so no answer can break it (invalid-json)")
+    enum = node.get("enum", [node["const"]] if "const" in node else None)
+    for kind, candidate in _WRONG_TYPES:
+        if kind not in allowed and (enum is None or candidate not in enum):
+            return candidate
+    raise SchemaError("accepts every JSON type at its top level, so no answer can break it (invalid-json)")
+
+
+def _top_level(node: Any, root: Any) -> dict[str, Any]:
+    """``node`` with ``$ref`` followed (a pydantic schema may be only a ``$ref`` into ``$defs``)."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node and seen < _MAX_SCHEMA_DEPTH:
+        node = _resolve_ref(root, node["$ref"])
+        seen += 1
+    return node if isinstance(node, dict) else {}
+
+
+def _allowed_types(node: dict[str, Any], root: Any) -> set[str] | None:
+    """The JSON types ``node`` admits at its top level, or None when any type may pass."""
+    if "enum" in node or "const" in node:
+        return set()  # checked by value, not by type
+    kind = node.get("type")
+    if kind is None and "properties" in node:
+        kind = "object"
+    if kind is not None:
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        return kinds | {"integer"} if "number" in kinds else kinds
+    branches = node.get("anyOf") or node.get("oneOf")
+    if not branches:
+        return None
+    allowed: set[str] = set()
+    for branch in branches:
+        found = _allowed_types(_top_level(branch, root), root)
+        if found is None:
+            return None
+        allowed |= found
+    return allowed
 
 
 def _resolve_ref(root: Any, ref: str) -> Any:
@@ -472,7 +544,9 @@ def answer(
     tool: dict[str, Any] | None = None,
     stop: Any = None,
     max_tokens: int | None = None,
+    break_schema: bool = False,
 ) -> Answer:
+    """The answer to one input; ``break_schema`` makes a ``json_schema`` answer one its schema rejects."""
     digest = answer_digest(model_id, messages, request_seed, emulator_seed)
     if tool is not None:
         function = tool.get("function") or {}
@@ -492,7 +566,8 @@ def answer(
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
-        text = schema_json(schema, digest, "response_format.json_schema.schema", (", ", ": "))
+        where = "response_format.json_schema.schema"
+        text = schema_json(schema, digest, where, (", ", ": "), broken=break_schema)
         stop = (
             None  # a stop sequence that cut the JSON would make it invalid; providers apply it to text only
         )
