@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 from pydantic import ValidationError
@@ -32,12 +30,26 @@ from airflow_provider_openrouter.cost.attribution import (
     attribution_setting,
 )
 from airflow_provider_openrouter.exceptions import (
-    OpenRouterConfigurationError,
     OpenRouterError,
     OpenRouterRequestError,
     OpenRouterResponseError,
     scrub,
 )
+from airflow_provider_openrouter.hooks._connection import (
+    connection_attribution,
+    normalize_base_url,
+    settings_from_connection,
+)
+from airflow_provider_openrouter.hooks._requests import (
+    CHAT_PATH,
+    COMPLETIONS_PATH,
+    ROLES,
+    bad_argument,
+    build_chat_request,
+    build_completion_request,
+    failing,
+)
+from airflow_provider_openrouter.hooks._stream import assemble_chat_stream
 from airflow_provider_openrouter.models import (
     ChatCompletion,
     Credits,
@@ -59,6 +71,8 @@ if TYPE_CHECKING:
         TransportSettings,
     )
 
+# The builders, the stream assembly and the connection reading have modules of their own; their old import
+# path (this module) keeps working for code written against it.
 __all__ = [
     "ROLES",
     "Attribution",
@@ -70,402 +84,12 @@ __all__ = [
     "settings_from_connection",
 ]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
-ROLES = ("system", "developer", "user", "assistant", "tool")
-"""Message roles OpenRouter accepts."""
-
-_CHAT_PATH = "/chat/completions"
-_COMPLETIONS_PATH = "/completions"
-_LEGACY_EXTRA_PREFIX = "extra__openrouter__"
 _MODELS_PAGE_SIZE = 500
 MAX_MODEL_PAGES = 100
 """At most this many ``GET /models`` pages (of 500 models) are read for one catalog: OpenRouter lists a few
 hundred models, so a server still sending pages after that is broken or hostile."""
-_LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
-_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
-_FALSE = frozenset({"0", "false", "no", "off", "n", "f", ""})
 
 ResultT = TypeVar("ResultT", bound=OpenRouterModel)
-
-
-# --- connection -> settings -------------------------------------------------------------------------------
-
-
-def normalize_base_url(host: str | None, *, port: int | None = None, schema: str | None = None) -> str:
-    """The API base URL from a connection's Base URL (host) field.
-
-    Empty means OpenRouter itself. A host without a scheme gets ``https://`` (``http://`` for loopback); a
-    host without a path gets the connection's schema field as path, else ``/api/v1``; a separate port is
-    added when the host carries none.
-    """
-    text = (host or "").strip()
-    if not text:
-        return DEFAULT_BASE_URL
-    if "://" not in text:
-        bare = (
-            text.split("/", 1)[0].rsplit(":", 1)[0] if not text.startswith("[") else text.split("]")[0] + "]"
-        )
-        loopback = bare in _LOOPBACK_HOSTS or bare.startswith("127.")
-        text = f"{'http' if loopback else 'https'}://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Base URL {host!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
-    path = parts.path.rstrip("/")
-    if not path:
-        path = "/" + schema.strip("/") if schema and schema.strip("/") else "/api/v1"
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
-
-
-def _extra_value(extra: Mapping[str, Any], name: str) -> Any:
-    """An extra by name, falling back to the legacy ``extra__openrouter__<name>`` form; blanks are None."""
-    for key in (name, _LEGACY_EXTRA_PREFIX + name):
-        value = extra.get(key)
-        if value is not None and not (isinstance(value, str) and not value.strip()):
-            return value.strip() if isinstance(value, str) else value
-    return None
-
-
-def settings_from_connection(conn: Connection, conn_id: str | None = None) -> TransportSettings:
-    """Read a connection into :class:`TransportSettings`; bad values raise one clear configuration error.
-
-    Fields: password = API key; host = Base URL (default ``https://openrouter.ai/api/v1``). Extras (each also
-    read as ``extra__openrouter__<name>``): ``app_url``, ``app_title``, ``default_model``, ``timeout``,
-    ``connect_timeout``, ``max_retries``, ``max_retry_wait``, ``requests_per_minute`` (0 disables the client
-    limit), ``retry_ambiguous``.
-    """
-    from airflow_provider_openrouter.transport import TransportSettings
-
-    conn_id = conn_id or conn.conn_id
-
-    def fail(message: str) -> OpenRouterConfigurationError:
-        return OpenRouterConfigurationError(message, conn_id=conn_id, secrets=(conn.password or "",))
-
-    api_key = (conn.password or "").strip()
-    if api_key.lower().startswith("bearer "):
-        api_key = api_key[7:].strip()
-    if not api_key:
-        raise fail(f"connection '{conn_id}' has no API key: put the OpenRouter key in its password field")
-    try:
-        base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema)
-    except ValueError as err:
-        raise fail(str(err)) from None
-    raw_extra = conn.extra
-    if isinstance(raw_extra, str) and raw_extra.strip():
-        try:
-            extra = json.loads(raw_extra)
-        except ValueError:
-            raise fail(f"the extra of connection '{conn_id}' is not valid JSON") from None
-    else:
-        extra = raw_extra or {}
-    if not isinstance(extra, Mapping):
-        raise fail(f"the extra of connection '{conn_id}' must be a JSON object, got {type(extra).__name__}")
-
-    def number(name: str, default: float, *, integer: bool = False) -> Any:
-        value = _extra_value(extra, name)
-        if value is None:
-            return default
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number_value = float(value)
-            if number_value < 0 or number_value != number_value:
-                raise ValueError
-            if integer:
-                if number_value != int(number_value):
-                    raise ValueError
-                return int(number_value)
-            return number_value
-        except (TypeError, ValueError):
-            kind = "a whole number" if integer else "a number"
-            raise fail(f"extra '{name}' must be {kind} >= 0, got {value!r}") from None
-
-    retry_ambiguous = _extra_value(extra, "retry_ambiguous")
-    if retry_ambiguous is not None and not isinstance(retry_ambiguous, bool):
-        flag = str(retry_ambiguous).strip().lower()
-        if flag not in _TRUE | _FALSE:
-            raise fail(f"extra 'retry_ambiguous' must be true or false, got {retry_ambiguous!r}")
-        retry_ambiguous = flag in _TRUE
-
-    def string(name: str) -> str | None:
-        value = _extra_value(extra, name)
-        return None if value is None else str(value)
-
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDK: the connection's password is masked anyway
-        pass
-    else:
-        mask_secret(api_key)
-
-    return TransportSettings(
-        conn_id=conn_id,
-        base_url=base_url,
-        api_key=api_key,
-        app_url=string("app_url"),
-        app_title=string("app_title"),
-        timeout=number("timeout", 120.0),
-        connect_timeout=number("connect_timeout", 10.0),
-        max_retries=number("max_retries", 5, integer=True),
-        max_retry_wait=number("max_retry_wait", 300.0),
-        requests_per_minute=number("requests_per_minute", 100.0),
-        retry_ambiguous=bool(retry_ambiguous),
-        default_model=string("default_model"),
-    )
-
-
-# --- request building and validation (pure) ---------------------------------------------------------------
-
-
-def _bad(name: str, value: Any, expected: str, request: str) -> OpenRouterRequestError:
-    """The hook's error for a bad argument: it names the request (nothing was sent)."""
-    return OpenRouterRequestError(f"{name} must be {expected}, got {_coerce.shown(value)}", request=request)
-
-
-def _missing_text(name: str, value: Any, request: str) -> OpenRouterRequestError:
-    """A text parameter that is unset: blank, or the ``'None'``/``'null'`` a template renders for a missing
-    value, which would otherwise be sent, answered and billed as if it were the text."""
-    rendered = isinstance(value, str) and value.strip()
-    return _bad(
-        name,
-        value,
-        "non-empty text" + (" (that is what a template renders for a missing value)" if rendered else ""),
-        request,
-    )
-
-
-def _failing(request: str) -> _coerce.Fail:
-    """:func:`_bad` for ``request``, as the rendered-value coercion of :mod:`._coerce` takes it."""
-    return partial(_bad, request=request)
-
-
-def _check_messages(messages: Any, request: str) -> list[dict[str, Any]]:
-    messages = _coerce.decode_json(
-        "messages", messages, _failing(request), "JSON text of a list of {role, content} objects", list
-    )
-    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
-        raise _bad("messages", messages, "a list of {role, content} objects", request)
-    checked = []
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, Mapping):
-            raise _bad(where, message, "an object with 'role' and 'content'", request)
-        role = message.get("role")
-        if role not in ROLES:
-            raise _bad(f"{where}.role", role, f"one of {', '.join(ROLES)}", request)
-        content = message.get("content")
-        if content is None and role == "assistant" and message.get("tool_calls"):
-            pass
-        elif not isinstance(content, str | list):
-            raise _bad(f"{where}.content", content, "a string or a list of content parts", request)
-        elif isinstance(content, list):
-            for part_index, part in enumerate(content):
-                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-                    raise _bad(
-                        f"{where}.content[{part_index}]",
-                        part,
-                        "a content part such as {'type': 'text', ...}",
-                        request,
-                    )
-        if role == "tool" and not message.get("tool_call_id"):
-            raise _bad(
-                f"{where}.tool_call_id", message.get("tool_call_id"), "the id of the tool call", request
-            )
-        checked.append(dict(message))
-    return checked
-
-
-def _resolve_model(
-    model: Any, models: list[str] | None, default_model: str | None, request: str, conn_id: str | None
-) -> str | None:
-    if model is not None and not isinstance(model, str):
-        raise _bad("model", model, "a model id string such as 'openai/gpt-4o-mini'", request)
-    chosen = (model or "").strip() or (default_model or "").strip() or None
-    if chosen is None and not models:
-        where = f"connection '{conn_id}'" if conn_id else "the connection"
-        raise OpenRouterRequestError(
-            f"no model given and {where} has no default_model",
-            request=request,
-            conn_id=conn_id,
-            hint="Pass model='author/slug' (see OpenRouterListModelsOperator), a models=[...] fallback list, "
-            f"or set the default_model extra of {where}.",
-        )
-    return chosen
-
-
-def _merge_extra_body(body: dict[str, Any], extra_body: Any, request: str) -> dict[str, Any]:
-    extra = _coerce.mapping("extra_body", extra_body, _failing(request))
-    if extra:
-        if extra.get("stream"):
-            raise _bad(
-                "extra_body.stream", extra["stream"], "false (use chat_completion(stream=True))", request
-            )
-        body.update(extra)
-    return body
-
-
-def build_chat_request(
-    model: str | None = None,
-    role: str | None = None,
-    content: str | list[Any] | None = None,
-    *,
-    messages: Sequence[Mapping[str, Any]] | str | None = None,
-    system_prompt: str | None = None,
-    temperature: float | str | None = None,
-    max_tokens: int | str | None = None,
-    top_p: float | str | None = None,
-    stop: str | Sequence[str] | None = None,
-    seed: int | str | None = None,
-    response_format: Mapping[str, Any] | str | None = None,
-    tools: Sequence[Mapping[str, Any]] | str | None = None,
-    tool_choice: str | Mapping[str, Any] | None = None,
-    models: Sequence[str] | str | None = None,
-    provider: Mapping[str, Any] | str | None = None,
-    reasoning: Mapping[str, Any] | str | None = None,
-    extra_body: Mapping[str, Any] | str | None = None,
-    default_model: str | None = None,
-    conn_id: str | None = None,
-) -> dict[str, Any]:
-    """Validate arguments and build a ``POST /chat/completions`` body; nothing is sent.
-
-    Messages are, in order: ``system_prompt`` (as a system message), ``messages``, then the connector's
-    flat form ``role`` + ``content`` (role defaults to ``user``). Parameters are coerced by the rules of
-    :mod:`airflow_provider_openrouter._coerce`, as an operator's are: numbers and objects may come as the text
-    a template renders (a blank text is unset). ``extra_body`` is merged last and may set any other body field
-    (``plugins``, ``user``, ...).
-    """
-    request = f"POST {_CHAT_PATH}"
-    fail = _failing(request)
-    fallbacks = _coerce.string_list("models", models, fail)
-    chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
-    conversation: list[dict[str, Any]] = []
-    if system_prompt is not None:
-        if not isinstance(system_prompt, str):
-            raise _bad("system_prompt", system_prompt, "a string", request)
-        if system_prompt.strip():
-            conversation.append({"role": "system", "content": system_prompt})
-    if messages is not None:
-        conversation.extend(_check_messages(messages, request))
-    flat_role = None
-    if content is not None or role is not None:
-        flat_role = _flat_role(role, request)
-        if _coerce.unset(content):
-            raise _missing_text("content", content, request)
-        if not isinstance(content, str | list):
-            raise _bad("content", content, "a string or a list of content parts", request)
-        if flat_role == "tool":
-            raise OpenRouterRequestError(
-                f"role {_coerce.shown(role)} cannot go with content: a tool result needs the tool_call_id of "
-                "the call it answers",
-                request=request,
-                hint="Pass the conversation as messages=[..., {'role': 'tool', 'tool_call_id': ..., "
-                "'content': ...}], or use role='user' for a plain question.",
-            )
-        (flat,) = _check_messages([{"role": flat_role, "content": content}], request)
-        conversation.append(flat)
-    if not any(message["role"] != "system" for message in conversation):
-        if flat_role == "system":
-            raise OpenRouterRequestError(
-                f"role {_coerce.shown(role)} makes content a system message, and there is no user message "
-                "to answer",
-                request=request,
-                hint="Write role='user' (or leave role out) to ask content; to give instructions too, put "
-                "them in system_prompt and the question in content.",
-            )
-        raise OpenRouterRequestError(
-            "messages are empty: there is nothing to send"
-            if not conversation
-            else "only a system prompt was given: there is nothing to answer",
-            request=request,
-            hint="Pass content='...' (role defaults to 'user') or messages=[{'role': 'user', ...}].",
-        )
-    body: dict[str, Any] = {"messages": conversation}
-    if chosen is not None:
-        body["model"] = chosen
-    if fallbacks:
-        body["models"] = fallbacks
-    optional: dict[str, Any] = {
-        "temperature": _coerce.number("temperature", temperature, fail, low=0.0, high=2.0),
-        "max_tokens": _coerce.integer("max_tokens", max_tokens, fail, low=1),
-        "top_p": _coerce.number("top_p", top_p, fail, low=0.0, high=1.0),
-        "stop": _coerce.stop(stop, fail),
-        "seed": _coerce.integer("seed", seed, fail),
-        "response_format": _coerce.response_format(response_format, fail),
-        "tools": _tools(tools, request),
-        "tool_choice": _coerce.tool_choice(tool_choice, fail),
-        "provider": _coerce.mapping("provider", provider, fail),
-        "reasoning": _coerce.mapping("reasoning", reasoning, fail),
-    }
-    body.update((key, value) for key, value in optional.items() if value is not None)
-    return _merge_extra_body(body, extra_body, request)
-
-
-def _flat_role(role: Any, request: str) -> str:
-    """The connector's ``role``: stripped and lower-cased (``"User"`` is ``user``); unset is ``user``."""
-    if role is None or (isinstance(role, str) and not role.strip()):
-        return "user"
-    flat_role = role.strip().lower() if isinstance(role, str) else None
-    if flat_role not in ROLES:
-        raise _bad("role", role, f"one of {', '.join(ROLES)}", request)
-    return flat_role
-
-
-def _tools(value: Any, request: str) -> list[dict[str, Any]] | None:
-    if _coerce.unset(value):
-        return None
-    tools = _coerce.decode_json("tools", value, _failing(request), "a list of tool objects", list)
-    if not isinstance(tools, Sequence) or isinstance(tools, str):
-        raise _bad("tools", tools, "a list of tool objects", request)
-    for index, tool in enumerate(tools):
-        if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
-            raise _bad(
-                f"tools[{index}]", tool, "an object such as {'type': 'function', 'function': {...}}", request
-            )
-    return [dict(tool) for tool in tools]
-
-
-def build_completion_request(
-    model: str | None = None,
-    prompt: str | Sequence[str] | None = None,
-    *,
-    max_tokens: int | str | None = None,
-    temperature: float | str | None = None,
-    stop: str | Sequence[str] | None = None,
-    seed: int | str | None = None,
-    models: Sequence[str] | str | None = None,
-    provider: Mapping[str, Any] | str | None = None,
-    extra_body: Mapping[str, Any] | str | None = None,
-    default_model: str | None = None,
-    conn_id: str | None = None,
-) -> dict[str, Any]:
-    """Validate arguments and build a legacy ``POST /completions`` body; nothing is sent."""
-    request = f"POST {_COMPLETIONS_PATH}"
-    fail = _failing(request)
-    fallbacks = _coerce.string_list("models", models, fail)
-    chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
-    if isinstance(prompt, str):
-        if _coerce.unset(prompt):
-            raise _missing_text("prompt", prompt, request)
-    elif not (
-        isinstance(prompt, Sequence) and prompt and all(isinstance(item, str) and item for item in prompt)
-    ):
-        raise _bad("prompt", prompt, "non-empty text (or a list of texts)", request)
-    body: dict[str, Any] = {"prompt": prompt if isinstance(prompt, str) else list(prompt)}
-    if chosen is not None:
-        body["model"] = chosen
-    if fallbacks:
-        body["models"] = fallbacks
-    optional: dict[str, Any] = {
-        "max_tokens": _coerce.integer("max_tokens", max_tokens, fail, low=1),
-        "temperature": _coerce.number("temperature", temperature, fail, low=0.0, high=2.0),
-        "stop": _coerce.stop(stop, fail),
-        "seed": _coerce.integer("seed", seed, fail),
-        "provider": _coerce.mapping("provider", provider, fail),
-    }
-    body.update((key, value) for key, value in optional.items() if value is not None)
-    return _merge_extra_body(body, extra_body, request)
 
 
 def _query_value(value: Any) -> Any:
@@ -474,141 +98,6 @@ def _query_value(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return ",".join(str(item) for item in value)
     return value
-
-
-def assemble_chat_stream(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """One ``chat.completion`` body from the chunks of a streamed answer, with every field the same request
-    answered without streaming carries.
-
-    * Top level (``id``, ``model``, ``provider``, ``created``, ``system_fingerprint``, ``service_tier``,
-      ``usage``, ``openrouter_metadata``, and any other key): the last value sent wins.
-    * Per choice (by ``index``): ``finish_reason`` and ``native_finish_reason`` as last sent; ``logprobs``
-      lists (``content``, ``refusal``) concatenated across chunks.
-    * Per message: text deltas (``content``, ``reasoning``, ``refusal``, ``audio.data`` and
-      ``audio.transcript``) concatenated; ``tool_calls`` and ``reasoning_details`` merged by their ``index``
-      (their text pieces joined); ``images`` and ``annotations`` collected in order.
-
-    A server that answered with one whole object is passed on.
-    """
-    result: dict[str, Any] = {"object": "chat.completion"}
-    choices: dict[int, dict[str, Any]] = {}
-    for event in events:
-        if event.get("object") == "chat.completion":
-            return dict(event)
-        for key, value in event.items():
-            if key not in ("object", "choices") and value is not None:
-                result[key] = value
-        for part in event.get("choices") or ():
-            index = part.get("index", 0)
-            choice = choices.setdefault(
-                index,
-                {"index": index, "message": {"role": "assistant"}, "finish_reason": None, "logprobs": None},
-            )
-            for key, value in part.items():
-                if key == "delta":
-                    _merge_delta(choice["message"], value or {})
-                elif key == "logprobs":
-                    choice["logprobs"] = _merge_logprobs(choice["logprobs"], value)
-                elif key != "index" and value is not None:
-                    choice[key] = value
-    result["choices"] = [choices[index] for index in sorted(choices)]
-    for choice in result["choices"]:
-        message = choice["message"]
-        # The role chunk opens with content "": an answer that is only tool calls or a refusal has no content.
-        if not message.get("content") and (message.get("tool_calls") or message.get("refusal")):
-            message["content"] = None
-        message.setdefault("content", None)
-    return result
-
-
-_DELTA_TEXTS = ("content", "reasoning", "refusal")
-_DELTA_LISTS = ("images", "annotations")
-# Streamed in pieces: a reasoning detail's text (or summary, or encrypted data) arrives across chunks that
-# share the detail's index; the other keys (type, format, id, signature) are sent whole.
-_DETAIL_TEXTS = ("text", "summary", "data")
-
-
-def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
-    for key, value in delta.items():
-        if value is None:
-            continue
-        if key in _DELTA_TEXTS and isinstance(value, str):
-            message[key] = (message.get(key) or "") + value
-        elif key in _DELTA_LISTS and isinstance(value, list):
-            message.setdefault(key, []).extend(value)
-        elif key == "tool_calls":
-            _merge_tool_calls(message.setdefault("tool_calls", []), value)
-        elif key == "reasoning_details":
-            _merge_reasoning_details(message.setdefault("reasoning_details", []), value)
-        elif key == "audio" and isinstance(value, Mapping):
-            audio = message.setdefault("audio", {})
-            for name, piece in value.items():
-                if name in ("data", "transcript") and isinstance(piece, str):
-                    audio[name] = audio.get(name, "") + piece
-                elif piece is not None:
-                    audio[name] = piece
-        else:
-            message[key] = value
-
-
-def _merge_tool_calls(calls: list[dict[str, Any]], deltas: Iterable[Mapping[str, Any]]) -> None:
-    for call in deltas:
-        position = call.get("index", len(calls))
-        while len(calls) <= position:
-            calls.append(
-                {
-                    "id": None,
-                    "type": "function",
-                    "index": len(calls),
-                    "function": {"name": "", "arguments": ""},
-                }
-            )
-        target = calls[position]
-        for key, value in call.items():
-            if key == "function":
-                for name, piece in (value or {}).items():
-                    if name in ("name", "arguments") and isinstance(piece, str):
-                        target["function"][name] += piece
-                    elif piece is not None:
-                        target["function"][name] = piece
-            elif key != "index" and value is not None:
-                target[key] = value
-
-
-def _merge_reasoning_details(details: list[dict[str, Any]], deltas: Iterable[Mapping[str, Any]]) -> None:
-    for detail in deltas:
-        index = detail.get("index")
-        target = next(
-            (
-                known
-                for known in details
-                if index is not None
-                and known.get("index") == index
-                and known.get("type") == detail.get("type")
-            ),
-            None,
-        )
-        if target is None:
-            details.append(dict(detail))
-            continue
-        for key, value in detail.items():
-            if key in _DETAIL_TEXTS and isinstance(value, str):
-                target[key] = (target.get(key) or "") + value
-            elif value is not None:
-                target[key] = value
-
-
-def _merge_logprobs(known: Any, piece: Any) -> Any:
-    """Per-token logprob lists (``content``, ``refusal``) of one choice, concatenated across chunks."""
-    if not isinstance(piece, Mapping):
-        return known
-    merged = dict(known) if isinstance(known, Mapping) else {}
-    for key, value in piece.items():
-        if isinstance(value, list):
-            merged[key] = [*(merged.get(key) or []), *value]
-        elif key not in merged or value is not None:
-            merged[key] = value
-    return merged
 
 
 # --- attribution ------------------------------------------------------------------------------------------
@@ -650,23 +139,6 @@ class Attribution:
 
 
 _NO_ATTRIBUTION = Attribution(None, False, {}, {})
-
-
-def _connection_attribution(extra: Any, conn_id: str | None) -> tuple[bool, dict[str, str]] | None:
-    """The connection extra ``attribution``, checked (``None`` when the extra is not set)."""
-    if not isinstance(extra, Mapping):
-        return None
-    value = _extra_value(extra, "attribution")
-    if value is None:
-        return None
-    try:
-        return attribution_setting(value)
-    except AttributionError as err:
-        raise OpenRouterConfigurationError(
-            f"extra 'attribution' of connection '{conn_id}': {err}",
-            conn_id=conn_id,
-            hint="Set it to false (off), true (on) or a JSON object of your own metadata pairs.",
-        ) from None
 
 
 # --- the hook ----------------------------------------------------------------------------------------------
@@ -714,9 +186,9 @@ class OpenRouterHook(BaseHook):
         self.tenacity_kwargs = tenacity_kwargs
         request = "OpenRouterHook()"
         self.requests_per_minute = _coerce.number(
-            "requests_per_minute", requests_per_minute, _failing(request), low=0.0
+            "requests_per_minute", requests_per_minute, failing(request), low=0.0
         )
-        self.max_connections = _coerce.integer("max_connections", max_connections, _failing(request), low=1)
+        self.max_connections = _coerce.integer("max_connections", max_connections, failing(request), low=1)
         # Python 3.12+ no longer locks cached_property: threads sharing a fresh hook would each read the
         # connection and build a pool of their own, and all but one pool would leak.
         self._lazy_lock = threading.RLock()
@@ -769,7 +241,7 @@ class OpenRouterHook(BaseHook):
     def _read_connection(self, conn: Connection) -> TransportSettings:
         """The connection's settings with this hook's ``requests_per_minute``; keeps its ``attribution``."""
         settings = settings_from_connection(conn, self.openrouter_conn_id)
-        self._extra_attribution = _connection_attribution(conn.extra_dejson, self.openrouter_conn_id)
+        self._extra_attribution = connection_attribution(conn.extra_dejson, self.openrouter_conn_id)
         if self.requests_per_minute is None:
             return settings
         return dataclasses.replace(settings, requests_per_minute=self.requests_per_minute)
@@ -792,14 +264,9 @@ class OpenRouterHook(BaseHook):
     def get_conn(self) -> OpenRouterTransport:
         return self.transport
 
-    def get_async_transport(self) -> AsyncOpenRouterTransport:
-        """A new async transport (for triggers) with this connection's settings; close with ``aclose()``."""
-        from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
-
-        return AsyncOpenRouterTransport(self.settings, tenacity_kwargs=self.tenacity_kwargs)
-
     async def aget_async_transport(self) -> AsyncOpenRouterTransport:
-        """:meth:`get_async_transport` that reads the connection without blocking the event loop."""
+        """A new async transport (for triggers) with this connection's settings, the connection read without
+        blocking the event loop; close it with ``aclose()``."""
         from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
 
         if self._settings is None:
@@ -835,14 +302,14 @@ class OpenRouterHook(BaseHook):
         body = build_chat_request(
             model, role, content, default_model=default_model, conn_id=self.openrouter_conn_id, **kwargs
         )
-        return self.attribution_for(attribution, request=f"POST {_CHAT_PATH}").apply(body)
+        return self.attribution_for(attribution, request=f"POST {CHAT_PATH}").apply(body)
 
     def attribution_for(
         self,
         attribution: bool | Mapping[str, Any] | str | None = None,
         *,
         context: Mapping[str, Any] | None = None,
-        request: str = f"POST {_CHAT_PATH}",
+        request: str = f"POST {CHAT_PATH}",
         rows: bool = False,
     ) -> Attribution:
         """The attribution of a billable request: the connection extra ``attribution``, then this hook's
@@ -946,11 +413,11 @@ class OpenRouterHook(BaseHook):
         """POST a body built by :meth:`build_chat_request` (the batch engine's per-row call)."""
         if stream:
             data = assemble_chat_stream(
-                self.transport.stream(_CHAT_PATH, body, idempotency_key=idempotency_key)
+                self.transport.stream(CHAT_PATH, body, idempotency_key=idempotency_key)
             )
         else:
-            data = self.transport.post(_CHAT_PATH, body, idempotency_key=idempotency_key)
-        return self._result(ChatCompletion, data, f"POST {_CHAT_PATH}", billed=True)
+            data = self.transport.post(CHAT_PATH, body, idempotency_key=idempotency_key)
+        return self._result(ChatCompletion, data, f"POST {CHAT_PATH}", billed=True)
 
     def completion(
         self,
@@ -986,9 +453,9 @@ class OpenRouterHook(BaseHook):
             default_model=self.settings.default_model if not model else None,
             conn_id=self.openrouter_conn_id,
         )
-        body = self.attribution_for(attribution, request=f"POST {_COMPLETIONS_PATH}").apply(body)
-        data = self.transport.post(_COMPLETIONS_PATH, body, idempotency_key=idempotency_key)
-        return self._result(TextCompletion, data, f"POST {_COMPLETIONS_PATH}", billed=True)
+        body = self.attribution_for(attribution, request=f"POST {COMPLETIONS_PATH}").apply(body)
+        data = self.transport.post(COMPLETIONS_PATH, body, idempotency_key=idempotency_key)
+        return self._result(TextCompletion, data, f"POST {COMPLETIONS_PATH}", billed=True)
 
     def get_credits(self) -> Credits:
         """Credits bought and used (``GET /credits``; OpenRouter requires a management key for it)."""
@@ -1004,7 +471,7 @@ class OpenRouterHook(BaseHook):
         """
         request = "GET /generation"
         if not isinstance(generation_id, str) or _coerce.unset(generation_id):
-            raise _bad("generation_id", generation_id, "a generation id such as 'gen-...'", request)
+            raise bad_argument("generation_id", generation_id, "a generation id such as 'gen-...'", request)
         return self.parse_generation(self.transport.get("/generation", {"id": generation_id.strip()}))
 
     def parse_generation(self, payload: Mapping[str, Any]) -> Generation:
@@ -1036,7 +503,7 @@ class OpenRouterHook(BaseHook):
                 hint="Pass the whole model id alone (list_model_endpoints('author/slug')), or author and "
                 "slug separately.",
             )
-        fail = _failing(request)
+        fail = failing(request)
         segments = [
             quote(_coerce.model_id_part(name, value, fail, part=name), safe="")
             for name, value in (("author", author), ("slug", slug))
@@ -1059,7 +526,7 @@ class OpenRouterHook(BaseHook):
         """
         request = "GET /models"
         params = {key: _query_value(value) for key, value in filters.items() if value is not None}
-        fail = _failing(request)
+        fail = failing(request)
         page_limit = _coerce.integer("limit", limit, fail, low=1)
         start = _coerce.integer("offset", offset, fail, low=0) or 0
         if page_limit is not None:

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import OpenRouterRequestError
-from airflow_provider_openrouter.hooks.openrouter import build_chat_request
+from airflow_provider_openrouter.hooks._requests import build_chat_request
 from airflow_provider_openrouter.operators import OpenRouterChatCompletionOperator
 
 

@@ -16,12 +16,8 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterRequestError,
 )
 from airflow_provider_openrouter.hooks import OpenRouterHook
-from airflow_provider_openrouter.hooks.openrouter import (
-    build_chat_request,
-    build_completion_request,
-    normalize_base_url,
-    settings_from_connection,
-)
+from airflow_provider_openrouter.hooks._connection import normalize_base_url, settings_from_connection
+from airflow_provider_openrouter.hooks._requests import build_chat_request, build_completion_request
 
 KEY = "sk-or-v1-1234567890abcdef1234567890abcdef"
 
@@ -459,7 +455,7 @@ def test_test_connection_reports_failure_without_the_key() -> None:
 
 
 def test_assemble_chat_stream_joins_deltas_tool_calls_and_usage() -> None:
-    from airflow_provider_openrouter.hooks.openrouter import assemble_chat_stream
+    from airflow_provider_openrouter.hooks._stream import assemble_chat_stream
     from airflow_provider_openrouter.models import ChatCompletion
 
     base = {"id": "gen-3", "object": "chat.completion.chunk", "created": 1700000000, "model": "m/x"}
@@ -808,7 +804,7 @@ RECORDED_STREAM = [
 
 
 def test_a_recorded_stream_assembles_to_the_non_streamed_answer() -> None:
-    from airflow_provider_openrouter.hooks.openrouter import assemble_chat_stream
+    from airflow_provider_openrouter.hooks._stream import assemble_chat_stream
     from airflow_provider_openrouter.models import ChatCompletion
 
     streamed = ChatCompletion.model_validate(assemble_chat_stream(RECORDED_STREAM))
@@ -855,7 +851,7 @@ def test_a_recorded_stream_assembles_to_the_non_streamed_answer() -> None:
 
 
 def test_a_streamed_refusal_and_audio_are_kept() -> None:
-    from airflow_provider_openrouter.hooks.openrouter import assemble_chat_stream
+    from airflow_provider_openrouter.hooks._stream import assemble_chat_stream
 
     body = assemble_chat_stream(
         [
