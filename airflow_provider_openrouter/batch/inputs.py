@@ -12,6 +12,13 @@ Every row becomes a :class:`BatchRow`: ``messages`` plus ``overrides`` (request 
 which win over the operator's defaults). A row without ``custom_id`` gets ``row-<n>``, ``n`` counting rows
 from 1 in input order (blank JSONL lines are not rows), so the id is stable as long as the input is.
 
+A batch of ``endpoint="embeddings"`` rows (:data:`EMBEDDINGS`) reads a row as one input to embed: a string
+(the text), a list of token ids, or an object with an optional ``custom_id`` and exactly one of ``input`` (a
+string, token ids or one ``{"content": [parts]}`` object; the other keys are per-row request fields such as
+``dimensions``) or ``body`` (a full ``/v1/embeddings`` request body). The input is the row's ``input``;
+``messages`` is empty. One row is one vector: a list of texts is refused (give each its own row).
+:func:`embedding_body` builds such a row's request body.
+
 Invariants: the file is never read whole (one line at a time); a row index is the row's position among all
 rows of the input, also when only one shard's rows are yielded; every error names where the bad row is.
 """
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.batch.errors import BatchInputError
+from airflow_provider_openrouter.embeddings import build_embeddings_request
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -33,6 +41,12 @@ if TYPE_CHECKING:
 # Keys that describe an OpenAI-style batch file line around `body`; accepted and not sent.
 _ENVELOPE_KEYS = frozenset({"custom_id", "method", "url", "body"})
 _CHAT_URLS = frozenset({"/v1/chat/completions", "/chat/completions", "/api/v1/chat/completions"})
+_EMBEDDINGS_URLS = frozenset({"/v1/embeddings", "/embeddings", "/api/v1/embeddings"})
+
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
+ENDPOINTS = (CHAT, EMBEDDINGS)
+"""What a batch runs: chat completions (``/chat/completions``) or embeddings (``/embeddings``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +54,8 @@ class BatchRow:
     """One normalised input row.
 
     ``index`` is the 0-based position among all rows of the input; ``where`` says where the row came from
-    (``line 12 of s3://b/in.jsonl`` or ``inputs[3]``) for error messages.
+    (``line 12 of s3://b/in.jsonl`` or ``inputs[3]``) for error messages. ``input`` is the input of an
+    embeddings row (``None`` for a chat row).
     """
 
     index: int
@@ -48,6 +63,7 @@ class BatchRow:
     messages: list[dict[str, Any]]
     overrides: dict[str, Any]
     where: str
+    input: Any = None
 
 
 class InputSource(Protocol):
@@ -220,8 +236,11 @@ def _from_object(index: int, where: str, value: dict[str, Any]) -> BatchRow:
             )
         url = value.get("url")
         if url is not None and url not in _CHAT_URLS:
+            hint = (
+                " (set endpoint='embeddings' to run /v1/embeddings rows)" if url in _EMBEDDINGS_URLS else ""
+            )
             raise BatchInputError(
-                f"Input row at {where} targets url {url!r}; this operator only runs chat completions."
+                f"Input row at {where} targets url {url!r}; this batch only runs chat completions{hint}."
             )
         body = value["body"]
         if not isinstance(body, dict):
@@ -240,8 +259,86 @@ def _from_object(index: int, where: str, value: dict[str, Any]) -> BatchRow:
     return BatchRow(index, custom_id, messages, overrides, where)
 
 
-def normalise_row(index: int, where: str, value: Any) -> BatchRow:
-    """Normalise one parsed row; raise :class:`BatchInputError` naming ``where`` if it has no known shape."""
+def _embedding_input(value: Any, where: str) -> str | list[Any]:
+    """One input to embed: text, token ids, or one ``{"content": [parts]}`` object (sent as a list of one)."""
+    if isinstance(value, str):
+        if _coerce.unset(value):
+            raise BatchInputError(
+                f"Input row at {where} has no input (got {_coerce.shown(value)}). Give the text to embed; "
+                "if a template fills it in, check the value it reads (a missing one renders as 'None')."
+            )
+        return value
+    if isinstance(value, list) and value and all(type(item) is int for item in value):
+        return value
+    if isinstance(value, dict):
+        parts = value.get("content")
+        if isinstance(parts, list) and parts and all(isinstance(part, dict) for part in parts):
+            return [value]
+    if isinstance(value, list) and len(value) == 1:
+        return _embedding_input(value[0], where)
+    raise BatchInputError(
+        f"Input row at {where} has an input that is not one text, one list of token ids or one "
+        f"{{'content': [...]}} object ({_coerce.shown(value)}). A row is one vector: give each text its "
+        "own row."
+    )
+
+
+def _embedding_row(index: int, where: str, value: Any) -> BatchRow:
+    if isinstance(value, str | list):
+        return BatchRow(index, f"row-{index + 1}", [], {}, where, _embedding_input(value, where))
+    if not isinstance(value, dict):
+        raise BatchInputError(
+            f"Input row at {where} is a JSON {type(value).__name__}; an embeddings row is a text, token ids, "
+            "or an object with 'input' or 'body'."
+        )
+    custom_id = _custom_id(value.get("custom_id"), index, where)
+    shapes = [key for key in ("input", "body") if key in value]
+    if len(shapes) != 1:
+        found = " and ".join(shapes) if shapes else "none of them"
+        chat = " ('prompt' and 'messages' are chat rows)" if "prompt" in value or "messages" in value else ""
+        raise BatchInputError(
+            f"Input row at {where} must have exactly one of 'input' or 'body' (found {found}){chat}."
+        )
+    if shapes[0] == "input":
+        overrides = {key: item for key, item in value.items() if key not in ("custom_id", "input")}
+        return BatchRow(index, custom_id, [], overrides, where, _embedding_input(value["input"], where))
+    unknown = sorted(set(value) - _ENVELOPE_KEYS)
+    if unknown:
+        raise BatchInputError(
+            f"Input row at {where} has 'body' and also {unknown}; put request fields inside 'body'."
+        )
+    url = value.get("url")
+    if url is not None and url not in _EMBEDDINGS_URLS:
+        raise BatchInputError(f"Input row at {where} targets url {url!r}; this batch runs /v1/embeddings.")
+    body = value["body"]
+    if not isinstance(body, dict) or "input" not in body:
+        raise BatchInputError(f"Input row at {where} has a 'body' that is not an object with 'input'.")
+    overrides = {key: item for key, item in body.items() if key != "input"}
+    return BatchRow(index, custom_id, [], overrides, where, _embedding_input(body["input"], where))
+
+
+def embedding_body(row: BatchRow, model: str, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``/embeddings`` request body of an embeddings row: the operator's ``model`` and ``defaults``
+    (``dimensions``, ``encoding_format``, ``input_type``, ``provider``, ``user``, ``extra_body``) with the
+    row's own fields winning; a row field the builder does not name goes into the body as is. Checked by
+    :func:`~airflow_provider_openrouter.embeddings.build_embeddings_request`, so a bad field raises its
+    one-line error (the batch engine adds where the row is)."""
+    named = ("model", "dimensions", "encoding_format", "input_type", "provider", "user")
+    fields = {**(defaults or {}), **{key: item for key, item in row.overrides.items() if key in named}}
+    extra = {key: item for key, item in row.overrides.items() if key not in named}
+    chosen = fields.pop("model", None) or model
+    body = build_embeddings_request(chosen, row.input, **fields)
+    body.update(extra)
+    return body
+
+
+def normalise_row(index: int, where: str, value: Any, endpoint: str = CHAT) -> BatchRow:
+    """Normalise one parsed row; raise :class:`BatchInputError` naming ``where`` if it has no known shape.
+
+    ``endpoint`` is what the batch runs (:data:`ENDPOINTS`): an embeddings row is read as one input.
+    """
+    if endpoint == EMBEDDINGS:
+        return _embedding_row(index, where, value)
     if isinstance(value, str):
         return BatchRow(index, f"row-{index + 1}", _prompt_messages(value, where), {}, where)
     if isinstance(value, list):
@@ -254,7 +351,9 @@ def normalise_row(index: int, where: str, value: Any) -> BatchRow:
     )
 
 
-def iter_rows(source: InputSource, shard_index: int = 0, shard_count: int = 1) -> Iterator[BatchRow]:
-    """Stream the normalised rows of one shard of ``source``."""
+def iter_rows(
+    source: InputSource, shard_index: int = 0, shard_count: int = 1, endpoint: str = CHAT
+) -> Iterator[BatchRow]:
+    """Stream the normalised rows of one shard of ``source`` (``endpoint``: see :func:`normalise_row`)."""
     for index, where, value in source.raw_rows(shard_index, shard_count):
-        yield normalise_row(index, where, value)
+        yield normalise_row(index, where, value, endpoint)

@@ -15,18 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
+    INVALID_OUTPUT,
     NOT_SENT,
     OUTCOME_UNKNOWN,
     SUCCEEDED,
     record_cost,
 )
+from airflow_provider_openrouter.batch.vectors import VectorFile
 from airflow_provider_openrouter.models import Money, plain_decimal, register_with_serde
 
 BatchMode = Literal["batch_api", "concurrent"]
 
 
 class OutcomeCounts(BaseModel):
-    """Rows by outcome; the four add up to ``total``."""
+    """Rows by outcome; the five add up to ``total``. ``invalid_output``: paid answers that did not validate
+    into the run's ``output_type``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -35,6 +38,7 @@ class OutcomeCounts(BaseModel):
     failed: int = 0
     outcome_unknown: int = 0
     not_sent: int = 0
+    invalid_output: int = 0
 
 
 class TokenCounts(BaseModel):
@@ -63,7 +67,8 @@ class BatchManifest(BaseModel):
 
     ``cost`` is the exact sum (USD, Decimal) of the per-row costs OpenRouter reported, including rows finished
     by earlier attempts (``resumed_rows`` of them were read from the checkpoint, not requested again).
-    ``requests_sent`` counts the requests this attempt sent (Batch API: submissions).
+    ``requests_sent`` counts the requests this attempt sent (Batch API: submissions). ``vectors`` is where an
+    embeddings run wrote its vectors (``None`` for chat rows).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -84,6 +89,7 @@ class BatchManifest(BaseModel):
     shard_count: int = 1
     output_rows: int = 0
     output_sha256: str = ""
+    vectors: VectorFile | None = None
     timings: BatchTimings
 
     @property
@@ -103,6 +109,7 @@ class BatchManifest(BaseModel):
             "failed": self.counts.failed,
             "outcome_unknown": self.counts.outcome_unknown,
             "not_sent": self.counts.not_sent,
+            "invalid_output": self.counts.invalid_output,
             "total_tokens": self.tokens.total_tokens,
             "cost": plain_decimal(self.cost),
             "batch_ids": list(self.batch_ids),
@@ -114,7 +121,7 @@ class Tally:
     """Running totals over output records; the engine feeds it every record it writes."""
 
     def __init__(self) -> None:
-        self.outcomes = {SUCCEEDED: 0, FAILED: 0, OUTCOME_UNKNOWN: 0, NOT_SENT: 0}
+        self.outcomes = {SUCCEEDED: 0, FAILED: 0, OUTCOME_UNKNOWN: 0, NOT_SENT: 0, INVALID_OUTPUT: 0}
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.total_tokens = 0

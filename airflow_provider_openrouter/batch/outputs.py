@@ -7,8 +7,16 @@ One output line per input row, in input order::
      "tool_calls": null, "error": null, "attempts": 1}
 
 ``status`` is one of :data:`STATUSES`. ``error`` is ``null`` on success, else ``{"type", "status", "message",
-"retryable", "billed"}``. ``cost`` is the USD amount OpenRouter reported (``usage.cost``), ``null`` if none,
-written in plain decimal notation (``0.00000015``, never ``1.5e-07``), as every money amount here.
+"retryable", "billed"}``. ``invalid_output`` is a paid answer that does not validate into the run's
+``output_type``: its text, usage and cost are kept and ``error`` holds the validation errors; it counts as a
+row that did not succeed. A row validated into an ``output_type`` also has ``output``, the instance as JSON.
+
+An embeddings row (:func:`embedding_record`) has ``model``, ``generation_id``, ``usage``, ``cost``,
+``dimensions`` and, in the checkpoint, ``embedding`` (the vector); :func:`write_output` moves the vectors to
+a Parquet or JSONL file next to the output (:mod:`.vectors`), so the output lines stay small.
+
+``cost`` is the USD amount OpenRouter reported (``usage.cost``), ``null`` if none, written in plain decimal
+notation (``0.00000015``, never ``1.5e-07``), as every money amount here.
 
 Commit protocol (local paths and object stores alike):
 
@@ -38,14 +46,19 @@ from airflow_provider_openrouter.models import plain_decimal
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
+    from pydantic import BaseModel
 
+    from airflow_provider_openrouter.batch.vectors import VectorFile
+    from airflow_provider_openrouter.embeddings import Embeddings
     from airflow_provider_openrouter.models import ChatCompletion
 
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 OUTCOME_UNKNOWN: Final = "outcome_unknown"
 NOT_SENT: Final = "not_sent"
-STATUSES: Final = (SUCCEEDED, FAILED, OUTCOME_UNKNOWN, NOT_SENT)
+INVALID_OUTPUT: Final = "invalid_output"
+"""A paid answer that does not validate into the ``output_type``: kept (never resent), not a success."""
+STATUSES: Final = (SUCCEEDED, FAILED, OUTCOME_UNKNOWN, NOT_SENT, INVALID_OUTPUT)
 SENDING: Final = "sending"
 """Checkpoint-only status: the row's request is about to go out. Found without a later record on resume, it
 means the worker died with the request in flight, so the row may have been billed: it becomes
@@ -77,14 +90,24 @@ def error_info(err: BaseException) -> dict[str, Any]:
     }
 
 
-def success_record(index: int, custom_id: str, completion: ChatCompletion, attempts: int) -> dict[str, Any]:
+def success_record(
+    index: int,
+    custom_id: str,
+    completion: ChatCompletion,
+    attempts: int,
+    output_type: type[BaseModel] | None = None,
+) -> dict[str, Any]:
     """The output record of a chat completion (from /chat/completions or a Batch API result).
 
-    Money stays Decimal here; :func:`dumps_record` writes it as a JSON number.
+    With ``output_type`` (the batch's pydantic class), the answer is validated into it
+    (:func:`~airflow_provider_openrouter.structured.validate_output`): valid, the record is ``succeeded`` and
+    carries ``output`` (the instance as JSON); invalid, it is ``invalid_output`` with the validation errors
+    in ``error`` (``billed`` true) and the answer's text, usage and cost kept. Money stays Decimal here;
+    :func:`dumps_record` writes it as a JSON number.
     """
     usage = completion.usage.model_dump(exclude_none=True) if completion.usage is not None else None
     tool_calls = [call.model_dump(mode="json", exclude_none=True) for call in completion.tool_calls]
-    return {
+    record: dict[str, Any] = {
         "custom_id": custom_id,
         "index": index,
         "status": SUCCEEDED,
@@ -98,6 +121,51 @@ def success_record(index: int, custom_id: str, completion: ChatCompletion, attem
         "error": None,
         "attempts": attempts,
     }
+    if output_type is None:
+        return record
+    from airflow_provider_openrouter.structured import InvalidOutputError, validate_output
+
+    try:
+        record["output"] = validate_output(output_type, completion).model_dump(mode="json")
+    except InvalidOutputError as err:
+        record.update(status=INVALID_OUTPUT, output=None, error=error_info(err))
+    return record
+
+
+def embedding_record(index: int, custom_id: str, embeddings: Embeddings, attempts: int) -> dict[str, Any]:
+    """The record of one embedded row (from ``POST /embeddings`` or a Batch API ``/v1/embeddings`` result).
+
+    A batch row embeds one input, so the answer holds one vector; it goes into ``embedding`` (moved to the
+    vectors file when the output is written). An answer with another number of vectors was still paid for:
+    it is recorded ``failed`` with ``billed`` true and its cost, and never resent.
+    """
+    usage = embeddings.usage.model_dump(exclude_none=True) if embeddings.usage is not None else None
+    vectors = embeddings.vectors
+    record: dict[str, Any] = {
+        "custom_id": custom_id,
+        "index": index,
+        "status": SUCCEEDED,
+        "model": embeddings.model,
+        "generation_id": embeddings.id,
+        "usage": usage,
+        "cost": embeddings.cost,
+        "dimensions": len(vectors[0]) if len(vectors) == 1 else None,
+        "embedding": vectors[0] if len(vectors) == 1 else None,
+        "error": None,
+        "attempts": attempts,
+    }
+    if len(vectors) != 1:
+        record.update(
+            status=FAILED,
+            error={
+                "type": "OpenRouterResponseError",
+                "status": None,
+                "message": f"the answer holds {len(vectors)} vectors for one input row",
+                "retryable": False,
+                "billed": True,
+            },
+        )
+    return record
 
 
 def sending_record(index: int, custom_id: str) -> dict[str, Any]:
@@ -251,11 +319,13 @@ def write_commit_marker(output_path: ObjectStoragePath, manifest_json: dict[str,
 
 
 class OutputSummary:
-    """What was written: row count and SHA-256 of the bytes, for the commit marker."""
+    """What was written: row count and SHA-256 of the bytes, for the commit marker; ``vectors`` is the vectors
+    file of an embeddings run (``None`` when no row had a vector)."""
 
     def __init__(self) -> None:
         self.rows = 0
         self.bytes = 0
+        self.vectors: VectorFile | None = None
         self._digest = hashlib.sha256()
 
     def add(self, data: bytes) -> None:
@@ -269,20 +339,33 @@ class OutputSummary:
 
 
 def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any]]) -> OutputSummary:
-    """Write ``records`` as JSONL to a partial file, then move it onto ``output_path`` in one step."""
+    """Write ``records`` as JSONL to a partial file, then move it onto ``output_path`` in one step.
+
+    A record's ``embedding`` goes to the vectors file next to the output (``<output>.vectors.parquet``, or
+    ``.vectors.jsonl`` without pyarrow), which is published before the output, so a committed output always
+    has its vectors; ``summary.vectors`` says where they are.
+    """
+    from airflow_provider_openrouter.batch.vectors import VectorWriter, batch_vector_path
+
     summary = OutputSummary()
     partial = sibling(output_path, f".partial-{secrets.token_hex(4)}")
+    vectors = VectorWriter(*batch_vector_path(output_path))
     try:
         with partial.open("wb") as handle:
             for record in records:
+                vector = record.pop("embedding", None)
+                if vector is not None:
+                    vectors.add({**record, "embedding": vector})
                 data = dumps_record(record)
                 handle.write(data)
                 summary.add(data)
             if is_local(partial):
                 handle.flush()
                 os.fsync(handle.fileno())
+        summary.vectors = vectors.commit()
         publish(partial, output_path)
     except BaseException:
+        vectors.abort()
         if partial.exists():
             partial.unlink()
         raise
