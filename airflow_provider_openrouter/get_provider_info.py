@@ -61,6 +61,12 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "task-decorators": [
+            {
+                "name": "openrouter",
+                "class-name": "airflow_provider_openrouter.decorators.openrouter.openrouter_task",
+            }
+        ],
         "sensors": [
             {
                 "integration-name": "OpenRouter",
