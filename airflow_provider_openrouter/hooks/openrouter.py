@@ -65,6 +65,7 @@ from airflow_provider_openrouter.models import (
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
+    from airflow_provider_openrouter.embeddings import EmbeddingModelList, Embeddings
     from airflow_provider_openrouter.transport import (
         AsyncOpenRouterTransport,
         OpenRouterTransport,
@@ -618,3 +619,70 @@ class OpenRouterHook(BaseHook):
                 generation_id=generation_id,
                 billed=billed,
             ) from None
+
+    # --- embeddings (airflow_provider_openrouter.embeddings) ----------------------------------------------
+
+    def embeddings(
+        self,
+        model: str | None = None,
+        input: str | Sequence[Any] | None = None,
+        *,
+        dimensions: int | str | None = None,
+        encoding_format: str | None = None,
+        input_type: str | None = None,
+        provider: Mapping[str, Any] | str | None = None,
+        user: str | None = None,
+        extra_body: Mapping[str, Any] | str | None = None,
+        idempotency_key: str | None = None,
+        attribution: bool | Mapping[str, Any] | str | None = None,
+    ) -> Embeddings:
+        """Embed ``input`` (``POST /embeddings``, billable) and return the typed vectors, usage and cost.
+
+        Arguments as :func:`~airflow_provider_openrouter.embeddings.build_embeddings_request` (checked before
+        anything is sent; a missing ``model`` falls back to the connection's ``default_model``);
+        ``attribution`` as in :meth:`chat_completion`.
+        """
+        from airflow_provider_openrouter.embeddings import EMBEDDINGS_PATH, build_embeddings_request
+
+        body = build_embeddings_request(
+            model,
+            input,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            input_type=input_type,
+            provider=provider,
+            user=user,
+            extra_body=extra_body,
+            default_model=self.settings.default_model if not model else None,
+            conn_id=self.openrouter_conn_id,
+        )
+        body = self.attribution_for(attribution, request=f"POST {EMBEDDINGS_PATH}").apply(body)
+        return self.send_embeddings_request(body, idempotency_key=idempotency_key)
+
+    def send_embeddings_request(
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Embeddings:
+        """POST a body built by ``build_embeddings_request`` (the batch engine's per-row call for
+        ``endpoint="embeddings"``)."""
+        from airflow_provider_openrouter.embeddings import EMBEDDINGS_PATH, Embeddings
+
+        data = self.transport.post(EMBEDDINGS_PATH, body, idempotency_key=idempotency_key)
+        return self._result(Embeddings, data, f"POST {EMBEDDINGS_PATH}", billed=True)
+
+    def list_embedding_models(
+        self, *, limit: int | str | None = None, offset: int | str | None = None
+    ) -> EmbeddingModelList:
+        """The embedding models (``GET /embeddings/models``; ``GET /models`` leaves them out)."""
+        from airflow_provider_openrouter.embeddings import EMBEDDING_MODELS_PATH, EmbeddingModelList
+
+        request = f"GET {EMBEDDING_MODELS_PATH}"
+        fail = failing(request)
+        params = {
+            name: value
+            for name, value in (
+                ("limit", _coerce.integer("limit", limit, fail, low=1)),
+                ("offset", _coerce.integer("offset", offset, fail, low=0)),
+            )
+            if value is not None
+        }
+        return self._result(EmbeddingModelList, self.transport.get(EMBEDDING_MODELS_PATH, params), request)
