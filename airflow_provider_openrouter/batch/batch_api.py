@@ -18,6 +18,17 @@ land another batch's rows.
 
 Landing: results come inline from ``GET /batches/{id}`` once the batch is terminal (there is no file
 endpoint). Each result becomes an output record in the checkpoint, so a landing interrupted half-way resumes.
+A chat result is validated into the run's ``output_type`` when it has one (``invalid_output`` when it does not
+fit); an embeddings result (``endpoint="embeddings"``: the batch runs ``/v1/embeddings``) becomes an
+:func:`~.outputs.embedding_record`.
+
+Budget: with a ledger (:mod:`airflow_provider_openrouter.budget`), every row of a chunk is reserved (its
+request's worst case) before the chunk's ``POST /batches``, in input order; the chunk is cut at the first row
+that does not fit, and that row and every later one are not submitted (the output records them
+``not_sent``; :attr:`BatchApiClient.budget_stop` says why). The reservations are kept in the state file, so
+the landing, on another worker after the wait, settles each row with its result's cost, releases the rows
+that never ran (not billed), and keeps those whose outcome is unknown for the cost audit. A submission
+OpenRouter refuses releases its chunk's reservations.
 """
 
 from __future__ import annotations
@@ -37,15 +48,29 @@ from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob, canonical_json
 from airflow_provider_openrouter.batch.errors import BatchStateError
-from airflow_provider_openrouter.batch.inputs import BatchRow
-from airflow_provider_openrouter.batch.outputs import FAILED, failure_record, publish, sibling, success_record
+from airflow_provider_openrouter.batch.inputs import CHAT, EMBEDDINGS, BatchRow
+from airflow_provider_openrouter.batch.outputs import (
+    FAILED,
+    embedding_record,
+    failure_record,
+    publish,
+    record_cost,
+    sibling,
+    success_record,
+)
+from airflow_provider_openrouter.embeddings import Embeddings
 from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.models import ChatCompletion
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
+    from pydantic import BaseModel
 
-BATCH_ENDPOINT = "/v1/chat/completions"
+    from airflow_provider_openrouter.budget.ledger import BudgetLedger
+
+BATCH_ENDPOINTS = {CHAT: "/v1/chat/completions", EMBEDDINGS: "/v1/embeddings"}
+"""The Batch API ``endpoint`` of each batch endpoint (:data:`~.inputs.ENDPOINTS`)."""
+BATCH_ENDPOINT = BATCH_ENDPOINTS[CHAT]
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 STATE_SUFFIX = ".batches.json"
 STATE_VERSION = 1
@@ -84,6 +109,8 @@ class ChunkState:
     batch_id: str | None = None
     submitted_at: float | None = None
     landed: bool = False
+    reservations: dict[str, list[Any]] = field(default_factory=dict)
+    """custom_id -> [reservation id, period, amount in units] of each row's budget reservation."""
 
 
 @dataclass
@@ -96,6 +123,7 @@ class BatchApiState:
     all_submitted: bool = False
     mode_reason: str = ""
     submit_seconds: float = 0.0
+    budget_stop: str | None = None
 
     @property
     def batch_ids(self) -> list[str]:
@@ -113,6 +141,7 @@ class BatchApiState:
             all_submitted=bool(data.get("all_submitted")),
             mode_reason=str(data.get("mode_reason", "")),
             submit_seconds=float(data.get("submit_seconds", 0.0)),
+            budget_stop=data.get("budget_stop"),
         )
 
 
@@ -180,7 +209,12 @@ def _chunks(
 
 
 class BatchApiClient:
-    """Submits, re-attaches and lands the batches of one :class:`BatchJob`."""
+    """Submits, re-attaches and lands the batches of one :class:`BatchJob`.
+
+    ``endpoint`` is what the rows run (``"chat"`` or ``"embeddings"``); ``output_type`` validates chat
+    results (``invalid_output`` rows); ``ledger`` (an open budget ledger) reserves each submitted row's worst
+    case and settles it on landing. Pass the same three to the client that lands as to the one that submits.
+    """
 
     def __init__(
         self,
@@ -191,6 +225,9 @@ class BatchApiClient:
         max_bytes: int = DEFAULT_MAX_BYTES,
         provider: dict[str, Any] | None = None,
         log: Log,
+        endpoint: str = CHAT,
+        output_type: type[BaseModel] | None = None,
+        ledger: BudgetLedger | None = None,
     ) -> None:
         self.job = job
         self.transport = transport
@@ -198,6 +235,9 @@ class BatchApiClient:
         self.max_bytes = max_bytes
         self.provider = provider
         self.log = log
+        self.endpoint = endpoint
+        self.output_type = output_type
+        self.ledger = ledger
         self.requests_sent = 0
         scan = job.scanned
         self.state = load_state(job.spec.output_path, scan.identity, job.spec.model)
@@ -227,10 +267,15 @@ class BatchApiClient:
                 if not any(first <= row.index <= last for first, last in in_flight)
             )
             first_number = max((entry.chunk for entry in self.state.chunks), default=-1) + 1
+            self.state.budget_stop = None
             for chunk in _chunks(self.job, rows, first_number, self.max_requests, self.max_bytes):
-                self._submit(chunk)
-                if on_submitted is not None:
-                    on_submitted(self.state.batch_ids)
+                reservations = self._reserve(chunk)
+                if chunk.rows:
+                    self._submit(chunk, reservations)
+                    if on_submitted is not None:
+                        on_submitted(self.state.batch_ids)
+                if self.state.budget_stop is not None:
+                    break
             self.state.all_submitted = True
             self._save()
         return self.state.batch_ids
@@ -256,18 +301,67 @@ class BatchApiClient:
         self.state.submit_seconds = submit_seconds
         self._save()
 
-    def _submit(self, chunk: _Chunk) -> None:
+    @property
+    def budget_stop(self) -> str | None:
+        """Why rows were left unsubmitted (the budget ran out), or ``None``; kept across the wait."""
+        return self.state.budget_stop
+
+    def _reserve(self, chunk: _Chunk) -> dict[str, list[Any]]:
+        """Reserve each row's worst case in input order; cut ``chunk`` at the first row that does not fit.
+
+        The rows cut off are not submitted (they end ``not_sent``); ``state.budget_stop`` records why.
+        """
+        if self.ledger is None:
+            return {}
+        from airflow_provider_openrouter.budget import BudgetExhaustedError
+
+        reservations: dict[str, list[Any]] = {}
+        for position, request in enumerate(chunk.requests):
+            try:
+                held = self.ledger.reserve(request["body"])
+            except BudgetExhaustedError as err:
+                self.state.budget_stop = str(err)
+                self.log.warning(
+                    "budget: %d of the chunk's %d rows fit; the rest of this run's rows are not submitted "
+                    "(%s)",
+                    position,
+                    len(chunk.rows),
+                    err,
+                )
+                del chunk.rows[position:], chunk.requests[position:]
+                break
+            reservations[request["custom_id"]] = [held.reservation_id, held.period, held.amount_units]
+        return reservations
+
+    def _reservation(self, entry: ChunkState, custom_id: str) -> Any:
+        """The budget reservation of a submitted row, rebuilt from the state file (``None`` without one)."""
+        held = entry.reservations.get(custom_id)
+        if self.ledger is None or held is None:
+            return None
+        from airflow_provider_openrouter.budget.ledger import Reservation
+
+        reservation_id, period, units = held
+        return Reservation(self.ledger, reservation_id, period, units, self.job.spec.model)
+
+    def _release_all(self, entry: ChunkState) -> None:
+        for custom_id in entry.reservations:
+            reservation = self._reservation(entry, custom_id)
+            if reservation is not None:
+                reservation.release()
+
+    def _submit(self, chunk: _Chunk, reservations: dict[str, list[Any]]) -> None:
         entry = ChunkState(
             chunk=chunk.number,
             first_index=chunk.rows[0].index,
             last_index=chunk.rows[-1].index,
             rows=len(chunk.rows),
             intent_at=time.time(),
+            reservations=reservations,
         )
         self.state.chunks.append(entry)
         self._save()
         body: dict[str, Any] = {
-            "endpoint": BATCH_ENDPOINT,
+            "endpoint": BATCH_ENDPOINTS[self.endpoint],
             "model": self.job.spec.model,
             "requests": chunk.requests,
             "completion_window": "24h",
@@ -285,6 +379,7 @@ class BatchApiClient:
         except OpenRouterError as err:
             if err.billed is False:
                 # OpenRouter answered with an error, so no batch exists: drop the intent; a retry submits.
+                self._release_all(entry)
                 self.state.chunks.remove(entry)
                 self._save()
                 raise
@@ -417,9 +512,16 @@ class BatchApiClient:
         for row in chunk_rows:
             if not checkpoint.needs_sending(row.index, resend_unknown=resend_unknown):
                 continue  # recorded by an earlier landing of this chunk
-            checkpoint.record(
-                _result_record(row, results.get(row.custom_id), batch_error, entry.batch_id or "")
+            record = _result_record(
+                row,
+                results.get(row.custom_id),
+                batch_error,
+                entry.batch_id or "",
+                endpoint=self.endpoint,
+                output_type=self.output_type,
             )
+            checkpoint.record(record)
+            _close_reservation(self._reservation(entry, row.custom_id), record)
             landed += 1
         entry.landed = True
         self._save()
@@ -437,8 +539,28 @@ class BatchApiClient:
             )
 
 
+def _close_reservation(reservation: Any, record: dict[str, Any]) -> None:
+    """Settle a landed row's reservation with its cost, release it when the row provably was not billed,
+    and keep it (for the cost audit) otherwise."""
+    if reservation is None:
+        return
+    error = record.get("error") or {}
+    if record.get("cost") is not None:
+        reservation.settle(record_cost(record), record.get("generation_id"))
+    elif error.get("billed") is False:
+        reservation.release()
+    else:
+        reservation.keep(record.get("generation_id"))
+
+
 def _result_record(
-    row: BatchRow, result: dict[str, Any] | None, batch_error: str, batch_id: str
+    row: BatchRow,
+    result: dict[str, Any] | None,
+    batch_error: str,
+    batch_id: str,
+    *,
+    endpoint: str = CHAT,
+    output_type: type[BaseModel] | None = None,
 ) -> dict[str, Any]:
     if result is None:  # the batch failed, expired or was cancelled before this request ran: not billed
         error = {
@@ -451,18 +573,22 @@ def _result_record(
         return failure_record(row.index, row.custom_id, FAILED, error, 1)
     response = result.get("response")
     if isinstance(response, dict) and isinstance(response.get("body"), dict) and not result.get("error"):
+        expected = Embeddings if endpoint == EMBEDDINGS else ChatCompletion
         try:
-            completion = ChatCompletion.model_validate(response["body"])
+            answer = expected.model_validate(response["body"])
         except ValidationError as err:
+            kind = "an embeddings list" if endpoint == EMBEDDINGS else "a chat completion"
             error = {
                 "type": "OpenRouterResponseError",
                 "status": response.get("status_code"),
-                "message": f"{batch_id}: the result body is not a chat completion ({err.errors()[0]['msg']})",
+                "message": f"{batch_id}: the result body is not {kind} ({err.errors()[0]['msg']})",
                 "retryable": False,
                 "billed": True,
             }
             return failure_record(row.index, row.custom_id, FAILED, error, 1)
-        return success_record(row.index, row.custom_id, completion, 1)
+        if isinstance(answer, Embeddings):
+            return embedding_record(row.index, row.custom_id, answer, 1)
+        return success_record(row.index, row.custom_id, answer, 1, output_type)
     error_body = result.get("error") or {}
     error_type = error_body.get("error_type") or error_body.get("type")
     error = {
