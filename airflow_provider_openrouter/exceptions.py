@@ -42,7 +42,6 @@ __all__ = [
     "OpenRouterTimeoutError",
     "OpenRouterUpstreamError",
     "error_from_event",
-    "may_resend",
     "scrub",
 ]
 
@@ -503,28 +502,3 @@ def error_from_event(payload: Mapping[str, Any]) -> OpenRouterError:
     if issubclass(cls, OpenRouterRateLimitError):
         kwargs["retry_after"] = payload.get("retry_after")
     return cls(str(payload.get("message") or ""), **kwargs)
-
-
-def may_resend(error: BaseException, *, retry_ambiguous: bool = False) -> bool:
-    """OpenRouter's billing contract in one place: may the billable request that failed with ``error`` be
-    sent again (by the transport, the batch engine or an Airflow retry)?
-
-    * never sent (:class:`OpenRouterConnectionError`): yes;
-    * answered with OpenRouter's error envelope (``billed is False``): zero-completion insurance charged
-      nothing, so as its status allows: 408, 429 and 5xx yes, other statuses no;
-    * lost (``billed is None``: read timeout, reset, truncated or non-JSON body, proxy page, 524, a stream cut
-      off): only when the connection's ``retry_ambiguous`` accepts paying twice.
-    """
-    if not isinstance(error, OpenRouterError):
-        return False
-    if isinstance(error, OpenRouterConnectionError):
-        return True
-    if error.billed is None:
-        return retry_ambiguous and (error.retryable or isinstance(error, OpenRouterOutcomeUnknownError))
-    status = error.status
-    return (
-        error.billed is False
-        and error.retryable
-        and status is not None
-        and (status in (408, 429) or 500 <= status < 600)
-    )

@@ -33,10 +33,10 @@ anything else                                          task's  Airflow's standar
 =====================================================  ======  ==============================================
 
 A RETRY rule follows the billing contract the transport follows
-(:func:`~airflow_provider_openrouter.exceptions.may_resend`): an error OpenRouter answered with its JSON
-envelope, with an error status or inside a 200, cost nothing (zero-completion insurance) and is retried when
-its status allows (408, 429, 5xx). A RETRY becomes FAIL when the exception says a retry cannot help
-(``retryable`` is false) or that its request may already have been billed (``billed is None``: a 524 or a
+(:func:`~airflow_provider_openrouter.transport.billing_rules.may_resend`): an error OpenRouter answered with
+its JSON envelope, with an error status or inside a 200, cost nothing (zero-completion insurance) and is
+retried when its status allows (408, 429, 5xx). A RETRY becomes FAIL when the exception says a retry cannot
+help (``retryable`` is false) or that its request may already have been billed (``billed is None``: a 524 or a
 lost answer to a chat or text completion), unless the policy was built with ``retry_ambiguous=True``. The
 transport has already retried what was safe to retry inside the attempt, so a task-level retry is the slow,
 second line of defence.
@@ -66,8 +66,8 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterResponseError,
     OpenRouterTimeoutError,
     OpenRouterUpstreamError,
-    may_resend,
 )
+from airflow_provider_openrouter.transport.billing_rules import may_resend
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -87,9 +87,10 @@ if ExceptionRetryPolicy is not None:
 
         * a 429's ``retry_after`` (seconds, from the server) lengthens the delay when it is longer than the
           rule's;
-        * a RETRY rule becomes FAIL unless :func:`~airflow_provider_openrouter.exceptions.may_resend` allows
-          it: not when ``retryable`` is false, nor when the request may have been billed (``billed is None``)
-          and ``retry_ambiguous`` is false.
+        * a RETRY rule becomes FAIL unless
+          :func:`~airflow_provider_openrouter.transport.billing_rules.may_resend` allows it: not when
+          ``retryable`` is false, nor when the request may have been billed (``billed is None``) and
+          ``retry_ambiguous`` is false.
         """
 
         def __init__(

@@ -1,0 +1,152 @@
+"""The asynchronous client (``httpx``) for triggers and the batch engine: the sync client's settings, headers,
+limiter, retry rules and error mapping on an event loop. ``httpx`` is imported when a client is built."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from airflow_provider_openrouter.exceptions import (
+    OpenRouterConnectionError,
+    OpenRouterError,
+    OpenRouterOutcomeUnknownError,
+)
+from airflow_provider_openrouter.transport._base import TransportBase, retrying_kwargs
+from airflow_provider_openrouter.transport._settings import POOL_MAXSIZE, TransportSettings
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["AsyncOpenRouterTransport"]
+
+
+class AsyncOpenRouterTransport(TransportBase):
+    """The asynchronous twin for triggers: ``httpx.AsyncClient``, same settings, headers, limiter, retry
+    rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`."""
+
+    def __init__(
+        self,
+        settings: TransportSettings,
+        *,
+        retry_wait: tenacity.wait.wait_base | None = None,
+        tenacity_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        import httpx
+
+        super().__init__(settings)
+        headers = _latin1_headers(settings.headers())
+        if headers is None:
+            raise self._refused_before_sending(None, None, "UnicodeEncodeError")
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(max_connections=POOL_MAXSIZE, max_keepalive_connections=POOL_MAXSIZE),
+        )
+        self._kwargs = {
+            billable: retrying_kwargs(
+                settings, billable=billable, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs
+            )
+            for billable in (True, False)
+        }
+
+    async def __aenter__(self) -> AsyncOpenRouterTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return await self._send("GET", path, params, None, None, False)
+
+    async def delete(self, path: str) -> dict[str, Any]:
+        return await self._send("DELETE", path, None, None, None, False)
+
+    async def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        billable: bool = True,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex} if billable else None
+        return await self._send("POST", path, None, body, headers, billable)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        billable: bool,
+    ) -> dict[str, Any]:
+        retrying = tenacity.AsyncRetrying(**self._kwargs[billable])
+        result: dict[str, Any] = await retrying(self._attempt, method, path, params, body, headers, billable)
+        return result
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        billable: bool,
+    ) -> dict[str, Any]:
+        import httpx
+
+        if self.bucket is not None:
+            await self.bucket.acquire_async()
+        try:
+            response: httpx.Response = await self._client.request(
+                method,
+                self.base_url + path,
+                params=_httpx_params(params),
+                json=body,
+                headers=headers,
+            )
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as error:
+            refused = type(error).__name__
+        except httpx.TransportError as error:
+            raise self._transport_error(error, f"{method} {path}") from None
+        else:
+            return self._check(
+                response.status_code, response.headers, response.content, method, path, billable
+            )
+        # Raised outside the handler: the library's error quotes the header (the key) and must not be chained.
+        raise self._refused_before_sending(f"{method} {path}", headers, refused)
+
+    def _transport_error(self, error: httpx.TransportError, request: str) -> OpenRouterError:
+        """httpx failures, mapped like the sync transport's: never sent, or sent with the outcome unknown."""
+        import httpx
+
+        common = self._error_kwargs(request)
+        never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+        if isinstance(error, never_sent):
+            return OpenRouterConnectionError(f"{type(error).__name__} to {self.base_url}: {error}", **common)
+        if isinstance(error, httpx.TimeoutException):
+            message = f"no answer within {self.settings.timeout:g} s ({type(error).__name__})"
+            return OpenRouterOutcomeUnknownError(message, **common)
+        return OpenRouterOutcomeUnknownError(
+            f"connection lost after sending ({type(error).__name__}: {error})", **common
+        )
+
+
+def _latin1_headers(headers: Mapping[str, str]) -> dict[bytes, bytes] | None:
+    """The headers as bytes, or None when one cannot be encoded (the codec's error holds the whole value, so
+    it is dropped here). As bytes because httpx encodes str headers as ASCII, requests as Latin-1."""
+    try:
+        return {name.encode(): value.encode("latin-1") for name, value in headers.items()}
+    except UnicodeEncodeError:
+        return None
+
+
+def _httpx_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return {key: value for key, value in params.items() if value is not None} if params else None
