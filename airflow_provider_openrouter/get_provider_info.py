@@ -49,6 +49,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_openrouter.operators.batch",
                     "airflow_provider_openrouter.operators.cost_audit",
                     "airflow_provider_openrouter.operators.catalog",
+                    "airflow_provider_openrouter.operators.embeddings",
                 ],
             }
         ],
