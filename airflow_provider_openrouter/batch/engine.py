@@ -78,6 +78,8 @@ class BatchSpec:
     resend_unknown: bool = False
     checkpoint_dir: Path | None = None
     attribute: Attribute | None = None
+    endpoint: str = "chat"
+    """What the rows run: ``"chat"`` or ``"embeddings"`` (:data:`~.inputs.ENDPOINTS`)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class BatchJob:
     # -- pass 1 ------------------------------------------------------------------------------------------
 
     def rows(self) -> Iterator[BatchRow]:
-        return iter_rows(self.spec.source, self.spec.shard_index, self.spec.shard_count)
+        return iter_rows(self.spec.source, self.spec.shard_index, self.spec.shard_count, self.spec.endpoint)
 
     def body(self, row: BatchRow) -> dict[str, Any]:
         """The row's request body; a row the builder refuses becomes an error naming the row."""
@@ -181,7 +183,8 @@ class BatchJob:
                 )
 
     def _refuse_empty(self) -> None:
-        if self.spec.shard_count > 1 and next(iter_rows(self.spec.source), None) is not None:
+        first = next(iter_rows(self.spec.source, endpoint=self.spec.endpoint), None)
+        if self.spec.shard_count > 1 and first is not None:
             return  # more shards than rows: this shard is legitimately empty
         raise BatchInputError(
             f"The input {self.spec.source.description} has no rows. Give at least one prompt, message list "
@@ -346,6 +349,7 @@ class BatchJob:
             shard_count=self.spec.shard_count,
             output_rows=summary.rows,
             output_sha256=summary.sha256,
+            vectors=summary.vectors,
             timings=BatchTimings(
                 started_at=self.started_at,
                 finished_at=finished_at,
