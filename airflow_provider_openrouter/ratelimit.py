@@ -96,16 +96,6 @@ class TokenBucket:
             if self._slot_still_valid(slot):
                 return waited
 
-    def try_acquire(self) -> bool:
-        """Take a token if one is available now; never blocks, books nothing when it says no."""
-        with self._lock:
-            now = self._clock()
-            tat = max(self._tat, now, self._paused_until + self._tolerance)
-            if tat - self._tolerance > now:
-                return False
-            self._tat = tat + self.interval
-            return True
-
     def pause_until(self, deadline: float) -> None:
         """Let no request through before the monotonic time ``deadline`` (e.g. a 429's reset).
 

@@ -31,7 +31,6 @@ class AsyncOpenRouterTransport(TransportBase):
         self,
         settings: TransportSettings,
         *,
-        retry_wait: tenacity.wait.wait_base | None = None,
         tenacity_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         import httpx
@@ -46,9 +45,7 @@ class AsyncOpenRouterTransport(TransportBase):
             limits=httpx.Limits(max_connections=POOL_MAXSIZE, max_keepalive_connections=POOL_MAXSIZE),
         )
         self._kwargs = {
-            billable: retrying_kwargs(
-                settings, billable=billable, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs
-            )
+            billable: retrying_kwargs(settings, billable=billable, tenacity_kwargs=tenacity_kwargs)
             for billable in (True, False)
         }
 
@@ -63,9 +60,6 @@ class AsyncOpenRouterTransport(TransportBase):
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return await self._send("GET", path, params, None, None, False)
-
-    async def delete(self, path: str) -> dict[str, Any]:
-        return await self._send("DELETE", path, None, None, None, False)
 
     async def post(
         self,

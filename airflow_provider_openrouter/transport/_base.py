@@ -68,7 +68,6 @@ def retrying_kwargs(
     settings: TransportSettings,
     *,
     billable: bool,
-    retry_wait: tenacity.wait.wait_base | None,
     tenacity_kwargs: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     if tenacity_kwargs and "retry" in tenacity_kwargs:
@@ -85,7 +84,7 @@ def retrying_kwargs(
         "retry": tenacity.retry_if_exception(decide),
         "stop": tenacity.stop_after_attempt(max(0, settings.max_retries) + 1)
         | tenacity.stop_before_delay(max(0.0, settings.max_retry_wait)),
-        "wait": retry_wait or wait_retry_after_or_backoff(),
+        "wait": wait_retry_after_or_backoff(),
         "before_sleep": _log_retry,
         "reraise": True,
     }

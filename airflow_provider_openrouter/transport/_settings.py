@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.exceptions import OpenRouterConfigurationError
+from airflow_provider_openrouter.ratelimit import DEFAULT_REQUESTS_PER_MINUTE
 
 __all__ = ["POOL_MAXSIZE", "USER_AGENT", "TransportSettings", "header_value_problem"]
 
@@ -28,7 +29,7 @@ class TransportSettings:
     connect_timeout: float = 10.0
     max_retries: int = 5
     max_retry_wait: float = 300.0
-    requests_per_minute: float | None = 100.0
+    requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE
     retry_ambiguous: bool = False
     default_model: str | None = None
 

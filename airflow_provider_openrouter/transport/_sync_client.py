@@ -62,7 +62,6 @@ class OpenRouterTransport(TransportBase):
     """Synchronous OpenRouter client: one pooled ``requests.Session`` shared by every thread using it.
 
     :param settings: connection settings.
-    :param retry_wait: a tenacity wait replacing the default (Retry-After, else backoff with jitter).
     :param tenacity_kwargs: further ``tenacity.Retrying`` arguments (``stop``, ``wait``, ``before_sleep``,
         ...), as apache-airflow-providers-http's ``tenacity_kwargs``; ``retry`` follows the billing rules.
     :param pool_maxsize: connections kept per host: the number of threads that share this transport (a
@@ -74,7 +73,6 @@ class OpenRouterTransport(TransportBase):
         self,
         settings: TransportSettings,
         *,
-        retry_wait: tenacity.wait.wait_base | None = None,
         tenacity_kwargs: Mapping[str, Any] | None = None,
         pool_maxsize: int | None = None,
     ) -> None:
@@ -97,12 +95,10 @@ class OpenRouterTransport(TransportBase):
             session.verify = ca_bundle
         self._session = session
         self._retry_billable = tenacity.Retrying(
-            **retrying_kwargs(settings, billable=True, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs)
+            **retrying_kwargs(settings, billable=True, tenacity_kwargs=tenacity_kwargs)
         )
         self._retry_idempotent = tenacity.Retrying(
-            **retrying_kwargs(
-                settings, billable=False, retry_wait=retry_wait, tenacity_kwargs=tenacity_kwargs
-            )
+            **retrying_kwargs(settings, billable=False, tenacity_kwargs=tenacity_kwargs)
         )
 
     def __repr__(self) -> str:
@@ -120,10 +116,6 @@ class OpenRouterTransport(TransportBase):
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """GET ``path`` (relative to the base URL); retried as an idempotent request."""
         return self._retry_idempotent(self._attempt, "GET", path, params, None, None, False)
-
-    def delete(self, path: str) -> dict[str, Any]:
-        """DELETE ``path``; retried as an idempotent request."""
-        return self._retry_idempotent(self._attempt, "DELETE", path, None, None, None, False)
 
     def post(
         self,

@@ -233,7 +233,7 @@ def _transport(port: int) -> OpenRouterTransport:
     settings = TransportSettings(
         "tls", f"https://127.0.0.1:{port}/api/v1", "sk-or-v1-tls", max_retries=3, requests_per_minute=0
     )
-    return OpenRouterTransport(settings, retry_wait=tenacity.wait_none())
+    return OpenRouterTransport(settings, tenacity_kwargs={"wait": tenacity.wait_none()})
 
 
 @pytest.mark.parametrize("stream", [False, True])

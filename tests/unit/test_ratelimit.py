@@ -57,24 +57,13 @@ def test_idle_time_refills_at_most_burst_tokens() -> None:
     for _ in range(3):
         bucket.acquire()
     clock.now += 3600  # an hour idle earns no more than 3 tokens
-    assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
-
-
-def test_try_acquire_never_blocks_and_books_nothing_when_refused() -> None:
-    bucket, clock = make_bucket(60)
-    assert bucket.try_acquire()
-    assert not bucket.try_acquire()
-    assert not bucket.try_acquire()
-    clock.now += 1.0
-    assert bucket.try_acquire()  # a refusal did not push the next slot back
-    assert clock.sleeps == []
+    assert [bucket.acquire() for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(1.0)]
 
 
 def test_pause_holds_every_caller_until_the_deadline() -> None:
     bucket, clock = make_bucket(600)
     bucket.acquire()
     bucket.pause_until(clock.now + 5.0)
-    assert not bucket.try_acquire()
     waited = bucket.acquire()
     assert waited == pytest.approx(5.0)
     # After the pause the rate resumes, no burst of pent-up requests.
@@ -135,7 +124,7 @@ def test_async_acquire_uses_the_same_schedule() -> None:
         return [await bucket.acquire_async() == 0.0 for _ in range(2)]
 
     assert asyncio.run(run()) == [True, True]
-    assert not bucket.try_acquire()
+    assert bucket.acquire() == pytest.approx(1.0)  # the async takers used up the burst
 
 
 @pytest.mark.parametrize("rpm", [0, -1])
