@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
+    from airflow_provider_openrouter.operators.catalog import OpenRouterModelCatalogOperator
     from airflow_provider_openrouter.operators.chat import OpenRouterChatCompletionOperator
     from airflow_provider_openrouter.operators.completion import OpenRouterCompletionOperator
     from airflow_provider_openrouter.operators.cost_audit import (
@@ -34,6 +35,7 @@ _MODULE_OF: dict[str, str] = {
     "OpenRouterBatchCompletionOperator": "airflow_provider_openrouter.operators.batch",
     "OpenRouterCostAuditOperator": "airflow_provider_openrouter.operators.cost_audit",
     "OpenRouterCostReportOperator": "airflow_provider_openrouter.operators.cost_audit",
+    "OpenRouterModelCatalogOperator": "airflow_provider_openrouter.operators.catalog",
 }
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "OpenRouterGetGenerationOperator",
     "OpenRouterListModelEndpointsOperator",
     "OpenRouterListModelsOperator",
+    "OpenRouterModelCatalogOperator",
 ]
 
 
