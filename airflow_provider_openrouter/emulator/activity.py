@@ -20,7 +20,7 @@ from airflow_provider_openrouter.emulator.accounting import GenerationRecord, mo
 from airflow_provider_openrouter.emulator.asgi import HTTPError, Request, Response
 
 if TYPE_CHECKING:
-    from airflow_provider_openrouter.emulator.app import Emulator
+    from airflow_provider_openrouter.emulator.core import EmulatorCore
 
 DAYS_SERVED = 30
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -83,11 +83,11 @@ def activity_items(
     ]
 
 
-def activity_route(emulator: Emulator) -> Callable[[Request], Awaitable[Response]]:
+def activity_route(emulator: EmulatorCore) -> Callable[[Request], Awaitable[Response]]:
     """The route handler of ``GET /activity`` on ``emulator``'s ledger."""
 
     async def activity(request: Request) -> Response:
-        _, management = emulator._bearer(request)
+        _, management = emulator.bearer(request)
         if not management:
             raise HTTPError(
                 403,

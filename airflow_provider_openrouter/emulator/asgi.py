@@ -19,6 +19,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+API_PREFIX = "/api/v1"
 USER_ID = "user_emulator"
 # Not escaping non-ASCII halves the encoding time; a lone surrogate from a client's JSON goes out escaped.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -75,6 +76,17 @@ class Response:
     @classmethod
     def error(cls, exc: HTTPError) -> Response:
         return cls.json(error_body(exc.status, exc.message, exc.metadata), exc.status, exc.headers)
+
+
+# What openrouter.ai answers for a path it does not serve, /api/v1/... included: a web page, not the envelope.
+_NOT_FOUND_PAGE = (
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>404: This page could not be found.'
+    b"</title></head><body><div><h1>404</h1><h2>This page could not be found.</h2></div></body></html>"
+)
+
+
+def not_found() -> Response:
+    return Response(404, _NOT_FOUND_PAGE, [(b"content-type", b"text/html; charset=utf-8")])
 
 
 class Request:

@@ -22,24 +22,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from airflow_provider_openrouter.emulator.accounting import GenerationRecord, money
 from airflow_provider_openrouter.emulator.asgi import TOO_DEEP, HTTPError, Request, Response, dumps
-from airflow_provider_openrouter.emulator.catalog import MODELS_BY_ID
+from airflow_provider_openrouter.emulator.core import EmulatorCore
 from airflow_provider_openrouter.emulator.faults import content_digest, error_text
-from airflow_provider_openrouter.emulator.inference import (
-    chat_choice,
-    check_provider,
-    parse_chat,
-    pick_endpoint,
-    result_body,
-    usage_json,
-)
-
-if TYPE_CHECKING:
-    from airflow_provider_openrouter.emulator.app import Emulator
+from airflow_provider_openrouter.emulator.inference import parse_chat, pick_endpoint
+from airflow_provider_openrouter.emulator.responses import chat_choice, make_answers, result_body, usage_json
+from airflow_provider_openrouter.emulator.validation import check_provider
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 SUPPORTED_ENDPOINT = "/v1/chat/completions"
@@ -136,7 +128,7 @@ class Batch:
 
 
 class BatchStore:
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: EmulatorCore) -> None:
         self.emulator = emulator
         self._batches: dict[str, Batch] = {}
         self._seq_by_id: dict[str, int] = {}  # deleted batches too, so an `after` cursor stays valid
@@ -167,7 +159,7 @@ class BatchStore:
                 f"emulator runs), got {endpoint!r}",
             )
         model_id = body.get("model")
-        model = MODELS_BY_ID.get(model_id) if isinstance(model_id, str) else None
+        model = emulator.catalog.by_id.get(model_id) if isinstance(model_id, str) else None
         if model is None:
             raise HTTPError(400, f"{model_id} is not a valid model ID")
         if body.get("completion_window", "24h") != "24h":
@@ -264,7 +256,7 @@ class BatchStore:
         if batch.provider_prefs and not body.get("provider"):
             body["provider"] = batch.provider_prefs
         try:
-            inference = parse_chat(body, emulator.settings)
+            inference = parse_chat(body, emulator.settings, emulator.catalog)
             directives = emulator.directives(inference, in_batch=True)
             emulator.moderate(inference)
         except HTTPError as exc:
@@ -287,7 +279,7 @@ class BatchStore:
             emulator.stats.faults[f"batch:{directives.fault}"] += 1
             status = directives.fault_status or directives.status or 502
             return self._failed(batch, result_id, custom_id, status, error_text(status)[0])
-        answers = inference.answers(emulator.settings.seed)
+        answers = make_answers(inference, emulator.settings.seed)
         gen_id = emulator.new_generation_id()
         record = emulator.generation_record(
             batch.key, inference, gen_id, answers, streamed=False, latency_s=0

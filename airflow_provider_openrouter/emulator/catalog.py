@@ -249,3 +249,25 @@ MODELS_BY_ID: dict[str, Model] = {model.id: model for model in MODELS}
 MODEL_JSON: dict[str, dict[str, Any]] = {model.id: model.to_json() for model in MODELS}
 ENDPOINTS_JSON: dict[str, dict[str, Any]] = {model.id: model.endpoints_json() for model in MODELS}
 PROVIDERS_JSON: dict[str, Any] = {"data": [provider.to_json() for provider in PROVIDERS]}
+
+
+class Catalog:
+    """The models one emulator serves: the built-in catalog, which the admin routes change while it runs.
+
+    The JSON bodies of the listing routes are kept next to the models and replaced, never edited in place,
+    when a model changes, so a listing never has to be rebuilt on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self.models: list[Model] = []
+        self.by_id: dict[str, Model] = {}
+        self.model_json: dict[str, dict[str, Any]] = {}
+        self.endpoints_json: dict[str, dict[str, Any]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the built-in catalog."""
+        self.models = list(MODELS)
+        self.by_id = dict(MODELS_BY_ID)
+        self.model_json = dict(MODEL_JSON)
+        self.endpoints_json = dict(ENDPOINTS_JSON)

@@ -30,15 +30,13 @@ import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.emulator.textgen import Answer, sentence_text, tokens
+from airflow_provider_openrouter.emulator.textgen import IMAGE_TOKENS, Answer, sentence_text, tokens
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.emulator.inference import Inference
 
 STREAM_PIECE_CHARS = 20  # a multiple of the 4 characters of a token, so logprobs split along chunks
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
-# Gemini's image models count 1,290 output tokens per generated image.
-IMAGE_TOKENS = 1290
 _TOKEN_CHARS = 4
 _REASONING_FORMATS = {
     "openai": "openai-responses-v1",
