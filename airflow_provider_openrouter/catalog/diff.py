@@ -54,18 +54,6 @@ class ContextChange(_Frozen):
     new: int | None
 
 
-class CatalogChange(_Frozen):
-    """A model or endpoint that appeared or disappeared, with its prices (and context length) at the time."""
-
-    id: str
-    kind: Literal["model", "endpoint"] = "model"
-    model: str
-    provider: str | None = None
-    name: str | None = None
-    context_length: int | None = None
-    pricing: dict[str, Money] = {}
-
-
 class CatalogDiff(_Frozen):
     """What changed in the watched catalog since the previous snapshot of the same watch.
 
@@ -80,8 +68,8 @@ class CatalogDiff(_Frozen):
     first_snapshot: bool = False
     watched: int = 0
     rise_threshold_percent: Money = Decimal(0)
-    added: list[CatalogChange] = []
-    removed: list[CatalogChange] = []
+    added: list[CatalogEntry] = []
+    removed: list[CatalogEntry] = []
     price_changes: list[PriceChange] = []
     context_changes: list[ContextChange] = []
     not_listed: list[str] = []
@@ -135,18 +123,6 @@ def price_changes(before: CatalogEntry, after: CatalogEntry, threshold: Decimal)
     return changes
 
 
-def _as_change(entry: CatalogEntry) -> CatalogChange:
-    return CatalogChange(
-        id=entry.id,
-        kind=entry.kind,
-        model=entry.model,
-        provider=entry.provider,
-        name=entry.name,
-        context_length=entry.context_length,
-        pricing=entry.pricing,
-    )
-
-
 def diff_snapshots(
     previous: Snapshot | None,
     current: Snapshot,
@@ -186,12 +162,12 @@ def diff_snapshots(
     return base.model_copy(
         update={
             "previous_snapshot_at": previous.snapshot_at,
-            "added": [_as_change(after[key]) for key in sorted(after.keys() - before.keys())],
-            "removed": [_as_change(before[key]) for key in sorted(before.keys() - after.keys())],
+            "added": [after[key] for key in sorted(after.keys() - before.keys())],
+            "removed": [before[key] for key in sorted(before.keys() - after.keys())],
             "price_changes": prices,
             "context_changes": limits,
         }
     )
 
 
-register_with_serde(CatalogDiff, PriceChange, ContextChange, CatalogChange)
+register_with_serde(CatalogDiff, PriceChange, ContextChange, CatalogEntry)
