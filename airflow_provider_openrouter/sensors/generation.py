@@ -144,8 +144,7 @@ class OpenRouterGenerationSensor(BaseSensorOperator):
         if status not in EVENT_STATUSES:
             raise OpenRouterResponseError(
                 f"task {self.task_id!r}: the generation stats trigger sent an event this sensor does not "
-                f"know: "
-                f"{repr(event)[:200]}",
+                f"know: {repr(event)[:200]}",
                 conn_id=self.openrouter_conn_id,
                 request=_REQUEST,
                 billed=False,

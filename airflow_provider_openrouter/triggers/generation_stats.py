@@ -1,6 +1,8 @@
 """``OpenRouterGenerationStatsTrigger``: waits in the triggerer until ``GET /generation`` has the stats of
 every one of many ids (the deferred half of
-:class:`~airflow_provider_openrouter.sensors.generation.OpenRouterGenerationSensor`).
+:class:`~airflow_provider_openrouter.sensors.generation.OpenRouterGenerationSensor`). Its polling loop is
+also the one of :class:`~airflow_provider_openrouter.triggers.generation.OpenRouterGenerationTrigger`, which
+waits for one id and hands its answer to the get-generation operator.
 
 Each round asks every id still answering 404 (concurrently, at most ``max_concurrency`` at a time; the async
 transport paces them to the connection's rate limit), then sleeps ``poll_interval`` seconds, until all are
@@ -9,7 +11,8 @@ ready or the wall-clock ``end_time`` passes. Only this idempotent GET is sent.
 Event contract (exactly one event, then the trigger returns): a JSON dict with ``status`` (one of
 :data:`EVENT_STATUSES`), ``ready`` and ``pending`` (id lists), ``waited_seconds``, plus ``message`` for
 ``timeout`` and ``error``, and ``error`` (:meth:`OpenRouterError.to_event`) for ``error``: a 401/402/403, or
-``max_consecutive_errors`` rounds in a row that failed other than with 404.
+``max_consecutive_errors`` rounds in a row that failed other than with 404. Subclasses shape the event
+(:meth:`OpenRouterGenerationStatsTrigger._event`) and may keep the answers (``_answered``).
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ class OpenRouterGenerationStatsTrigger(OpenRouterPollingTrigger):
             }
         )
 
+    def _answered(self, generation_id: str, answer: dict[str, Any]) -> None:
+        """One id's stats arrived; the answer is dropped (the sensor reads the stats again on its worker)."""
+
     def _connection_error(self, err: OpenRouterError) -> TriggerEvent:
         return self._event("error", [], list(self.generation_ids), message=str(err), error=err.to_event())
 
@@ -95,7 +101,7 @@ class OpenRouterGenerationStatsTrigger(OpenRouterPollingTrigger):
         async def ask(generation_id: str) -> OpenRouterError | None:
             async with limit:
                 try:
-                    await transport.get("/generation", {"id": generation_id})
+                    self._answered(generation_id, await transport.get("/generation", {"id": generation_id}))
                     return None
                 except OpenRouterError as err:
                     return err
@@ -131,8 +137,8 @@ class OpenRouterGenerationStatsTrigger(OpenRouterPollingTrigger):
                     "timeout",
                     ready,
                     pending,
-                    message=f"{len(pending)} generation(s) still had no stats after {rounds} round(s) over "
-                    f"{time.time() - self._started:.0f} s: {', '.join(pending[:5])}",
+                    message=f"{len(pending)} generation(s) still had no stats (404) after {rounds} round(s) "
+                    f"over {time.time() - self._started:.0f} s: {', '.join(pending[:5])}",
                 )
             pause = min(self.poll_interval, remaining)
             self.log.info("%d generation(s) have no stats yet; asking again in %.1f s", len(pending), pause)
