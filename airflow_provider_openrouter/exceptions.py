@@ -472,21 +472,11 @@ class OpenRouterPossiblyBilledError(OpenRouterError, AirflowFailException):
         return self._NOT_RETRIED
 
 
-def _error_classes() -> dict[str, type[OpenRouterError]]:
-    found: dict[str, type[OpenRouterError]] = {}
-    pending: list[type[OpenRouterError]] = [OpenRouterError]
-    while pending:
-        cls = pending.pop()
-        if cls.__module__ == __name__:
-            found[cls.__name__] = cls
-        pending.extend(cls.__subclasses__())
-    return found
-
-
 def error_from_event(payload: Mapping[str, Any]) -> OpenRouterError:
     """Rebuild the error a trigger sent with :meth:`OpenRouterError.to_event`: same class (an unknown name
     gives :class:`OpenRouterError`), same ``str()``, ``billed``, ``retry_after`` and ``retryable``."""
-    cls = _error_classes().get(str(payload.get("error_class")), OpenRouterError)
+    named = globals().get(str(payload.get("error_class")))
+    cls = named if isinstance(named, type) and issubclass(named, OpenRouterError) else OpenRouterError
     kwargs: dict[str, Any] = {
         "status": payload.get("status"),
         "code": payload.get("code"),
