@@ -65,3 +65,16 @@ def test_asset_is_emitted_through_its_alias_and_user_outlets_are_kept() -> None:
 
     assert operator.outlets == [mine, change_alias(Asset("openrouter://catalog/openai"))]
     assert silent.outlets == []
+
+
+def test_example_consumer_is_scheduled_on_the_asset_the_sync_emits() -> None:
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "example_dags" / "example_openrouter_catalog_sync.py"
+    names = runpy.run_path(str(example))
+    sync = names["example_openrouter_catalog_sync"]().task_dict["sync"]
+    consumer = names["example_openrouter_price_watch"]()
+
+    assert list(consumer.timetable.asset_condition.objects) == [sync.asset]
+    assert sync.outlets == [change_alias(sync.asset)]
