@@ -1,5 +1,6 @@
-"""A batch whose rows answer JSON that breaks the output_type: those rows are ``invalid_output``, with their
-validation errors and their cost, and count as rows that did not succeed (emulator directive invalid-json)."""
+"""Batch API records against the emulator: rows whose answer breaks the output_type are ``invalid_output``
+(with their validation errors and cost; emulator directive invalid-json), and a budget cuts a chunk where it
+runs out (the rest ``not_sent``) and is settled per result on landing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from airflow_provider_openrouter.batch.inputs import normalise_row
+from airflow_provider_openrouter.budget import OpenRouterBudget
+from airflow_provider_openrouter.budget.worst_case import Catalog, worst_case_cost
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.structured import response_format_for
@@ -55,16 +59,11 @@ def test_a_budget_cuts_the_chunk_where_it_runs_out_and_landing_settles_each_row(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from airflow_provider_openrouter.budget import OpenRouterBudget
-    from airflow_provider_openrouter.budget.worst_case import Catalog, worst_case_cost
-
     monkeypatch.setenv("OPENROUTER_BUDGET_DB", str(tmp_path / "budgets.db"))
     rows = [f"question {n}" for n in range(5)]
 
     def build_body(row: Any) -> dict[str, Any]:
         return hook.build_chat_request(CHAT_MODEL, messages=row.messages, max_tokens=20, attribution=False)
-
-    from airflow_provider_openrouter.batch.inputs import normalise_row
 
     catalog = Catalog(hook)
     worst = [
