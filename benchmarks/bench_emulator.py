@@ -2,6 +2,9 @@
 
     uv run python benchmarks/bench_emulator.py [--seconds 5] [--connections 64] [--in-flight 1000]
         [--half-open 1000]   (quick run: --seconds 2 --rounds 1 --batch-size 1000)
+    uv run python benchmarks/bench_emulator.py --baseline DIR [--rounds 3]
+        (DIR holds another version of the package, e.g. ``git archive <commit> airflow_provider_openrouter |
+        tar -x -C DIR``: measures 1. and 3. on both, in alternation, and prints this tree's ratio to it)
 
 1. Non-streaming chat completions per second at zero latency, against the goal of 2,000/s.
 2. 1,000 requests in flight at once with 500 ms of injected latency: every one must succeed, and the elapsed
@@ -20,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httptools
@@ -201,6 +206,56 @@ def _batch(emulator: RunningEmulator, size: int) -> tuple[float, float]:
         return create_s, time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def _emulator_from(directory: str | None) -> Iterator[RunningEmulator]:
+    """An emulator whose package comes from ``directory`` (None: this tree). ``python -m`` puts its working
+    directory first on sys.path, so the process imports the package found there."""
+    here = os.getcwd()
+    if directory is not None:
+        os.chdir(directory)
+    try:
+        with running_emulator("--batch-duration-s", "0") as emulator:
+            os.chdir(here)
+            yield emulator
+    finally:
+        os.chdir(here)
+
+
+def _compare(baseline: str, args: argparse.Namespace) -> None:
+    """Chat completions/s, emulator CPU per request and streams/s of ``baseline`` and of this tree, measured
+    in alternation (so both see the same machine load), with this tree's ratio to the baseline."""
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"rate": [], "cpu_us": [], "streams": []} for name in ("baseline", "this tree")
+    }
+    for _ in range(args.rounds):
+        for name, directory in (("baseline", baseline), ("this tree", None)):
+            with _emulator_from(directory) as emulator:
+                port = int(emulator.base_url.split(":")[2].split("/")[0])
+                host = f"127.0.0.1:{port}"
+                chat = build_request(host, "/api/v1/chat/completions", _chat_body())
+                server = psutil.Process(emulator.process.pid)
+                rate, tally, cpu_s = asyncio.run(
+                    _throughput(port, chat, args.connections, args.seconds, server)
+                )
+                stream = build_request(host, "/api/v1/chat/completions", _chat_body(stream=True))
+                streams, _, _ = asyncio.run(_throughput(port, stream, args.connections, args.seconds / 2))
+            figures[name]["rate"].append(rate)
+            figures[name]["cpu_us"].append(cpu_s / sum(tally.statuses.values()) * 1e6)
+            figures[name]["streams"].append(streams)
+    print(f"\nbaseline {baseline} against this tree, {args.rounds} alternating rounds (medians):")
+    for label, key, better in (
+        ("chat completions/s", "rate", "higher"),
+        ("emulator CPU us per chat completion", "cpu_us", "lower"),
+        ("streamed completions/s", "streams", "higher"),
+    ):
+        base = statistics.median(figures["baseline"][key])
+        this = statistics.median(figures["this tree"][key])
+        print(
+            f"    {label}: baseline {base:,.1f}, this tree {this:,.1f}, "
+            f"ratio {this / base:.2f} ({better} is better)"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -210,6 +265,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=5_000)
     parser.add_argument("--half-open", type=int, default=1000)
+    parser.add_argument("--baseline", help="another version's package directory to compare with (see above)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # this process holds the in-flight and half-open connections
@@ -222,6 +278,9 @@ def main() -> int:
         pass
 
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    if args.baseline:
+        _compare(args.baseline, args)
+        return 0
     with running_emulator("--batch-duration-s", "0") as emulator:
         port = int(emulator.base_url.split(":")[2].split("/")[0])
         host = f"127.0.0.1:{port}"

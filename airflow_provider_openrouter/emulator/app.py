@@ -50,6 +50,7 @@ class Emulator(EmulatorCore):
         self.batches = BatchStore(self)
         admin = Admin(self, self.batches)
         self._models = models
+        self._admin = admin
         self._exact: dict[tuple[str, str], tuple[str, Any, bool]] = {}
         for method, path, handler in (
             ("POST", "/chat/completions", completions.chat_completions),
@@ -72,6 +73,7 @@ class Emulator(EmulatorCore):
             ("POST", "/__emulator/reset", admin.reset),
             ("GET", "/__emulator/config", admin.config),
             ("POST", "/__emulator/config", admin.config),
+            ("POST", "/__emulator/models", admin.add_model),
         ):
             self._exact[(method, path)] = (f"{method} {path}", handler, True)
 
@@ -87,7 +89,8 @@ class Emulator(EmulatorCore):
         if api:
             path = path[len(API_PREFIX) :]
         method: str = scope["method"]
-        found = self._exact.get((method, path)) or (self._pattern(method, path) if api else None)
+        patterned = api or path.startswith("/__emulator/")
+        found = self._exact.get((method, path)) or (self._pattern(method, path) if patterned else None)
         if found is not None and not (api or found[2]):
             found = None  # OpenRouter serves its API only under /api/v1; admin routes are at both places
         try:
@@ -141,6 +144,8 @@ class Emulator(EmulatorCore):
             return "GET /models/{author}/{slug}/endpoints", self._models.model_endpoints, False
         if method == "GET" and path.startswith("/model/"):
             return "GET /model/{author}/{slug}", self._models.model, False
+        if path.startswith("/__emulator/models/") and method in ("PATCH", "DELETE"):
+            return f"{method} /__emulator/models/{{author}}/{{slug}}", self._admin.change_model, True
         if path.startswith("/batches/") and method in ("GET", "DELETE"):
             handler = self.batches.get if method == "GET" else self.batches.delete
             return f"{method} /batches/{{id}}", handler, False

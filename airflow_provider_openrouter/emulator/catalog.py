@@ -3,13 +3,14 @@
 Prices are strings in USD per token, as OpenRouter publishes them; accounting turns them into ``Decimal``. The
 first endpoint of every model is its cheapest and carries the price listed in ``GET /models``, so a request
 without provider preferences costs exactly the listed price. The JSON bodies of the listing endpoints are
-built once at import, because they never change while the emulator runs.
+built once at import; each emulator serves a :class:`Catalog` copy of them that its admin routes may change.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,87 @@ ENDPOINTS_JSON: dict[str, dict[str, Any]] = {model.id: model.endpoints_json() fo
 PROVIDERS_JSON: dict[str, Any] = {"data": [provider.to_json() for provider in PROVIDERS]}
 
 
+class CatalogError(ValueError):
+    """A catalog change that cannot be made; ``status`` is the HTTP status the admin route answers."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, ``null`` deletes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _price(body: dict[str, Any], name: str, model_id: str) -> str:
+    value = (body.get("pricing") or {}).get(name)
+    try:
+        price = Decimal(str(value)) if isinstance(value, str | int | float) and value is not True else None
+    except ArithmeticError:
+        price = None
+    if price is None or not price.is_finite() or price < 0:
+        raise CatalogError(
+            400, f"{model_id}: pricing.{name} must be a USD price per token >= 0, got {value!r}"
+        )
+    return str(value)
+
+
+def _whole(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CatalogError(400, f"{where} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def model_from_json(body: dict[str, Any], endpoints: tuple[Endpoint, ...] | None) -> Model:
+    """The Model a ``GET /models`` object describes. Its listed price goes to the first endpoint of
+    ``endpoints`` (the one that serves a request without provider preferences); a new model (None) gets one
+    endpoint, at the provider named like its author (else the first provider)."""
+    model_id = body.get("id")
+    if not isinstance(model_id, str) or model_id.count("/") != 1 or model_id.startswith("/"):
+        raise CatalogError(400, f"id must be a model ID such as 'acme/model-1', got {model_id!r}")
+    prompt, completion = _price(body, "prompt", model_id), _price(body, "completion", model_id)
+    if endpoints:
+        first = replace(endpoints[0], prompt_price=prompt, completion_price=completion)
+        endpoints = (first, *endpoints[1:])
+    else:
+        provider = next((p for p in PROVIDERS if p.slug == model_id.split("/")[0]), PROVIDERS[0])
+        endpoints = (Endpoint(provider, prompt, completion, None, 99.9, 500, 80),)
+    architecture = body.get("architecture") or {}
+    top = body.get("top_provider") or {}
+    context = _whole(body.get("context_length", 8192), f"{model_id}: context_length")
+    parameters = body.get("supported_parameters", ["max_tokens", "temperature", "stop"])
+    if not isinstance(parameters, list) or not all(isinstance(name, str) for name in parameters):
+        raise CatalogError(400, f"{model_id}: supported_parameters must be an array of strings")
+    return Model(
+        id=model_id,
+        name=str(body.get("name", model_id)),
+        created=int(body.get("created", time.time())),
+        description=str(body.get("description", "")),
+        context_length=context,
+        max_completion_tokens=_whole(
+            top.get("max_completion_tokens") or min(context, 4096),
+            f"{model_id}: top_provider.max_completion_tokens",
+        ),
+        input_modalities=tuple(architecture.get("input_modalities", ("text",))),
+        tokenizer=str(architecture.get("tokenizer", "Other")),
+        instruct_type=architecture.get("instruct_type"),
+        supported_parameters=tuple(parameters),
+        endpoints=endpoints,
+        reasoning="reasoning" in body,
+        is_moderated=bool(top.get("is_moderated", False)),
+        output_modalities=tuple(architecture.get("output_modalities", ("text",))),
+    )
+
+
 class Catalog:
     """The models one emulator serves: the built-in catalog, which the admin routes change while it runs.
 
@@ -271,3 +353,47 @@ class Catalog:
         self.by_id = dict(MODELS_BY_ID)
         self.model_json = dict(MODEL_JSON)
         self.endpoints_json = dict(ENDPOINTS_JSON)
+
+    def update(self, model_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``patch`` into a model's ``GET /models`` object; returns the object as listed now."""
+        current = self._existing(model_id)
+        merged = merge_patch(self.model_json[model_id], patch)
+        if merged.get("id") != model_id:
+            raise CatalogError(400, f"{model_id}: id cannot change; remove the model and add the new one")
+        self._put(model_from_json(merged, current.endpoints), merged)
+        return merged
+
+    def add(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add a model from a full ``GET /models`` object; returns it as listed."""
+        model = model_from_json(body, None)
+        if model.id in self.by_id:
+            raise CatalogError(409, f"{model.id} is already in the catalog; PATCH it instead")
+        listed = merge_patch(model.to_json(), body)
+        self._put(model, listed)
+        return listed
+
+    def remove(self, model_id: str) -> None:
+        model = self._existing(model_id)
+        self.models = [m for m in self.models if m is not model]
+        for table in (self.by_id, self.model_json, self.endpoints_json):
+            table.pop(model_id, None)
+
+    def _existing(self, model_id: str) -> Model:
+        model = self.by_id.get(model_id)
+        if model is None:
+            raise CatalogError(
+                404, f"{model_id} is not in the catalog (GET /models?output_modalities=all lists it)"
+            )
+        return model
+
+    def _put(self, model: Model, listed: dict[str, Any]) -> None:
+        # The listed prices as the endpoint holds them: strings, whatever JSON type the change used.
+        listed["pricing"] = {**listed["pricing"], **_pricing(model.endpoints[0])}
+        old = self.by_id.get(model.id)
+        if old is None:
+            self.models.append(model)
+        else:
+            self.models = [model if m is old else m for m in self.models]
+        self.by_id[model.id] = model
+        self.model_json[model.id] = listed
+        self.endpoints_json[model.id] = model.endpoints_json()

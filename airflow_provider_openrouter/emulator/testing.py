@@ -72,6 +72,19 @@ class RunningEmulator:
         """Change settings live (names as the CLI flags in snake_case); returns all settings now in force."""
         return self._admin("POST", "/__emulator/config", settings)["settings"]
 
+    def update_model(self, model_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a catalog model while running: ``fields`` are merged into its ``GET /models`` object (e.g.
+        ``pricing={"prompt": "0.000001"}``, ``context_length=64000``); returns the object as listed now."""
+        return self._admin("PATCH", f"/__emulator/models/{model_id}", fields)["data"]
+
+    def remove_model(self, model_id: str) -> None:
+        """Take a model out of the catalog: requests naming it fail as for an unknown model."""
+        self._admin("DELETE", f"/__emulator/models/{model_id}")
+
+    def add_model(self, model: dict[str, Any]) -> dict[str, Any]:
+        """Add a model from a full ``GET /models`` object (id and pricing required); returns it as listed."""
+        return self._admin("POST", "/__emulator/models", model)["data"]
+
     def _admin(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(
