@@ -50,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_openrouter.operators.cost_audit",
                     "airflow_provider_openrouter.operators.catalog",
                     "airflow_provider_openrouter.operators.embeddings",
+                    "airflow_provider_openrouter.operators.budget_guard",
                 ],
             }
         ],
@@ -60,6 +61,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_openrouter.triggers.batch",
                     "airflow_provider_openrouter.triggers.generation",
                     "airflow_provider_openrouter.triggers.generation_stats",
+                    "airflow_provider_openrouter.triggers.budget_guard",
                 ],
             }
         ],
