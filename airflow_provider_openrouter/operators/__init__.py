@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         OpenRouterCostReportOperator,
     )
     from airflow_provider_openrouter.operators.credits import OpenRouterGetCreditsOperator
+    from airflow_provider_openrouter.operators.embeddings import OpenRouterEmbeddingOperator
     from airflow_provider_openrouter.operators.generation import OpenRouterGetGenerationOperator
     from airflow_provider_openrouter.operators.models import (
         OpenRouterListModelEndpointsOperator,
@@ -36,6 +37,7 @@ _MODULE_OF: dict[str, str] = {
     "OpenRouterCostAuditOperator": "airflow_provider_openrouter.operators.cost_audit",
     "OpenRouterCostReportOperator": "airflow_provider_openrouter.operators.cost_audit",
     "OpenRouterModelCatalogOperator": "airflow_provider_openrouter.operators.catalog",
+    "OpenRouterEmbeddingOperator": "airflow_provider_openrouter.operators.embeddings",
 }
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "OpenRouterCompletionOperator",
     "OpenRouterCostAuditOperator",
     "OpenRouterCostReportOperator",
+    "OpenRouterEmbeddingOperator",
     "OpenRouterGetCreditsOperator",
     "OpenRouterGetGenerationOperator",
     "OpenRouterListModelEndpointsOperator",
