@@ -70,9 +70,11 @@ def run_audit(
     for item in resolved.unresolved:
         log.warning("generation %s not recorded: %s", item.generation_id, item.reason)
     rows_in_table = None
+    settled = 0
     if store is not None:
         store.upsert_costs([record.as_row() for record in records])
         rows_in_table = store.sql.count(store.costs)
+        settled = settle_kept_reservations(store, records)
     if output_path is not None:
         write_records(output_path, records)
     as_dicts = [record.as_dict() for record in records]
@@ -98,5 +100,24 @@ def run_audit(
         rows_in_table=rows_in_table,
         output_path=str(output_path) if output_path is not None else None,
         reconciliation=reconciliation,
+        budget_reservations_settled=settled,
     )
     return AuditResult(summary, records)
+
+
+def settle_kept_reservations(store: CostStore, records: list[CostRecord]) -> int:
+    """Settle the budget reservations kept for lost answers whose generations this audit found (a budget
+    ledger on the audit's own SQL connection); how many were settled."""
+    from airflow_provider_openrouter.budget.ledger import Database, settle_kept
+
+    costs = {record.generation_id: record.cost for record in records if record.cost is not None}
+    if not costs:
+        return 0
+    database = Database.of(store.sql.hook, store.sql.dialect)
+    try:
+        settled = settle_kept(database, costs)
+    finally:
+        database.close()
+    if settled:
+        log.info("settled %d budget reservation(s) kept for lost answers", settled)
+    return settled

@@ -61,6 +61,8 @@ class CostAuditSummary(_Frozen):
     ``by_provider`` and ``by_dag`` split it (``"(unknown)"`` where the source did not say). ``requested`` ids
     were given (after removing ``duplicates``); ``recorded`` of them are in the table/file; ``unresolved``
     lists the others with their reason. ``rows_in_table`` is the table's row count after the upsert.
+    ``budget_reservations_settled`` counts budget reservations kept for a lost answer that this audit settled
+    (a budget on the same SQL connection; see docs/budgets.md).
     """
 
     source: str
@@ -85,6 +87,7 @@ class CostAuditSummary(_Frozen):
     rows_in_table: int | None = None
     output_path: str | None = None
     reconciliation: Reconciliation | None = None
+    budget_reservations_settled: int = 0
 
     @property
     def unresolved_ids(self) -> list[str]:
