@@ -220,6 +220,27 @@ def _custom_id(value: Any, index: int, where: str) -> str:
     return custom_id
 
 
+def _line_body(value: dict[str, Any], where: str, endpoint: str) -> dict[str, Any]:
+    """The ``body`` of a batch-file line (``custom_id``, ``method``, ``url``, ``body``) for ``endpoint``."""
+    unknown = sorted(set(value) - _ENVELOPE_KEYS)
+    if unknown:
+        raise BatchInputError(
+            f"Input row at {where} has 'body' and also {unknown}; put request fields inside 'body'."
+        )
+    url = value.get("url")
+    if endpoint == CHAT and url is not None and url not in _CHAT_URLS:
+        hint = " (set endpoint='embeddings' to run /v1/embeddings rows)" if url in _EMBEDDINGS_URLS else ""
+        raise BatchInputError(
+            f"Input row at {where} targets url {url!r}; this batch only runs chat completions{hint}."
+        )
+    if endpoint == EMBEDDINGS and url is not None and url not in _EMBEDDINGS_URLS:
+        raise BatchInputError(f"Input row at {where} targets url {url!r}; this batch runs /v1/embeddings.")
+    body = value["body"]
+    if not isinstance(body, dict):
+        raise BatchInputError(f"Input row at {where} has a 'body' that is not an object.")
+    return body
+
+
 def _from_object(index: int, where: str, value: dict[str, Any]) -> BatchRow:
     custom_id = _custom_id(value.get("custom_id"), index, where)
     shapes = [key for key in ("prompt", "messages", "body") if key in value]
@@ -229,22 +250,7 @@ def _from_object(index: int, where: str, value: dict[str, Any]) -> BatchRow:
             f"Input row at {where} must have exactly one of 'prompt', 'messages' or 'body' (found {found})."
         )
     if shapes[0] == "body":
-        unknown = sorted(set(value) - _ENVELOPE_KEYS)
-        if unknown:
-            raise BatchInputError(
-                f"Input row at {where} has 'body' and also {unknown}; put request fields inside 'body'."
-            )
-        url = value.get("url")
-        if url is not None and url not in _CHAT_URLS:
-            hint = (
-                " (set endpoint='embeddings' to run /v1/embeddings rows)" if url in _EMBEDDINGS_URLS else ""
-            )
-            raise BatchInputError(
-                f"Input row at {where} targets url {url!r}; this batch only runs chat completions{hint}."
-            )
-        body = value["body"]
-        if not isinstance(body, dict):
-            raise BatchInputError(f"Input row at {where} has a 'body' that is not an object.")
+        body = _line_body(value, where, CHAT)
         overrides = {key: item for key, item in body.items() if key != "messages"}
         if "prompt" in overrides:
             raise BatchInputError(
@@ -302,17 +308,9 @@ def _embedding_row(index: int, where: str, value: Any) -> BatchRow:
     if shapes[0] == "input":
         overrides = {key: item for key, item in value.items() if key not in ("custom_id", "input")}
         return BatchRow(index, custom_id, [], overrides, where, _embedding_input(value["input"], where))
-    unknown = sorted(set(value) - _ENVELOPE_KEYS)
-    if unknown:
-        raise BatchInputError(
-            f"Input row at {where} has 'body' and also {unknown}; put request fields inside 'body'."
-        )
-    url = value.get("url")
-    if url is not None and url not in _EMBEDDINGS_URLS:
-        raise BatchInputError(f"Input row at {where} targets url {url!r}; this batch runs /v1/embeddings.")
-    body = value["body"]
-    if not isinstance(body, dict) or "input" not in body:
-        raise BatchInputError(f"Input row at {where} has a 'body' that is not an object with 'input'.")
+    body = _line_body(value, where, EMBEDDINGS)
+    if "input" not in body:
+        raise BatchInputError(f"Input row at {where} has a 'body' without 'input'.")
     overrides = {key: item for key, item in body.items() if key != "input"}
     return BatchRow(index, custom_id, [], overrides, where, _embedding_input(body["input"], where))
 
