@@ -37,13 +37,27 @@ BATCH_VECTORS_SUFFIX: Final = ".vectors"
 _SUFFIXES: Final[dict[str, VectorFormat]] = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-def pyarrow_available() -> bool:
+def _pyarrow() -> tuple[Any, Any] | None:
+    """``(pyarrow, pyarrow.parquet)``, or ``None`` where pyarrow is not installed (it is no dependency)."""
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
-        return False
-    return True
+        return None
+    return pyarrow, pyarrow.parquet
+
+
+def pyarrow_available() -> bool:
+    return _pyarrow() is not None
+
+
+def _require_pyarrow() -> tuple[Any, Any]:
+    modules = _pyarrow()
+    if modules is None:
+        raise BatchInputError(
+            "Parquet vectors need pyarrow, which is not installed; install it or use .jsonl"
+        )
+    return modules
 
 
 class VectorFile(BaseModel):
@@ -120,9 +134,7 @@ class VectorWriter:
             self.add(row)
 
     def _flush_group(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        pa, pq = _require_pyarrow()
         schema = _parquet_schema(pa)
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self._handle, schema)
@@ -176,8 +188,7 @@ def read_vectors(path: ObjectStoragePath) -> list[dict[str, Any]]:
     For tests and small files: it reads the whole file.
     """
     if path.name.lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
-
+        _, pq = _require_pyarrow()
         with path.open("rb") as handle:
             return list(pq.read_table(handle).to_pylist())
     with path.open("rb") as handle:
