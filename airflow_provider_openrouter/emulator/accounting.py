@@ -55,6 +55,7 @@ class GenerationRecord:
     # stats' "generations" list shows them.
     metadata: dict[str, Any] | None = None
     trace: dict[str, Any] | None = None
+    api_type: str = "completions"  # or "embeddings"
 
     def attribution_json(self) -> dict[str, Any]:
         return {"id": self.id, "session_id": self.session_id, "metadata": self.metadata, "trace": self.trace}
@@ -63,7 +64,7 @@ class GenerationRecord:
         cost = money(self.cost)
         return {
             "id": self.id,
-            "api_type": "completions",
+            "api_type": self.api_type,
             "app_id": None,
             "cache_discount": None,
             "cancelled": False,

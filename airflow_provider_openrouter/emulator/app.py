@@ -26,13 +26,15 @@ from airflow_provider_openrouter.emulator.asgi import (
     Scope,
     Send,
     error_body,
+    html_page,
     not_found,
     read_body,
 )
 from airflow_provider_openrouter.emulator.batches import BatchStore
-from airflow_provider_openrouter.emulator.completions import HTML_PAGE, Completions
+from airflow_provider_openrouter.emulator.completions import Completions
 from airflow_provider_openrouter.emulator.config import EmulatorSettings
 from airflow_provider_openrouter.emulator.core import EmulatorCore
+from airflow_provider_openrouter.emulator.embeddings import Embeddings
 from airflow_provider_openrouter.emulator.faults import error_text
 from airflow_provider_openrouter.emulator.models import ModelRoutes
 
@@ -55,6 +57,8 @@ class Emulator(EmulatorCore):
         for method, path, handler in (
             ("POST", "/chat/completions", completions.chat_completions),
             ("POST", "/completions", completions.text_completions),
+            ("POST", "/embeddings", Embeddings(self).create),
+            ("GET", "/embeddings/models", models.embedding_models),
             ("GET", "/credits", account.credits),
             ("GET", "/activity", activity_route(self)),
             ("GET", "/generation", account.generation),
@@ -174,7 +178,7 @@ class Emulator(EmulatorCore):
             await request.drop_connection(reset=True)
             return None
         if fault == "html":
-            return Response(502, HTML_PAGE.format(status=502).encode(), [(b"content-type", b"text/html")])
+            return html_page(502)
         return Response.json(
             error_body(502, "Provider returned error", {"raw": "emulated", "provider_name": None})
         )

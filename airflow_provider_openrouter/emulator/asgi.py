@@ -89,6 +89,45 @@ def not_found() -> Response:
     return Response(404, _NOT_FOUND_PAGE, [(b"content-type", b"text/html; charset=utf-8")])
 
 
+_HTML_PAGE = (
+    "<html>\r\n<head><title>{status} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{status} Bad Gateway"
+    "</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def html_page(status: int) -> Response:
+    """A proxy's HTML error page where the JSON answer should be."""
+    return Response(
+        status, _HTML_PAGE.format(status=status).encode(), [(b"content-type", b"text/html; charset=UTF-8")]
+    )
+
+
+async def deliver(
+    request: Request, body: bytes, headers: list[tuple[bytes, bytes]], fault: str | None, html_status: int
+) -> Response | None:
+    """The JSON answer of a billed generation, or its loss on the way as ``fault`` says: the connection
+    reset before it (``reset``), cut halfway through the body (``truncate``), or a proxy's page instead
+    (``html``)."""
+    if fault == "reset":
+        await request.drop_connection(reset=True)
+        return None
+    if fault == "truncate":
+        request.status = "200"
+        await request.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [JSON_TYPE, (b"content-length", str(len(body)).encode()), *headers],
+            }
+        )
+        await request.stream(body[: len(body) // 2])
+        await request.drop_connection(reset=False)
+        return None
+    if fault == "html":
+        return html_page(html_status)
+    return Response(200, body, [JSON_TYPE, *headers])
+
+
 class Request:
     """One HTTP request: the parts handlers use. ``status`` records what was answered, for the stats.
 

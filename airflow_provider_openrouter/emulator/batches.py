@@ -5,7 +5,8 @@ A batch's status is a function of the time since its creation: validating for th
 are answered in the background right after creation (in small slices, so the server stays responsive while a
 batch of 10,000 runs), each exactly as ``POST /chat/completions`` would answer it, directives included; a
 request with a fault directive ends as a per-result error and is not billed. Results are billed once, when a
-terminal batch is first read; if the credits cannot cover them, the read answers 402 until they can.
+terminal batch is first read; if the credits cannot cover them, the read answers 402 until they can. A batch
+for ``/v1/embeddings`` (with an embeddings model) answers each row as ``POST /embeddings`` would.
 
 A ``[[emulator: batch=failed]]`` directive in any request makes the batch end ``failed`` (``error.message``
 set, ``results`` null, nothing billed); ``[[emulator: batch=expired]]`` makes it end ``expired``, with results
@@ -28,13 +29,14 @@ from urllib.parse import parse_qs
 from airflow_provider_openrouter.emulator.accounting import GenerationRecord, money
 from airflow_provider_openrouter.emulator.asgi import TOO_DEEP, HTTPError, Request, Response, dumps
 from airflow_provider_openrouter.emulator.core import EmulatorCore
+from airflow_provider_openrouter.emulator.embeddings import embeddings_body, parse_embeddings
 from airflow_provider_openrouter.emulator.faults import content_digest, error_text
 from airflow_provider_openrouter.emulator.inference import parse_chat, pick_endpoint
 from airflow_provider_openrouter.emulator.responses import chat_choice, make_answers, result_body, usage_json
 from airflow_provider_openrouter.emulator.validation import check_provider
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-SUPPORTED_ENDPOINT = "/v1/chat/completions"
+ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 MAX_REQUESTS = 5_000  # OpenRouter's limit per POST /batches (batch-api guide)
 _ID_CHARS = string.ascii_lowercase + string.digits
 _SLICE = 200  # requests answered between two yields to the event loop
@@ -152,16 +154,19 @@ class BatchStore:
         key = emulator.inference_key(request)
         body = request.json_body()
         endpoint = body.get("endpoint")
-        if endpoint != SUPPORTED_ENDPOINT:
+        if endpoint not in ENDPOINTS:
             raise HTTPError(
                 400,
-                f"endpoint: expected {SUPPORTED_ENDPOINT!r} (the only batch endpoint the "
-                f"emulator runs), got {endpoint!r}",
+                f"endpoint: expected one of {', '.join(ENDPOINTS)} (the batch endpoints the emulator runs), "
+                f"got {endpoint!r}",
             )
         model_id = body.get("model")
         model = emulator.catalog.by_id.get(model_id) if isinstance(model_id, str) else None
         if model is None:
             raise HTTPError(400, f"{model_id} is not a valid model ID")
+        if model.is_embeddings != (endpoint == "/v1/embeddings"):
+            kind = "an embeddings" if model.is_embeddings else "a chat"
+            raise HTTPError(400, f"model: {model.id} is {kind} model, which endpoint {endpoint} does not run")
         if body.get("completion_window", "24h") != "24h":
             raise HTTPError(400, f"completion_window: expected '24h', got {body['completion_window']!r}")
         requests = body.get("requests")
@@ -256,7 +261,8 @@ class BatchStore:
         if batch.provider_prefs and not body.get("provider"):
             body["provider"] = batch.provider_prefs
         try:
-            inference = parse_chat(body, emulator.settings, emulator.catalog)
+            parse = parse_embeddings if batch.endpoint == "/v1/embeddings" else parse_chat
+            inference = parse(body, emulator.settings, emulator.catalog)
             directives = emulator.directives(inference, in_batch=True)
             emulator.moderate(inference)
         except HTTPError as exc:
@@ -279,8 +285,9 @@ class BatchStore:
             emulator.stats.faults[f"batch:{directives.fault}"] += 1
             status = directives.fault_status or directives.status or 502
             return self._failed(batch, result_id, custom_id, status, error_text(status)[0])
-        answers = make_answers(inference, emulator.settings.seed)
-        gen_id = emulator.new_generation_id()
+        embedding = inference.kind == "embeddings"
+        answers = [] if embedding else make_answers(inference, emulator.settings.seed)
+        gen_id = emulator.new_generation_id("embd" if embedding else "gen")
         record = emulator.generation_record(
             batch.key, inference, gen_id, answers, streamed=False, latency_s=0
         )
@@ -288,17 +295,17 @@ class BatchStore:
         batch.prompt_tokens += record.tokens_prompt
         batch.completion_tokens += record.tokens_completion
         batch.cost += record.cost
-        chat = result_body(
-            inference,
-            gen_id,
-            int(record.created),
-            [chat_choice(inference, answers[0])],
-            usage_json(inference, answers),
-        )
+        if embedding:
+            result = embeddings_body(inference, gen_id)
+        else:
+            choices = [chat_choice(inference, answers[0])]
+            result = result_body(
+                inference, gen_id, int(record.created), choices, usage_json(inference, answers)
+            )
         return {
             "id": result_id,
             "custom_id": custom_id,
-            "response": {"status_code": 200, "request_id": gen_id, "body": chat},
+            "response": {"status_code": 200, "request_id": gen_id, "body": result},
             "error": None,
         }
 

@@ -84,6 +84,11 @@ class Model:
     reasoning: bool = False
     is_moderated: bool = False
     output_modalities: tuple[str, ...] = ("text",)
+    dimensions: int | None = None  # an embeddings model's vector length
+
+    @property
+    def is_embeddings(self) -> bool:
+        return "embeddings" in self.output_modalities
 
     @property
     def author(self) -> str:
@@ -119,7 +124,7 @@ class Model:
             "pricing": self.pricing,
             "top_provider": {
                 "context_length": self.context_length,
-                "max_completion_tokens": self.max_completion_tokens,
+                "max_completion_tokens": None if self.is_embeddings else self.max_completion_tokens,
                 "is_moderated": self.is_moderated,
             },
             "per_request_limits": None,
@@ -240,6 +245,7 @@ def _load() -> tuple[tuple[Provider, ...], tuple[Model, ...]]:
                 reasoning=bool(row.get("reasoning")),
                 is_moderated=bool(row.get("is_moderated")),
                 output_modalities=tuple(row.get("output_modalities", ("text",))),
+                dimensions=row.get("dimensions"),
             )
         )
     return providers, tuple(models)

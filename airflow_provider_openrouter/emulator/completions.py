@@ -18,13 +18,15 @@ from airflow_provider_openrouter.emulator.asgi import (
     HTTPError,
     Request,
     Response,
+    deliver,
     dumps,
     error_body,
+    html_page,
     not_found,
 )
 from airflow_provider_openrouter.emulator.core import EmulatorCore
 from airflow_provider_openrouter.emulator.extras import chat_deltas, pieces, routing_metadata
-from airflow_provider_openrouter.emulator.faults import Directives, content_digest, error_text
+from airflow_provider_openrouter.emulator.faults import Directives, error_text
 from airflow_provider_openrouter.emulator.inference import Inference, parse_chat, parse_text
 from airflow_provider_openrouter.emulator.responses import (
     chat_choice,
@@ -40,10 +42,6 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no
 _PROCESSING = b": OPENROUTER PROCESSING\n\n"
 _DONE = b"data: [DONE]\n\n"
 _KEEP_ALIVE_S = 0.5  # a waiting stream sends the processing comment this often
-HTML_PAGE = (
-    "<html>\r\n<head><title>{status} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{status} Bad Gateway"
-    "</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
-)
 
 
 def _sse(payload: Any) -> bytes:
@@ -96,41 +94,13 @@ class Completions:
         )
 
     async def _inference(self, request: Request, key: str, inference: Inference) -> Response | None:
-        self.core.check_rate_limit(key, inference.model)
-        directives = self.core.directives(inference)
-        self.core.moderate(inference)
-        self.core.check_credits(key, inference)
-        fault = (
-            self.core.decide_fault(content_digest(request.body), directives)
-            if directives is not None or self.core.settings.fault_rate
-            else None
-        )
-        latency = self.core.latency_s(directives)
-        if fault is not None:
-            self.core.stats.faults[fault] += 1
-            if fault.isdigit():
-                if latency:
-                    await asyncio.sleep(latency)
-                raise self._status_fault(int(fault), inference, directives)
+        directives, fault, latency = await self.core.admit(request, key, inference)
         if inference.stream:
             await self._stream(request, key, inference, fault, latency, directives)
             return None
         if latency:
             await asyncio.sleep(latency)
         return await self._complete(request, key, inference, fault, directives, latency)
-
-    def _status_fault(self, status: int, inference: Inference, directives: Directives | None) -> HTTPError:
-        message, error_type = error_text(status)
-        metadata: dict[str, Any] = {
-            "error_type": error_type,
-            "provider_name": inference.endpoint.provider.name,
-        }
-        if status >= 500:  # OpenRouter masks upstream 5xx messages and drops the provider code
-            metadata = {"error_type": error_type}
-        headers = []
-        if directives is not None and directives.retry_after is not None:
-            headers.append((b"retry-after", f"{directives.retry_after:g}".encode()))
-        return HTTPError(status, message, metadata, headers)
 
     def _choices(self, inference: Inference, answers: list[Answer]) -> list[dict[str, Any]]:
         make = chat_choice if inference.kind == "chat" else text_choice
@@ -180,34 +150,7 @@ class Completions:
         result = result_body(inference, gen_id, created, choices, usage_json(inference, answers))
         if _wants_metadata(request):
             result["openrouter_metadata"] = routing_metadata(inference, latency)
-        body = dumps(result)
-        if fault == "reset":
-            await request.drop_connection(reset=True)
-            return None
-        if fault == "truncate":
-            request.status = "200"
-            await request.send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        *headers,
-                    ],
-                }
-            )
-            await request.stream(body[: len(body) // 2])
-            await request.drop_connection(reset=False)
-            return None
-        if fault == "html":
-            status = directives.status if directives is not None and directives.status else 502
-            return Response(
-                status,
-                HTML_PAGE.format(status=status).encode(),
-                [(b"content-type", b"text/html; charset=UTF-8")],
-            )
-        return Response(200, body, [(b"content-type", b"application/json"), *headers])
+        return await deliver(request, dumps(result), headers, fault, status)
 
     def _stream_events(
         self, inference: Inference, gen_id: str, created: int, answers: list[Answer]
@@ -259,13 +202,7 @@ class Completions:
                 if fault == "reset":
                     await request.drop_connection(reset=True)
                 else:
-                    await request.respond(
-                        Response(
-                            status,
-                            HTML_PAGE.format(status=status).encode(),
-                            [(b"content-type", b"text/html; charset=UTF-8")],
-                        )
-                    )
+                    await request.respond(html_page(status))
             finally:
                 self.core.publish(lost)
             return

@@ -7,10 +7,12 @@ nothing of the app that wires them, so no module imports another in a circle.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import random
 import time
+from typing import Any
 
 from airflow_provider_openrouter.emulator.accounting import GenerationRecord, Ledger, Stats
 from airflow_provider_openrouter.emulator.asgi import HTTPError, Request
@@ -23,6 +25,7 @@ from airflow_provider_openrouter.emulator.faults import (
     RateLimiter,
     content_digest,
     daily_limit_headers,
+    error_text,
     parse_directives,
 )
 from airflow_provider_openrouter.emulator.inference import Inference
@@ -205,6 +208,43 @@ class EmulatorCore:
             {"provider_name": None, "limited_by": limited_by},
         )
 
+    async def admit(
+        self, request: Request, key: str, inference: Inference
+    ) -> tuple[Directives | None, str | None, float]:
+        """The checks before a billable request runs: rate limit, directives, moderation, credits; then the
+        (directives, fault, latency) it gets. A status fault is raised here, after its latency."""
+        self.check_rate_limit(key, inference.model)
+        directives = self.directives(inference)
+        self.moderate(inference)
+        self.check_credits(key, inference)
+        fault = (
+            self.decide_fault(content_digest(request.body), directives)
+            if directives is not None or self.settings.fault_rate
+            else None
+        )
+        latency = self.latency_s(directives)
+        if fault is not None:
+            self.stats.faults[fault] += 1
+            if fault.isdigit():
+                if latency:
+                    await asyncio.sleep(latency)
+                raise self.status_fault(int(fault), inference, directives)
+        return directives, fault, latency
+
+    @staticmethod
+    def status_fault(status: int, inference: Inference, directives: Directives | None) -> HTTPError:
+        message, error_type = error_text(status)
+        metadata: dict[str, Any] = {
+            "error_type": error_type,
+            "provider_name": inference.endpoint.provider.name,
+        }
+        if status >= 500:  # OpenRouter masks upstream 5xx messages and drops the provider code
+            metadata = {"error_type": error_type}
+        headers = []
+        if directives is not None and directives.retry_after is not None:
+            headers.append((b"retry-after", f"{directives.retry_after:g}".encode()))
+        return HTTPError(status, message, metadata, headers)
+
     def latency_s(self, directives: Directives | None) -> float:
         if directives is not None and directives.latency_ms is not None:
             return directives.latency_ms / 1000
@@ -225,8 +265,8 @@ class EmulatorCore:
             return directives.fault
         return None
 
-    def new_generation_id(self) -> str:
-        return f"gen-{int(time.time())}-{os.urandom(10).hex()}"
+    def new_generation_id(self, prefix: str = "gen") -> str:
+        return f"{prefix}-{int(time.time())}-{os.urandom(10).hex()}"
 
     def generation_record(
         self,
@@ -248,7 +288,7 @@ class EmulatorCore:
                 images += len(given.images or ())
         prompt_cost, completion_cost = inference.cost(completion_tokens)
         headers = request.headers if request is not None else {}
-        finish = answers[0].finish_reason
+        finish = answers[0].finish_reason if answers else None  # an embedding has no finish
         # A stream's stats appear only after its end (see publish); the rest count from now.
         available_at = math.inf if streamed else time.monotonic() + self.settings.generation_delay_s
         return GenerationRecord(
@@ -272,10 +312,11 @@ class EmulatorCore:
             session_id=inference.session_id or headers.get("x-session-id"),
             metadata=inference.metadata,
             trace=inference.trace,
-            request_id=gen_id.replace("gen-", "req-", 1),
+            request_id="req-" + gen_id.split("-", 1)[1],
             tokens_reasoning=reasoning,
             tokens_images=image_tokens,
             images=images,
+            api_type="embeddings" if inference.kind == "embeddings" else "completions",
         )
 
     def publish(self, record: GenerationRecord) -> None:

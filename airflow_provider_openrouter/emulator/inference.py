@@ -109,7 +109,7 @@ def pick_endpoint(
 class Inference:
     """A validated completion request, routed to one model and endpoint."""
 
-    kind: str  # "chat" or "text"
+    kind: str  # "chat", "text" or "embeddings"
     model: Model
     endpoint: Endpoint
     inputs: list[Any]  # chat: [messages]; text: one entry per prompt
@@ -132,6 +132,8 @@ class Inference:
     images: bool = False
     refuse: bool = False  # set from the [[emulator: refuse]] directive
     invalid_json: bool = False  # set from the [[emulator: invalid-json]] directive
+    dimensions: int = 0  # an embeddings request: the vectors' length
+    encoding_format: str = "float"  # an embeddings request: float arrays or base64
     # Attribution fields OpenRouter stores with the generation (GET /generation returns only session_id).
     metadata: dict[str, Any] | None = None
     trace: dict[str, Any] | None = None
@@ -149,7 +151,7 @@ class Inference:
         return prompt_cost + completion_cost
 
 
-class _Routed(NamedTuple):
+class Routed(NamedTuple):
     model: Model
     endpoint: Endpoint
     model_id: str  # as the request named it
@@ -157,8 +159,21 @@ class _Routed(NamedTuple):
     skipped: tuple[tuple[str, str], ...]
 
 
-def _route(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalog) -> _Routed:
+def route(
+    body: dict[str, Any], settings: EmulatorSettings, catalog: Catalog, *, embeddings: bool = False
+) -> Routed:
+    """The model and endpoint that serve ``body``: ``model``, then its ``models`` fallbacks, each of the kind
+    the route serves (an embeddings model only at ``POST /embeddings``, and only there)."""
     chain = model_chain(body, settings, catalog)
+    for model_id in chain:
+        model = _catalog_model(model_id, catalog)[0]
+        if model is not None and model.is_embeddings != embeddings:
+            raise HTTPError(
+                400,
+                f"{model_id} is an embeddings model: send it to POST /embeddings"
+                if model.is_embeddings
+                else f"{model_id} is not an embeddings model; GET /embeddings/models lists those that are",
+            )
     provider = body.get("provider")
     requested = {name for name in PARAMETER_NAMES.intersection(body) if body[name] is not None}
     filtered: list[str] = []
@@ -173,7 +188,7 @@ def _route(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalog) -
         if endpoint is None:
             filtered.append(model_id)
             continue
-        return _Routed(model, endpoint, model_id, chain[0], tuple(skipped))
+        return Routed(model, endpoint, model_id, chain[0], tuple(skipped))
     if filtered:
         raise HTTPError(
             404,
@@ -214,7 +229,7 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
         messages = [{"role": "user", "content": body["prompt"]}]  # older docs let chat take a prompt
     texts = check_messages(messages)
     check_parameters(body)
-    routed = _route(body, settings, catalog)
+    routed = route(body, settings, catalog)
     model, endpoint = routed.model, routed.endpoint
     tools = body.get("tools") if "tools" in model.supported_parameters else None
     response_format = body.get("response_format")
@@ -289,7 +304,7 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise HTTPError(400, 'Input required: specify "prompt" (a string or an array of strings)')
     check_parameters({k: v for k, v in body.items() if k != "logprobs"})  # legacy logprobs is an integer
-    routed = _route(body, settings, catalog)
+    routed = route(body, settings, catalog)
     model, endpoint = routed.model, routed.endpoint
     count = sum(7 + tokens(p) for p in prompts)
     max_tokens = _max_tokens(body, model)

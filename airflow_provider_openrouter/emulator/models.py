@@ -1,6 +1,6 @@
 """The catalog routes: ``GET /models`` (filters, sort, paging), ``/models/user``, ``/models/count``,
-``/models/{author}/{slug}/endpoints``, ``/model/{author}/{slug}`` and ``GET /providers``, from the emulator's
-catalog as it is now (the admin routes change it while running)."""
+``/models/{author}/{slug}/endpoints``, ``/model/{author}/{slug}``, ``GET /embeddings/models`` and
+``GET /providers``, from the emulator's catalog as it is now (the admin routes change it while running)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ class ModelRoutes:
         self.core = core
 
     async def models(self, request: Request) -> Response:
+        return self._listing(request, parse_qs(request.query.decode("latin-1")))
+
+    async def embedding_models(self, request: Request) -> Response:
+        """``GET /embeddings/models``: the listing of the models ``POST /embeddings`` serves."""
         query = parse_qs(request.query.decode("latin-1"))
+        return self._listing(request, {**query, "output_modalities": ["embeddings"]})
+
+    def _listing(self, request: Request, query: dict[str, list[str]]) -> Response:
         models = _filter_models(query, self.core.catalog.models)
         total = len(models)
         offset = _int_query(query, "offset", 0, 0, None)

@@ -68,6 +68,7 @@ _STATUS: dict[str, BatchStatus] = {
 # A batch is created a moment after the intent common-ai records before submitting; and clocks differ.
 _ORPHAN_SLACK = timedelta(minutes=5)
 _LIST_PAGE = 100
+_DEFAULT_MAX_TOKENS = 1024  # LLMBatchOperator's own default
 
 
 class OpenRouterBatchAdapter(BatchAdapter):
@@ -121,10 +122,7 @@ class OpenRouterBatchAdapter(BatchAdapter):
         model: str,
         output_spec: OutputSpec,
         idempotency_key: str,
-        system_prompt: str = "",
-        max_tokens: int = 1024,
-        request_params: dict[str, Any] | None = None,
-        **kwargs: Any,
+        **options: Any,
     ) -> None:
         self.check_custom_id_length(idempotency_key, len(requests))
         if len(requests) > self.max_requests:
@@ -134,23 +132,17 @@ class OpenRouterBatchAdapter(BatchAdapter):
                 f"{self.max_requests}."
             )
         for index, request in enumerate(requests):
-            if self.resolve_request_model(
+            own = self.resolve_request_model(
                 request.get("model"), default_bare_model=model, request_index=index
-            ) != (model):
+            )
+            if own != model:
                 raise LLMBatchModelMismatchError(
                     f"Request {index} sets model={request.get('model')!r}, but an OpenRouter batch runs one "
                     f"model ({model!r}). Use one model, or one task per model."
                 )
-        body = self._batch_body(
-            requests,
-            model=model,
-            idempotency_key=idempotency_key,
-            directive=self.build_output_directive(output_spec),
-            system_prompt=system_prompt,
-            max_tokens=max_tokens,
-            request_params=request_params,
+        size = len(
+            json.dumps(self._batch_body(requests, model, idempotency_key, output_spec, options)).encode()
         )
-        size = len(json.dumps(body).encode())
         if size > self.max_payload_bytes:
             raise LLMBatchLimitExceededError(
                 f"This batch is {size} bytes of JSON; one POST /batches to OpenRouter takes at most "
@@ -166,20 +158,9 @@ class OpenRouterBatchAdapter(BatchAdapter):
         idempotency_key: str,
         input_fingerprint: str,
         output_spec: OutputSpec,
-        system_prompt: str = "",
-        max_tokens: int = 1024,
-        request_params: dict[str, Any] | None = None,
-        **kwargs: Any,
+        **options: Any,
     ) -> SubmitResult:
-        body = self._batch_body(
-            requests,
-            model=model,
-            idempotency_key=idempotency_key,
-            directive=self.build_output_directive(output_spec),
-            system_prompt=system_prompt,
-            max_tokens=max_tokens,
-            request_params=request_params,
-        )
+        body = self._batch_body(requests, model, idempotency_key, output_spec, options)
         # One key per task instance and input: a resend after a lost answer is recognised by OpenRouter, and a
         # changed input is a new batch.
         answer = self._client.post(
@@ -198,29 +179,29 @@ class OpenRouterBatchAdapter(BatchAdapter):
     def _batch_body(
         self,
         requests: list[BatchRequest],
-        *,
         model: str,
         idempotency_key: str,
-        directive: dict[str, Any],
-        system_prompt: str,
-        max_tokens: int,
-        request_params: dict[str, Any] | None,
+        output_spec: OutputSpec,
+        options: Mapping[str, Any],
     ) -> dict[str, Any]:
+        """The ``POST /batches`` body; ``options`` are common-ai's ``system_prompt``, ``max_tokens`` and
+        ``request_params`` (the same for the size check and the submission)."""
+        directive = self.build_output_directive(output_spec)
         attribution = self._request_attribution()
         lines = []
         for index, request in enumerate(requests):
             messages = []
-            system = request.get("system_prompt") or system_prompt
+            system = request.get("system_prompt") or options.get("system_prompt")
             if system:
                 messages.append({"role": "system", "content": system})
             messages.append({"role": "user", "content": request["prompt"]})
             # The user's parameters first, so they cannot replace the model, the prompt or the directive.
             body = {
-                **(request_params or {}),
+                **(options.get("request_params") or {}),
                 **(request.get("params") or {}),
                 "model": model,
                 "messages": messages,
-                "max_tokens": request.get("max_tokens") or max_tokens,
+                "max_tokens": request.get("max_tokens") or options.get("max_tokens") or _DEFAULT_MAX_TOKENS,
                 **directive,
             }
             custom_id = f"{idempotency_key}-{index}"
