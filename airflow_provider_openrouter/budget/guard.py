@@ -115,7 +115,7 @@ def budget_balance(budget_settings: Mapping[str, Any], run_id: str | None) -> di
     from airflow_provider_openrouter.budget.ledger import Database, balance
 
     budget = OpenRouterBudget(**budget_settings).validate()
-    database = Database(budget.sql_conn_id)
+    database = Database.from_conn_id(budget.sql_conn_id)
     try:
         database.ensure_tables()
         return balance(database, budget, budget.period_key(run_id))

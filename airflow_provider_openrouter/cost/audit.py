@@ -113,7 +113,7 @@ def settle_kept_reservations(store: CostStore, records: list[CostRecord]) -> int
     costs = {record.generation_id: record.cost for record in records if record.cost is not None}
     if not costs:
         return 0
-    database = Database.of(store.sql.hook, store.sql.dialect)
+    database = Database(store.sql.hook, store.sql.dialect)
     try:
         settled = settle_kept(database, costs)
     finally:
