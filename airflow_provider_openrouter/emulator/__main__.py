@@ -26,6 +26,7 @@ keys:
                   Completion and batch endpoints answer it with 403, as OpenRouter does.
   A missing header gets 401 "No auth credentials found"; an unknown key gets 401 "User not found.".
   /models, /models/count, /model/..., /models/.../endpoints and /providers need no key.
+  POST /embeddings (and GET /embeddings/models) serve the catalog's embeddings models.
 
 admin endpoints (no auth; at the server root and under /api/v1):
   GET  /__emulator/stats    requests by "METHOD /route" and status, billed_generations, total_cost (a decimal
@@ -35,6 +36,9 @@ admin endpoints (no auth; at the server root and under /api/v1):
   POST /__emulator/reset    clear usage, generations, batches, stats and limits; restore the startup settings
   GET|POST /__emulator/config   read or change settings live: JSON with the flag names in snake_case,
                             e.g. {"latency_ms": 500, "fault_rate": 0.1, "fail_next": {"GET /credits": [503]}}
+  PATCH|DELETE /__emulator/models/{author}/{slug}   change (a JSON merge into its GET /models object, e.g.
+                            {"pricing": {"prompt": "0.000001"}}) or remove a model while running
+  POST /__emulator/models   add a model from a full GET /models object
 
 directives, anywhere in a message text or prompt:
   [[emulator: fault=503, times=2]]   fail the first 2 attempts of this exact body with 503, then answer
