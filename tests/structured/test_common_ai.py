@@ -124,3 +124,12 @@ def test_get_pydantic_ai_model_needs_a_model(emulator: RunningEmulator) -> None:
         ValueError, match="no model given and connection 'openrouter_interop' has no default_model"
     ):
         OpenRouterHook(CONN_ID).get_pydantic_ai_model()
+
+
+def test_common_ai_hooks_refuse_an_openrouter_connection(emulator: RunningEmulator) -> None:
+    # docs/common-ai.md says @task.llm and @task.agent cannot take an 'openrouter' connection in common-ai
+    # 1.0.0 (they resolve it with PydanticAIHook.get_hook): once they can, this fails; then update the page.
+    from airflow.providers.common.ai.hooks.pydantic_ai import PydanticAIHook
+
+    with pytest.raises(ValueError, match="has type 'openrouter', but a Pydantic AI hook needs one of"):
+        PydanticAIHook.get_hook(CONN_ID)
