@@ -28,7 +28,7 @@ from airflow_provider_openrouter.emulator.asgi import HTTPError, Request, Respon
 from airflow_provider_openrouter.emulator.catalog import Catalog
 from airflow_provider_openrouter.emulator.config import EmulatorSettings
 from airflow_provider_openrouter.emulator.core import EmulatorCore
-from airflow_provider_openrouter.emulator.inference import Inference, route
+from airflow_provider_openrouter.emulator.inference import Inference, route, routed_fields
 from airflow_provider_openrouter.emulator.textgen import tokens
 from airflow_provider_openrouter.emulator.validation import check_parameters, fail
 
@@ -109,8 +109,6 @@ def parse_embeddings(body: dict[str, Any], settings: EmulatorSettings, catalog: 
             )
     return Inference(
         kind="embeddings",
-        model=model,
-        endpoint=routed.endpoint,
         inputs=items,
         texts=[_text_and_media(item)[0] for item in items if not isinstance(item, list)],
         stream=False,
@@ -120,12 +118,7 @@ def parse_embeddings(body: dict[str, Any], settings: EmulatorSettings, catalog: 
         response_format=None,
         tool=None,
         prompt_tokens=sum(counts),
-        user=body.get("user"),
-        session_id=body.get("session_id"),
-        metadata=body.get("metadata"),
-        trace=body.get("trace"),
-        requested=routed.requested,
-        skipped=routed.skipped,
+        **routed_fields(body, routed),
         dimensions=dimensions or native,
         encoding_format=encoding,
     )

@@ -204,6 +204,20 @@ def route(
     )
 
 
+def routed_fields(body: dict[str, Any], routed: Routed) -> dict[str, Any]:
+    """The Inference fields every kind of request fills alike: where it was routed, and its attribution."""
+    return {
+        "model": routed.model,
+        "endpoint": routed.endpoint,
+        "requested": routed.requested,
+        "skipped": routed.skipped,
+        "user": body.get("user"),
+        "session_id": body.get("session_id"),
+        "metadata": body.get("metadata"),
+        "trace": body.get("trace"),
+    }
+
+
 def _max_tokens(body: dict[str, Any], model: Model) -> int | None:
     wanted = body.get("max_completion_tokens")
     if wanted is None:
@@ -230,7 +244,7 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
     texts = check_messages(messages)
     check_parameters(body)
     routed = route(body, settings, catalog)
-    model, endpoint = routed.model, routed.endpoint
+    model = routed.model
     tools = body.get("tools") if "tools" in model.supported_parameters else None
     response_format = body.get("response_format")
     count = prompt_tokens(cast(list[dict[str, Any]], messages), tools, response_format)
@@ -238,8 +252,6 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
     _check_context(model, count, max_tokens)
     return Inference(
         kind="chat",
-        model=model,
-        endpoint=endpoint,
         inputs=[messages],
         texts=texts,
         stream=bool(body.get("stream")),
@@ -249,12 +261,7 @@ def parse_chat(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
         response_format=response_format,
         tool=chosen_tool(tools, body.get("tool_choice")),
         prompt_tokens=count,
-        user=body.get("user"),
-        session_id=body.get("session_id"),
-        metadata=body.get("metadata"),
-        trace=body.get("trace"),
-        requested=routed.requested,
-        skipped=routed.skipped,
+        **routed_fields(body, routed),
         reasoning=model.reasoning and _wants_reasoning(body),
         web=routed.model_id.endswith(":online") or ("plugins" in body and _wants_web(body["plugins"])),
         top_logprobs=(
@@ -305,14 +312,12 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
         raise HTTPError(400, 'Input required: specify "prompt" (a string or an array of strings)')
     check_parameters({k: v for k, v in body.items() if k != "logprobs"})  # legacy logprobs is an integer
     routed = route(body, settings, catalog)
-    model, endpoint = routed.model, routed.endpoint
+    model = routed.model
     count = sum(7 + tokens(p) for p in prompts)
     max_tokens = _max_tokens(body, model)
     _check_context(model, count, max_tokens)
     return Inference(
         kind="text",
-        model=model,
-        endpoint=endpoint,
         inputs=list(prompts),
         texts=list(prompts),
         stream=bool(body.get("stream")),
@@ -322,10 +327,5 @@ def parse_text(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalo
         response_format=body.get("response_format"),
         tool=None,
         prompt_tokens=count,
-        user=body.get("user"),
-        session_id=body.get("session_id"),
-        metadata=body.get("metadata"),
-        trace=body.get("trace"),
-        requested=routed.requested,
-        skipped=routed.skipped,
+        **routed_fields(body, routed),
     )
