@@ -64,7 +64,7 @@ from airflow_provider_openrouter.models import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
-    from pydantic_ai.models.openrouter import OpenRouterModel
+    from pydantic_ai.models.openrouter import OpenRouterModel as PydanticAIModel
 
     from airflow_provider_openrouter.embeddings import EmbeddingModelList, Embeddings
     from airflow_provider_openrouter.transport import (
@@ -690,7 +690,7 @@ class OpenRouterHook(BaseHook):
 
     def get_pydantic_ai_model(
         self, model: str | None = None, *, attribution: bool | Mapping[str, Any] | str | None = None
-    ) -> OpenRouterModel:
+    ) -> PydanticAIModel:
         """This connection as a pydantic-ai model, for agents and common-ai (needs the ``common-ai`` extra):
         its Base URL, key, app attribution headers and timeouts, and the task's attribution on each request;
         see :func:`~airflow_provider_openrouter.interop.pydantic_ai.pydantic_ai_model`."""
