@@ -6,6 +6,12 @@ writes ``classified.jsonl`` with a status, text, usage and cost per ticket; its 
 (counts, tokens, total cost), and its Asset event carries the same summary. A retry or a cleared task resumes
 from the checkpoint next to the output and pays for no ticket twice.
 
+A budget guard runs first: it reads the key's limit (``GET /key``) and the ``nightly-tickets`` budget's
+balance for today, and skips the batch (and the report) when less than ``params.min_remaining_usd`` is left
+on either; nothing is spent on a night the money is short. The budget's ledger is an SQLite file under
+``$AIRFLOW_HOME`` (give it ``sql_conn_id`` of a shared PostgreSQL when workers run on several machines). See
+docs/budgets.md.
+
 Paths are ObjectStoragePath URLs: point ``params.root`` at ``s3://my-bucket/tickets`` (with an ``aws_default``
 connection) in production; the default is a local directory. Connection: ``openrouter_default``.
 """
@@ -17,20 +23,37 @@ import json
 from airflow.sdk import Asset, ObjectStoragePath, dag, task
 
 from airflow_provider_openrouter.batch.manifest import BatchManifest
+from airflow_provider_openrouter.budget import OpenRouterBudget
 from airflow_provider_openrouter.operators import OpenRouterBatchCompletionOperator
+from airflow_provider_openrouter.operators.budget_guard import OpenRouterBudgetGuardOperator
 
 CLASSIFIED = Asset(name="classified_tickets", uri="file:///tmp/openrouter-batch-example/classified")
 
 LABELS = "billing, bug, feature_request, account, other"
+
+NIGHTLY = OpenRouterBudget("nightly-tickets", limit_usd=5, period="day", on_exhausted="skip")
 
 
 @dag(
     schedule="@daily",
     catchup=False,
     tags=["openrouter", "example", "batch"],
-    params={"root": "file:///tmp/openrouter-batch-example", "tickets": 40, "model": "openai/gpt-4o-mini"},
+    params={
+        "root": "file:///tmp/openrouter-batch-example",
+        "tickets": 40,
+        "model": "openai/gpt-4o-mini",
+        "min_remaining_usd": 0.05,
+    },
 )
 def example_openrouter_batch_nightly() -> None:
+    guard = OpenRouterBudgetGuardOperator(
+        task_id="check_budget",
+        source="key",
+        budget=NIGHTLY,
+        min_remaining_usd="{{ params.min_remaining_usd }}",
+        on_unmet="skip",
+    )
+
     @task
     def export_tickets(ds: str | None = None, params: dict | None = None) -> str:
         """Stands in for the real export: write the day's tickets as JSONL and return the file's URL."""
@@ -75,6 +98,7 @@ def example_openrouter_batch_nightly() -> None:
                     labels[label] = labels.get(label, 0) + 1
         print(f"labels: {labels}")
 
+    guard >> classify
     report(classify.output)
 
 
