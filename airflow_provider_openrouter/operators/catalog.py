@@ -107,6 +107,14 @@ class OpenRouterModelCatalogOperator(OpenRouterBaseOperator):
             outlets = list(outlets) if isinstance(outlets, list | tuple) else [outlets]
             kwargs["outlets"] = [*outlets, change_alias(self.asset)]
         super().__init__(**kwargs)
+        if self.asset is not None and self.asset in self.outlets:
+            raise self.bad_parameter(
+                "outlets",
+                self.asset.uri,
+                "without the operator's own asset",
+                hint="Airflow emits an Asset listed in outlets on every success; the operator emits "
+                "`asset` itself when emit_when holds. Leave it out of outlets.",
+            )
         if sql_conn_id is not None and output_path is not None:
             raise self.bad_parameter(
                 "output_path", output_path, "omitted when sql_conn_id is given (snapshots go to one store)"
@@ -218,7 +226,7 @@ class OpenRouterModelCatalogOperator(OpenRouterBaseOperator):
         extra = diff.model_dump(mode="json")
         events = context["outlet_events"]
         for outlet in self.outlets:
-            if isinstance(outlet, Asset) and outlet != self.asset:
+            if isinstance(outlet, Asset):
                 events[outlet].extra = extra
         wanted = {"changed": diff.changed, "flagged": diff.flagged_rises > 0, "always": True}[emit_when]
         if self.asset is not None and wanted:

@@ -78,3 +78,12 @@ def test_example_consumer_is_scheduled_on_the_asset_the_sync_emits() -> None:
 
     assert list(consumer.timetable.asset_condition.objects) == [sync.asset]
     assert sync.outlets == [change_alias(sync.asset)]
+
+
+def test_own_asset_in_outlets_is_refused() -> None:
+    from airflow.sdk import Asset
+
+    with pytest.raises(OpenRouterRequestError, match="outlets"):
+        OpenRouterModelCatalogOperator(
+            task_id="watch", asset="openrouter://catalog", outlets=[Asset("openrouter://catalog")]
+        )
