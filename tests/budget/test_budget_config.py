@@ -109,3 +109,19 @@ def test_budget_and_its_error_survive_pickling_and_serde() -> None:
     assert OpenRouterBudget.deserialize(budget.serialize(), 1) == budget
     err = pickle.loads(pickle.dumps(_exhausted()))
     assert (err.budget, err.remaining, err.max_cost, err.billed) == ("b", Decimal("0.1"), Decimal(1), False)
+
+
+def test_a_budget_in_an_operator_is_rendered_like_its_template_fields() -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_openrouter.operators.budget_guard import OpenRouterBudgetGuardOperator
+
+    with DAG("budget_rendering", schedule=None):
+        guard = OpenRouterBudgetGuardOperator(
+            task_id="guard",
+            budget=OpenRouterBudget("{{ params.name }}", "{{ params.limit }}", period="run"),
+            min_remaining_usd="{{ params.limit }}",
+        )
+    guard.render_template_fields({"params": {"name": "nightly", "limit": "2.5"}})  # type: ignore[arg-type]
+    assert guard.budget == OpenRouterBudget("nightly", "2.5", period="run")
+    assert guard.min_remaining_usd == "2.5"
