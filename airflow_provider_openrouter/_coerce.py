@@ -1,4 +1,4 @@
-"""Rendered-value coercion: the one set of rules the operators and the hook apply to request parameters.
+"""Rendered-value coercion: what a Jinja template rendered, read back into the typed value (operators only).
 
 A Jinja template renders to a string, so ``"0.2"``, ``"256"`` or ``'{"type": "json_object"}'`` arrive where a
 number or a dict is meant, from an operator's template fields and from a batch's inline rows alike. Every
@@ -8,54 +8,59 @@ value, ``"None"`` or ``"null"``; it gives ``None`` (``False`` for a flag). A dic
 ``| tojson`` arrives as its Python repr (``{'order': ['OpenAI']}``): it is read too, when it is of the type
 wanted.
 
-Who is asking words the error: each function takes ``fail``, which builds the caller's one-line exception
-from the parameter's name, the value and what was expected (the operators name the task, the hook names the
-request). The functions only raise what ``fail`` returns. Pure and cheap to import: DAG files import it.
+Once read, a value passes the same rules the hook applies to the typed values its methods take
+(:mod:`._values`), so a task and a direct hook call accept and refuse the same values; an error shows the
+text as rendered. Who is asking words the error: each function takes ``fail`` (see :data:`Fail`); the
+operators' names the task. Pure and cheap to import: DAG files import it.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import operator
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-Fail = Callable[[str, Any, str], Exception]
-"""``fail(name, value, expected)``: the caller's error for a bad value; ``expected`` follows "must be"."""
+from airflow_provider_openrouter import _values
+from airflow_provider_openrouter._values import (
+    MAX_STOP_SEQUENCES,
+    RESPONSE_FORMAT_SHORTCUTS,
+    RESPONSE_FORMAT_TYPES,
+    Fail,
+    model_id_part,
+    shown,
+    unset,
+)
 
-MAX_STOP_SEQUENCES = 4
-"""OpenRouter accepts at most this many stop sequences."""
+__all__ = [
+    "MAX_STOP_SEQUENCES",
+    "RESPONSE_FORMAT_SHORTCUTS",
+    "RESPONSE_FORMAT_TYPES",
+    "Fail",
+    "boolean",
+    "chat_parameters",
+    "decode_json",
+    "integer",
+    "json_list",
+    "mapping",
+    "model_id_part",
+    "number",
+    "response_format",
+    "shown",
+    "stop",
+    "string_list",
+    "tool_choice",
+    "unset",
+]
 
-_SHOWN_CHARS = 80
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
-_UNSET_TEXTS = frozenset({"", "none", "null"})
 _TOJSON_HINT = "render it with `| tojson`"
 
 
-def shown(value: Any) -> str:
-    """``repr(value)`` cut to about 80 characters: an error about a long value stays one short line."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= _SHOWN_CHARS else repr(value[: _SHOWN_CHARS - 3] + "...")
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
-
-
-def unset(value: Any) -> bool:
-    """The one rule for a missing value: ``None``, a blank string, or ``"None"``/``"null"`` (any case), which
-    is what a template renders for a missing value (``{{ params.x }}`` of ``None``, ``| tojson`` of ``None``).
-    """
-    return value is None or (isinstance(value, str) and value.strip().lower() in _UNSET_TEXTS)
-
-
-def _bounds(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f" from {low:g} to {high:g}"
-    if low is not None:
-        return f" >= {low:g}"
-    return f" <= {high:g}" if high is not None else ""
+def _showing(fail: Fail, rendered: Any) -> Fail:
+    """``fail`` that shows the text as rendered, whatever value was read from it."""
+    return lambda name, _value, expected: fail(name, rendered, expected)
 
 
 def number(
@@ -64,16 +69,13 @@ def number(
     """A float from a number or its text (unset: ``None``); ``bool`` and NaN are refused, bounds inclusive."""
     if unset(value):
         return None
-    expected = "a number" + _bounds(low, high)
-    if isinstance(value, bool):
-        raise fail(name, value, expected)
-    try:
-        result = float(value.strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise fail(name, value, expected) from None
-    if result != result or (low is not None and result < low) or (high is not None and result > high):
-        raise fail(name, value, expected)
-    return result
+    if isinstance(value, str):
+        try:
+            read = float(value.strip())
+        except ValueError:
+            raise fail(name, value, "a number" + _values.bounds(low, high)) from None
+        return _values.number(name, read, _showing(fail, value), low=low, high=high)
+    return _values.number(name, value, fail, low=low, high=high)
 
 
 def integer(
@@ -85,16 +87,13 @@ def integer(
     """
     if unset(value):
         return None
-    expected = kind + (f" >= {low}" if low is not None else "")
-    if isinstance(value, bool):
-        raise fail(name, value, expected)
-    try:
-        result = int(value.strip()) if isinstance(value, str) else operator.index(value)
-    except (TypeError, ValueError):
-        raise fail(name, value, expected) from None
-    if low is not None and result < low:
-        raise fail(name, value, expected)
-    return result
+    if isinstance(value, str):
+        try:
+            read = int(value.strip())
+        except ValueError:
+            raise fail(name, value, kind + (f" >= {low}" if low is not None else "")) from None
+        return _values.integer(name, read, _showing(fail, value), low=low, kind=kind)
+    return _values.integer(name, value, fail, low=low, kind=kind)
 
 
 def boolean(name: str, value: Any, fail: Fail) -> bool:
@@ -144,20 +143,16 @@ def json_list(name: str, value: Any, fail: Fail, described: str) -> list[Any] | 
     """A list, or its JSON text (unset: ``None``)."""
     if unset(value):
         return None
-    result = decode_json(name, value, fail, described, list)
-    if not isinstance(result, list):
-        raise fail(name, value, described)
-    return result
+    read = decode_json(name, value, fail, described, list)
+    return _values.items(name, read, _showing(fail, value), described)
 
 
 def mapping(name: str, value: Any, fail: Fail, *, kind: str = "an object (dict)") -> dict[str, Any] | None:
     """A dict copied from any mapping or from its JSON text (unset: None); ``kind`` is the caller's word."""
     if unset(value):
         return None
-    result = decode_json(name, value, fail, kind, dict)
-    if not isinstance(result, Mapping):
-        raise fail(name, value, kind)
-    return dict(result)
+    read = decode_json(name, value, fail, kind, dict)
+    return _values.mapping(name, read, _showing(fail, value), kind=kind)
 
 
 def string_list(name: str, value: Any, fail: Fail) -> list[str] | None:
@@ -167,19 +162,13 @@ def string_list(name: str, value: Any, fail: Fail) -> list[str] | None:
     """
     if unset(value):
         return None
-    items = value
+    read = value
     if isinstance(value, str):
         text = value.strip()
-        items = (
-            text.split(",") if text[0] != "[" else decode_json(name, text, fail, "a list of strings", list)
-        )
-    if not isinstance(items, list | tuple):
+        read = text.split(",") if text[0] != "[" else decode_json(name, text, fail, "a list of strings", list)
+    if not isinstance(read, list | tuple):
         raise fail(name, value, "a list of strings or a comma-separated string")
-    if not all(isinstance(item, str) for item in items):
-        raise fail(name, value, "a list of strings")
-    if not all(item.strip() for item in items):
-        raise fail(name, value, "a list of non-empty strings")
-    return [item.strip() for item in items]
+    return _values.string_list(name, read, _showing(fail, value))
 
 
 def stop(value: Any, fail: Fail) -> str | list[str] | None:
@@ -187,65 +176,54 @@ def stop(value: Any, fail: Fail) -> str | list[str] | None:
 
     Only the empty string is unset: a whitespace string such as ``"\\n\\n"`` is a real stop sequence.
     """
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and not value.lstrip().startswith("["):
-        return value
-    stops = decode_json("stop", value, fail, "a string or a list of strings", list)
-    if not isinstance(stops, list | tuple) or not all(isinstance(item, str) for item in stops):
-        raise fail("stop", value, "a string or a list of strings")
-    if len(stops) > MAX_STOP_SEQUENCES:
-        raise fail("stop", value, f"a string or a list of at most {MAX_STOP_SEQUENCES} strings")
-    return list(stops)
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        read = decode_json("stop", value, fail, "a string or a list of strings", list)
+        return _values.stop(read, fail, shown_as=value)
+    return _values.stop(value, fail)
 
 
 def tool_choice(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> str | dict[str, Any] | None:
     """``tool_choice``: a bare choice ("auto", "none", "required") stays a stripped string; an object, or its
     JSON text starting with "{", becomes a dict. Blank and ``{}`` are unset."""
-    if isinstance(value, str) and not value.lstrip().startswith("{"):
-        return value.strip() or None
-    return mapping("tool_choice", value, fail, kind=kind) or None
-
-
-RESPONSE_FORMAT_SHORTCUTS = ("text", "json_object")
-"""Bare ``response_format`` types that stand for ``{"type": ...}`` (``json_schema`` needs its schema)."""
-
-RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema", "grammar", "python")
-"""The ``response_format`` types OpenRouter knows; any other is answered with a 400 after it was sent."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        value = mapping("tool_choice", value, fail, kind=kind)
+    return _values.tool_choice(value, fail, kind=kind)
 
 
 def response_format(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> dict[str, Any] | None:
     """``response_format``: a bare ``"text"`` or ``"json_object"`` becomes ``{"type": ...}``; otherwise an
     object (or its JSON text) whose ``type`` is one of :data:`RESPONSE_FORMAT_TYPES`. Unset is ``None``."""
-    if isinstance(value, str) and value.strip() in RESPONSE_FORMAT_SHORTCUTS:
-        return {"type": value.strip()}
-    shortcuts = " or ".join(repr(name) for name in RESPONSE_FORMAT_SHORTCUTS)
-    fmt = mapping("response_format", value, fail, kind=f"{kind} or {shortcuts}")
-    if fmt is not None and fmt.get("type") not in RESPONSE_FORMAT_TYPES:
-        raise fail("response_format", fmt, f"an object with a 'type' of {', '.join(RESPONSE_FORMAT_TYPES)}")
-    return fmt
+    if isinstance(value, str) and value.strip() not in RESPONSE_FORMAT_SHORTCUTS:
+        value = mapping("response_format", value, fail, kind=_values.response_format_kind(kind))
+    return _values.response_format(value, fail, kind=kind)
 
 
-# OpenRouter's model ids are ``author/slug`` with an optional ``:variant`` (``meta-llama/llama-3-8b:free``);
-# an alias author may start with ``~``. Neither part may hold a ``/``: the parts become URL path segments, and
-# ``..`` there would send an authenticated GET outside ``/models``.
-_MODEL_ID_PARTS = {
-    "author": (re.compile(r"~?[A-Za-z0-9][A-Za-z0-9._-]*"), "openai"),
-    "slug": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?::[A-Za-z0-9._-]+)*"), "gpt-4o-mini"),
-}
+def chat_parameters(
+    values: Mapping[str, Any],
+    fail: Fail,
+    *,
+    integer_kind: str = "a whole number",
+    object_kind: str = "an object (dict)",
+) -> dict[str, Any]:
+    """The chat request's parameters (``system_prompt``, ``temperature``, ... ``extra_body``) read from what
+    templates rendered, as the hook's ``build_chat_request`` takes them; other keys pass unchanged.
 
-
-def model_id_part(name: str, value: Any, fail: Fail, *, part: str) -> str:
-    """The ``author`` or ``slug`` (``part``) of a model id, stripped, in OpenRouter's id shape: letters,
-    digits, ``.``, ``_``, ``-`` (a slug's ``:variant`` suffixes too), starting with a letter or digit."""
-    pattern, example = _MODEL_ID_PARTS[part]
-    text = value.strip() if isinstance(value, str) else None
-    if not text or not pattern.fullmatch(text):
-        extra = ", ':variant'" if part == "slug" else ""
-        raise fail(
-            name,
-            value,
-            f"{'an' if part == 'author' else 'a'} {part} such as '{example}' (letters, "
-            f"digits, '.', '_', '-'{extra}; no '/')",
-        )
-    return text
+    A ``system_prompt`` that rendered blank, ``"None"`` or ``"null"`` (a missing upstream value) is unset:
+    sending it would pay for a system message saying "None". Ranges are the hook's to check.
+    """
+    readers: dict[str, Any] = {
+        "system_prompt": lambda value: None if unset(value) else value,
+        "temperature": lambda value: number("temperature", value, fail),
+        "top_p": lambda value: number("top_p", value, fail),
+        "max_tokens": lambda value: integer("max_tokens", value, fail, kind=integer_kind),
+        "stop": lambda value: stop(value, fail),
+        "seed": lambda value: integer("seed", value, fail, kind=integer_kind),
+        "response_format": lambda value: response_format(value, fail, kind=object_kind),
+        "tools": lambda value: json_list("tools", value, fail, "a JSON list"),
+        "tool_choice": lambda value: tool_choice(value, fail, kind=object_kind),
+        "models": lambda value: string_list("models", value, fail),
+        "provider": lambda value: mapping("provider", value, fail, kind=object_kind),
+        "reasoning": lambda value: mapping("reasoning", value, fail, kind=object_kind),
+        "extra_body": lambda value: mapping("extra_body", value, fail, kind=object_kind),
+    }
+    return {name: readers[name](value) if name in readers else value for name, value in values.items()}

@@ -2,20 +2,31 @@
 
 Each builder checks every argument and returns the JSON body; a bad argument raises
 :class:`~airflow_provider_openrouter.exceptions.OpenRouterRequestError` with ``status=None``, naming the
-request, the argument, the value and what is expected. Nothing here reads a connection: the hook passes the
-connection's ``default_model`` in.
+request, the argument, the value and what is expected. The builders take typed values (numbers as numbers,
+dicts and lists as themselves) and read no text: turning what a template rendered back into a value is the
+operators' work (:mod:`airflow_provider_openrouter._coerce`), and both apply the rules of
+:mod:`airflow_provider_openrouter._values`. Nothing here reads a connection: the hook passes the connection's
+``default_model`` in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from airflow_provider_openrouter import _coerce
+from airflow_provider_openrouter import _values
 from airflow_provider_openrouter.exceptions import OpenRouterRequestError
 
-__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "ROLES", "build_chat_request", "build_completion_request"]
+__all__ = [
+    "CHAT_PATH",
+    "COMPLETIONS_PATH",
+    "ROLES",
+    "ChatParameters",
+    "CompletionParameters",
+    "build_chat_request",
+    "build_completion_request",
+]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 """Message roles OpenRouter accepts."""
@@ -26,7 +37,7 @@ COMPLETIONS_PATH = "/completions"
 
 def bad_argument(name: str, value: Any, expected: str, request: str) -> OpenRouterRequestError:
     """The hook's error for a bad argument: it names the request (nothing was sent)."""
-    return OpenRouterRequestError(f"{name} must be {expected}, got {_coerce.shown(value)}", request=request)
+    return OpenRouterRequestError(f"{name} must be {expected}, got {_values.shown(value)}", request=request)
 
 
 def _missing_text(name: str, value: Any, request: str) -> OpenRouterRequestError:
@@ -41,15 +52,12 @@ def _missing_text(name: str, value: Any, request: str) -> OpenRouterRequestError
     )
 
 
-def failing(request: str) -> _coerce.Fail:
-    """:func:`bad_argument` for ``request``, as the rendered-value coercion of :mod:`._coerce` takes it."""
+def failing(request: str) -> _values.Fail:
+    """:func:`bad_argument` for ``request``, as the value rules of :mod:`.._values` take it."""
     return partial(bad_argument, request=request)
 
 
 def _check_messages(messages: Any, request: str) -> list[dict[str, Any]]:
-    messages = _coerce.decode_json(
-        "messages", messages, failing(request), "JSON text of a list of {role, content} objects", list
-    )
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
         raise bad_argument("messages", messages, "a list of {role, content} objects", request)
     checked = []
@@ -101,7 +109,7 @@ def _resolve_model(
 
 
 def _merge_extra_body(body: dict[str, Any], extra_body: Any, request: str) -> dict[str, Any]:
-    extra = _coerce.mapping("extra_body", extra_body, failing(request))
+    extra = _values.mapping("extra_body", extra_body, failing(request))
     if extra:
         if extra.get("stream"):
             raise bad_argument(
@@ -111,41 +119,81 @@ def _merge_extra_body(body: dict[str, Any], extra_body: Any, request: str) -> di
     return body
 
 
+class ChatParameters(TypedDict, total=False):
+    """The chat request's parameters besides the model and the messages, as the hook's methods take them
+    (keyword arguments; each may be ``None`` for unset).
+
+    ``temperature`` (0 to 2) and ``top_p`` (0 to 1) are numbers, ``max_tokens`` (>= 1) and ``seed`` whole
+    numbers; ``stop`` a string or a list of at most 4; ``response_format`` an object with a ``type`` (the
+    bare ``"json_object"`` or ``"text"`` stands for ``{"type": ...}``); ``tools`` a list of tool objects;
+    ``tool_choice`` ``"auto"``, ``"none"``, ``"required"`` or an object naming a function; ``models`` a list
+    of fallback model ids; ``provider`` and ``reasoning`` objects; ``extra_body`` an object merged into the
+    body last (any other field: ``plugins``, ``user``, ...).
+    """
+
+    system_prompt: str | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    stop: str | Sequence[str] | None
+    seed: int | None
+    response_format: Mapping[str, Any] | str | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
+    models: Sequence[str] | None
+    provider: Mapping[str, Any] | None
+    reasoning: Mapping[str, Any] | None
+    extra_body: Mapping[str, Any] | None
+
+
+class CompletionParameters(TypedDict, total=False):
+    """The legacy text completion's parameters besides the model and the prompt (see
+    :class:`ChatParameters` for each)."""
+
+    max_tokens: int | None
+    temperature: float | None
+    stop: str | Sequence[str] | None
+    seed: int | None
+    models: Sequence[str] | None
+    provider: Mapping[str, Any] | None
+    extra_body: Mapping[str, Any] | None
+
+
+def _known(parameters: Mapping[str, Any], allowed: type, request: str) -> None:
+    """A misspelt keyword is refused (a TypedDict of keyword arguments would otherwise take it silently)."""
+    unknown = sorted(set(parameters) - set(allowed.__annotations__))
+    if unknown:
+        raise OpenRouterRequestError(
+            f"unknown parameter {unknown[0]!r}; known: {', '.join(allowed.__annotations__)}",
+            request=request,
+            hint="Put any other body field in extra_body.",
+        )
+
+
 def build_chat_request(
     model: str | None = None,
     role: str | None = None,
-    content: str | list[Any] | None = None,
+    content: str | Sequence[Mapping[str, Any]] | None = None,
     *,
-    messages: Sequence[Mapping[str, Any]] | str | None = None,
-    system_prompt: str | None = None,
-    temperature: float | str | None = None,
-    max_tokens: int | str | None = None,
-    top_p: float | str | None = None,
-    stop: str | Sequence[str] | None = None,
-    seed: int | str | None = None,
-    response_format: Mapping[str, Any] | str | None = None,
-    tools: Sequence[Mapping[str, Any]] | str | None = None,
-    tool_choice: str | Mapping[str, Any] | None = None,
-    models: Sequence[str] | str | None = None,
-    provider: Mapping[str, Any] | str | None = None,
-    reasoning: Mapping[str, Any] | str | None = None,
-    extra_body: Mapping[str, Any] | str | None = None,
+    messages: Sequence[Mapping[str, Any]] | None = None,
     default_model: str | None = None,
     conn_id: str | None = None,
+    **parameters: Unpack[ChatParameters],
 ) -> dict[str, Any]:
-    """Validate arguments and build a ``POST /chat/completions`` body; nothing is sent.
+    """Check the arguments and build a ``POST /chat/completions`` body; nothing is sent.
 
     Messages are, in order: ``system_prompt`` (as a system message), ``messages``, then the connector's
-    flat form ``role`` + ``content`` (role defaults to ``user``). Parameters are coerced by the rules of
-    :mod:`airflow_provider_openrouter._coerce`, as an operator's are: numbers and objects may come as the text
-    a template renders (a blank text is unset). ``extra_body`` is merged last and may set any other body field
-    (``plugins``, ``user``, ...).
+    flat form ``role`` + ``content`` (role defaults to ``user``; any case). ``parameters``: see
+    :class:`ChatParameters`. A content that is blank or the ``"None"``/``"null"`` a template renders for a
+    missing value is refused: it would be answered and billed as if it were the question.
     """
     request = f"POST {CHAT_PATH}"
+    _known(parameters, ChatParameters, request)
     fail = failing(request)
-    fallbacks = _coerce.string_list("models", models, fail)
+    fallbacks = _values.string_list("models", parameters.get("models"), fail)
     chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
     conversation: list[dict[str, Any]] = []
+    system_prompt = parameters.get("system_prompt")
     if system_prompt is not None:
         if not isinstance(system_prompt, str):
             raise bad_argument("system_prompt", system_prompt, "a string", request)
@@ -156,13 +204,13 @@ def build_chat_request(
     flat_role = None
     if content is not None or role is not None:
         flat_role = _flat_role(role, request)
-        if _coerce.unset(content):
+        if _values.unset(content):
             raise _missing_text("content", content, request)
         if not isinstance(content, str | list):
             raise bad_argument("content", content, "a string or a list of content parts", request)
         if flat_role == "tool":
             raise OpenRouterRequestError(
-                f"role {_coerce.shown(role)} cannot go with content: a tool result needs the tool_call_id of "
+                f"role {_values.shown(role)} cannot go with content: a tool result needs the tool_call_id of "
                 "the call it answers",
                 request=request,
                 hint="Pass the conversation as messages=[..., {'role': 'tool', 'tool_call_id': ..., "
@@ -173,7 +221,7 @@ def build_chat_request(
     if not any(message["role"] != "system" for message in conversation):
         if flat_role == "system":
             raise OpenRouterRequestError(
-                f"role {_coerce.shown(role)} makes content a system message, and there is no user message "
+                f"role {_values.shown(role)} makes content a system message, and there is no user message "
                 "to answer",
                 request=request,
                 hint="Write role='user' (or leave role out) to ask content; to give instructions too, put "
@@ -192,19 +240,26 @@ def build_chat_request(
     if fallbacks:
         body["models"] = fallbacks
     optional: dict[str, Any] = {
-        "temperature": _coerce.number("temperature", temperature, fail, low=0.0, high=2.0),
-        "max_tokens": _coerce.integer("max_tokens", max_tokens, fail, low=1),
-        "top_p": _coerce.number("top_p", top_p, fail, low=0.0, high=1.0),
-        "stop": _coerce.stop(stop, fail),
-        "seed": _coerce.integer("seed", seed, fail),
-        "response_format": _coerce.response_format(response_format, fail),
-        "tools": _tools(tools, request),
-        "tool_choice": _coerce.tool_choice(tool_choice, fail),
-        "provider": _coerce.mapping("provider", provider, fail),
-        "reasoning": _coerce.mapping("reasoning", reasoning, fail),
+        **_sampling(parameters, fail),
+        "top_p": _values.number("top_p", parameters.get("top_p"), fail, low=0.0, high=1.0),
+        "response_format": _values.response_format(parameters.get("response_format"), fail),
+        "tools": _tools(parameters.get("tools"), request),
+        "tool_choice": _values.tool_choice(parameters.get("tool_choice"), fail),
+        "reasoning": _values.mapping("reasoning", parameters.get("reasoning"), fail),
     }
     body.update((key, value) for key, value in optional.items() if value is not None)
-    return _merge_extra_body(body, extra_body, request)
+    return _merge_extra_body(body, parameters.get("extra_body"), request)
+
+
+def _sampling(parameters: ChatParameters | CompletionParameters, fail: _values.Fail) -> dict[str, Any]:
+    """The parameters both endpoints take, checked."""
+    return {
+        "temperature": _values.number("temperature", parameters.get("temperature"), fail, low=0.0, high=2.0),
+        "max_tokens": _values.integer("max_tokens", parameters.get("max_tokens"), fail, low=1),
+        "stop": _values.stop(parameters.get("stop"), fail),
+        "seed": _values.integer("seed", parameters.get("seed"), fail),
+        "provider": _values.mapping("provider", parameters.get("provider"), fail),
+    }
 
 
 def _flat_role(role: Any, request: str) -> str:
@@ -218,11 +273,9 @@ def _flat_role(role: Any, request: str) -> str:
 
 
 def _tools(value: Any, request: str) -> list[dict[str, Any]] | None:
-    if _coerce.unset(value):
+    tools = _values.items("tools", value, failing(request), "a list of tool objects")
+    if tools is None:
         return None
-    tools = _coerce.decode_json("tools", value, failing(request), "a list of tool objects", list)
-    if not isinstance(tools, Sequence) or isinstance(tools, str):
-        raise bad_argument("tools", tools, "a list of tool objects", request)
     for index, tool in enumerate(tools):
         if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
             raise bad_argument(
@@ -235,23 +288,18 @@ def build_completion_request(
     model: str | None = None,
     prompt: str | Sequence[str] | None = None,
     *,
-    max_tokens: int | str | None = None,
-    temperature: float | str | None = None,
-    stop: str | Sequence[str] | None = None,
-    seed: int | str | None = None,
-    models: Sequence[str] | str | None = None,
-    provider: Mapping[str, Any] | str | None = None,
-    extra_body: Mapping[str, Any] | str | None = None,
     default_model: str | None = None,
     conn_id: str | None = None,
+    **parameters: Unpack[CompletionParameters],
 ) -> dict[str, Any]:
     """Validate arguments and build a legacy ``POST /completions`` body; nothing is sent."""
     request = f"POST {COMPLETIONS_PATH}"
+    _known(parameters, CompletionParameters, request)
     fail = failing(request)
-    fallbacks = _coerce.string_list("models", models, fail)
+    fallbacks = _values.string_list("models", parameters.get("models"), fail)
     chosen = _resolve_model(model, fallbacks, default_model, request, conn_id)
     if isinstance(prompt, str):
-        if _coerce.unset(prompt):
+        if _values.unset(prompt):
             raise _missing_text("prompt", prompt, request)
     elif not (
         isinstance(prompt, Sequence) and prompt and all(isinstance(item, str) and item for item in prompt)
@@ -262,12 +310,5 @@ def build_completion_request(
         body["model"] = chosen
     if fallbacks:
         body["models"] = fallbacks
-    optional: dict[str, Any] = {
-        "max_tokens": _coerce.integer("max_tokens", max_tokens, fail, low=1),
-        "temperature": _coerce.number("temperature", temperature, fail, low=0.0, high=2.0),
-        "stop": _coerce.stop(stop, fail),
-        "seed": _coerce.integer("seed", seed, fail),
-        "provider": _coerce.mapping("provider", provider, fail),
-    }
-    body.update((key, value) for key, value in optional.items() if value is not None)
-    return _merge_extra_body(body, extra_body, request)
+    body.update((key, value) for key, value in _sampling(parameters, fail).items() if value is not None)
+    return _merge_extra_body(body, parameters.get("extra_body"), request)

@@ -16,16 +16,15 @@ import asyncio
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 from pydantic import ValidationError
 
-from airflow_provider_openrouter import _coerce
+from airflow_provider_openrouter import _values
 from airflow_provider_openrouter.cost.attribution import (
     AttributionError,
-    apply_attribution,
     attribution_fields,
     attribution_setting,
 )
@@ -35,6 +34,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterResponseError,
     scrub,
 )
+from airflow_provider_openrouter.hooks._attribution import NO_ATTRIBUTION, Attribution, current_task_context
 from airflow_provider_openrouter.hooks._connection import (
     connection_attribution,
     normalize_base_url,
@@ -44,6 +44,8 @@ from airflow_provider_openrouter.hooks._requests import (
     CHAT_PATH,
     COMPLETIONS_PATH,
     ROLES,
+    ChatParameters,
+    CompletionParameters,
     bad_argument,
     build_chat_request,
     build_completion_request,
@@ -102,47 +104,6 @@ def _query_value(value: Any) -> Any:
     return value
 
 
-# --- attribution ------------------------------------------------------------------------------------------
-
-
-def current_task_context() -> Mapping[str, Any] | None:
-    """The running task's Airflow context, or ``None`` outside a task."""
-    from airflow.sdk import get_current_context
-
-    try:
-        return get_current_context()
-    except RuntimeError:  # not inside a task: only the user's pairs are sent
-        return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Attribution:
-    """The attribution of one hook call or one batch run, resolved and checked once, added to each body.
-
-    ``fields`` are the body fields of a request without a batch row (see
-    :func:`~airflow_provider_openrouter.cost.attribution.attribution_fields`); :meth:`apply` adds them, or a
-    batch row's own (with its ``custom_id``), to a body, leaving whatever the body already sets.
-    """
-
-    context: Mapping[str, Any] | None
-    enabled: bool
-    pairs: dict[str, str]
-    fields: dict[str, Any]
-
-    def apply(self, body: Mapping[str, Any], custom_id: str | None = None) -> dict[str, Any]:
-        if not self.enabled:
-            return dict(body)
-        fields = self.fields
-        if custom_id is not None:
-            fields = attribution_fields(
-                self.context, custom_id=custom_id, user_pairs=self.pairs, enabled=self.enabled
-            )
-        return apply_attribution(body, fields)
-
-
-_NO_ATTRIBUTION = Attribution(None, False, {}, {})
-
-
 # --- the hook ----------------------------------------------------------------------------------------------
 
 
@@ -187,10 +148,10 @@ class OpenRouterHook(BaseHook):
         self.attribution = attribution
         self.tenacity_kwargs = tenacity_kwargs
         request = "OpenRouterHook()"
-        self.requests_per_minute = _coerce.number(
+        self.requests_per_minute = _values.number(
             "requests_per_minute", requests_per_minute, failing(request), low=0.0
         )
-        self.max_connections = _coerce.integer("max_connections", max_connections, failing(request), low=1)
+        self.max_connections = _values.integer("max_connections", max_connections, failing(request), low=1)
         # Python 3.12+ no longer locks cached_property: threads sharing a fresh hook would each read the
         # connection and build a pool of their own, and all but one pool would leak.
         self._lazy_lock = threading.RLock()
@@ -293,16 +254,24 @@ class OpenRouterHook(BaseHook):
         self,
         model: str | None = None,
         role: str | None = None,
-        content: str | list[Any] | None = None,
+        content: str | Sequence[Mapping[str, Any]] | None = None,
         *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
         attribution: bool | Mapping[str, Any] | str | None = None,
-        **kwargs: Any,
+        **parameters: Unpack[ChatParameters],
     ) -> dict[str, Any]:
-        """:func:`build_chat_request` with the connection's ``default_model`` filling a missing model, and the
-        attribution of :meth:`attribution_for` added (``attribution=False``: the bare body)."""
+        """:func:`~airflow_provider_openrouter.hooks._requests.build_chat_request` with the connection's
+        ``default_model`` filling a missing model, and the attribution of :meth:`attribution_for` added
+        (``attribution=False``: the bare body). Nothing is sent."""
         default_model = self.settings.default_model if not model else None
         body = build_chat_request(
-            model, role, content, default_model=default_model, conn_id=self.openrouter_conn_id, **kwargs
+            model,
+            role,
+            content,
+            messages=messages,
+            default_model=default_model,
+            conn_id=self.openrouter_conn_id,
+            **parameters,
         )
         return self.attribution_for(attribution, request=f"POST {CHAT_PATH}").apply(body)
 
@@ -323,7 +292,7 @@ class OpenRouterHook(BaseHook):
         parameter) before anything is sent.
         """
         if attribution is False:
-            return _NO_ATTRIBUTION
+            return NO_ATTRIBUTION
         self.settings  # noqa: B018 - reading the connection checks and keeps its extra 'attribution'
         extra_enabled, pairs = self._extra_attribution or (True, {})
         try:
@@ -331,7 +300,7 @@ class OpenRouterHook(BaseHook):
         except AttributionError as err:
             raise self._attribution_error(err, request) from None
         if not enabled:
-            return _NO_ATTRIBUTION
+            return NO_ATTRIBUTION
         pairs = {**pairs, **own}
         if context is None:
             context = current_task_context()
@@ -358,54 +327,27 @@ class OpenRouterHook(BaseHook):
         self,
         model: str | None = None,
         role: str | None = None,
-        content: str | list[Any] | None = None,
+        content: str | Sequence[Mapping[str, Any]] | None = None,
         *,
-        messages: Sequence[Mapping[str, Any]] | str | None = None,
-        system_prompt: str | None = None,
-        temperature: float | str | None = None,
-        max_tokens: int | str | None = None,
-        top_p: float | str | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | str | None = None,
-        response_format: Mapping[str, Any] | str | None = None,
-        tools: Sequence[Mapping[str, Any]] | str | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        models: Sequence[str] | str | None = None,
-        provider: Mapping[str, Any] | str | None = None,
-        reasoning: Mapping[str, Any] | str | None = None,
-        extra_body: Mapping[str, Any] | str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
         stream: bool = False,
         attribution: bool | Mapping[str, Any] | str | None = None,
+        **parameters: Unpack[ChatParameters],
     ) -> ChatCompletion:
         """Send a chat completion (billable) and return the typed answer.
 
-        Accepts the connector's flat form (``model``, ``role``, ``content``) and the full API; see
-        :func:`build_chat_request`. An error OpenRouter reports inside a 200 body raises like its status.
-        ``stream=True`` receives the answer as server-sent events (OpenRouter's keep-alives then hold the
-        connection open through a long generation, so the read timeout measures silence, not total time) and
-        returns the same assembled ChatCompletion; an error event mid-stream raises. ``attribution``: see
-        :meth:`attribution_for`; the body names the running task (``metadata``, ``session_id``, ``trace``).
+        Accepts the connector's flat form (``model``, ``role``, ``content``) and the full API: ``messages``
+        and the typed ``parameters`` of :class:`~airflow_provider_openrouter.hooks._requests.ChatParameters`
+        (``temperature=0.2``, ``max_tokens=256``, ``provider={...}``); a bad value raises before anything is
+        sent. An error OpenRouter reports inside a 200 body raises like its status. ``stream=True`` receives
+        the answer as server-sent events (OpenRouter's keep-alives then hold the connection open through a
+        long generation, so the read timeout measures silence, not total time) and returns the same assembled
+        ChatCompletion; an error event mid-stream raises. ``attribution``: see :meth:`attribution_for`; the
+        body names the running task (``metadata``, ``session_id``, ``trace``).
         """
         body = self.build_chat_request(
-            model,
-            role,
-            content,
-            messages=messages,
-            system_prompt=system_prompt,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=top_p,
-            stop=stop,
-            seed=seed,
-            response_format=response_format,
-            tools=tools,
-            tool_choice=tool_choice,
-            models=models,
-            provider=provider,
-            reasoning=reasoning,
-            extra_body=extra_body,
-            attribution=attribution,
+            model, role, content, messages=messages, attribution=attribution, **parameters
         )
         return self.send_chat_request(body, idempotency_key=idempotency_key, stream=stream)
 
@@ -426,15 +368,9 @@ class OpenRouterHook(BaseHook):
         model: str | None = None,
         prompt: str | Sequence[str] | None = None,
         *,
-        max_tokens: int | str | None = None,
-        temperature: float | str | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | str | None = None,
-        models: Sequence[str] | str | None = None,
-        provider: Mapping[str, Any] | str | None = None,
-        extra_body: Mapping[str, Any] | str | None = None,
         idempotency_key: str | None = None,
         attribution: bool | Mapping[str, Any] | str | None = None,
+        **parameters: Unpack[CompletionParameters],
     ) -> TextCompletion:
         """Send a legacy text completion (``POST /completions``, billable).
 
@@ -445,15 +381,9 @@ class OpenRouterHook(BaseHook):
         body = build_completion_request(
             model,
             prompt,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            seed=seed,
-            models=models,
-            provider=provider,
-            extra_body=extra_body,
             default_model=self.settings.default_model if not model else None,
             conn_id=self.openrouter_conn_id,
+            **parameters,
         )
         body = self.attribution_for(attribution, request=f"POST {COMPLETIONS_PATH}").apply(body)
         data = self.transport.post(COMPLETIONS_PATH, body, idempotency_key=idempotency_key)
@@ -472,7 +402,7 @@ class OpenRouterHook(BaseHook):
         (:class:`~airflow_provider_openrouter.exceptions.OpenRouterNotFoundError`).
         """
         request = "GET /generation"
-        if not isinstance(generation_id, str) or _coerce.unset(generation_id):
+        if not isinstance(generation_id, str) or _values.unset(generation_id):
             raise bad_argument("generation_id", generation_id, "a generation id such as 'gen-...'", request)
         return self.parse_generation(self.transport.get("/generation", {"id": generation_id.strip()}))
 
@@ -485,14 +415,14 @@ class OpenRouterHook(BaseHook):
         """The provider endpoints serving ``author/slug`` (``GET /models/{author}/{slug}/endpoints``).
 
         ``author`` may be a whole model id (``"openai/gpt-4o"``) when ``slug`` is omitted. Both parts must
-        have OpenRouter's id shape (see :func:`~airflow_provider_openrouter._coerce.model_id_part`) and are
+        have OpenRouter's id shape (see :func:`~airflow_provider_openrouter._values.model_id_part`) and are
         sent as quoted path segments, so no request leaves ``/models``.
         """
         request = "GET /models/{author}/{slug}/endpoints"
         if slug is None:
             if isinstance(author, str) and author.strip() and "/" not in author:
                 raise OpenRouterRequestError(
-                    f"the model id {_coerce.shown(author)} has no '/': expected 'author/slug' such as "
+                    f"the model id {_values.shown(author)} has no '/': expected 'author/slug' such as "
                     "'openai/gpt-4o-mini'",
                     request=request,
                 )
@@ -500,14 +430,14 @@ class OpenRouterHook(BaseHook):
                 author, slug = author.strip().split("/", 1)
         elif isinstance(author, str) and "/" in author:
             raise OpenRouterRequestError(
-                f"author must not contain '/' when slug is given, got {_coerce.shown(author)}",
+                f"author must not contain '/' when slug is given, got {_values.shown(author)}",
                 request=request,
                 hint="Pass the whole model id alone (list_model_endpoints('author/slug')), or author and "
                 "slug separately.",
             )
         fail = failing(request)
         segments = [
-            quote(_coerce.model_id_part(name, value, fail, part=name), safe="")
+            quote(_values.model_id_part(name, value, fail, part=name), safe="")
             for name, value in (("author", author), ("slug", slug))
         ]
         path = f"/models/{segments[0]}/{segments[1]}/endpoints"
@@ -516,7 +446,7 @@ class OpenRouterHook(BaseHook):
         )
 
     def list_models(
-        self, *, limit: int | str | None = None, offset: int | str | None = None, **filters: Any
+        self, *, limit: int | None = None, offset: int | None = None, **filters: Any
     ) -> ModelList:
         """The model catalog (``GET /models``), every page unless ``limit`` asks for one page.
 
@@ -529,8 +459,8 @@ class OpenRouterHook(BaseHook):
         request = "GET /models"
         params = {key: _query_value(value) for key, value in filters.items() if value is not None}
         fail = failing(request)
-        page_limit = _coerce.integer("limit", limit, fail, low=1)
-        start = _coerce.integer("offset", offset, fail, low=0) or 0
+        page_limit = _values.integer("limit", limit, fail, low=1)
+        start = _values.integer("offset", offset, fail, low=0) or 0
         if page_limit is not None:
             params.update(limit=page_limit, offset=start)
             return self._result(ModelList, self.transport.get("/models", params), request)
@@ -671,7 +601,7 @@ class OpenRouterHook(BaseHook):
         return self._result(Embeddings, data, f"POST {EMBEDDINGS_PATH}", billed=True)
 
     def list_embedding_models(
-        self, *, limit: int | str | None = None, offset: int | str | None = None
+        self, *, limit: int | None = None, offset: int | None = None
     ) -> EmbeddingModelList:
         """The embedding models (``GET /embeddings/models``; ``GET /models`` leaves them out)."""
         from airflow_provider_openrouter.embeddings import EMBEDDING_MODELS_PATH, EmbeddingModelList
@@ -681,8 +611,8 @@ class OpenRouterHook(BaseHook):
         params = {
             name: value
             for name, value in (
-                ("limit", _coerce.integer("limit", limit, fail, low=1)),
-                ("offset", _coerce.integer("offset", offset, fail, low=0)),
+                ("limit", _values.integer("limit", limit, fail, low=1)),
+                ("offset", _values.integer("offset", offset, fail, low=0)),
             )
             if value is not None
         }

@@ -78,8 +78,8 @@ class OpenRouterBaseOperator(BaseOperator):
         """Put the one-line cause on its own log line, above Airflow's traceback."""
         self.log.error("OpenRouter %s failed: %s", action, err)
 
-    # Rendered-value coercion: the rules are airflow_provider_openrouter._coerce, shared with the hook; these
-    # bind the operators' error, which names the task.
+    # Rendered-value coercion (airflow_provider_openrouter._coerce: text read back into the typed values the
+    # hook takes); these bind the operators' error, which names the task.
 
     def bad_parameter(
         self, name: str, value: Any, expected: str, *, hint: str | None = None
@@ -198,23 +198,12 @@ class OpenRouterChatParametersOperator(OpenRouterBaseOperator):
         A ``system_prompt`` that rendered blank, ``"None"`` or ``"null"`` (a missing upstream value) is unset:
         sending it would pay for a system message saying "None".
         """
-        return {
-            "system_prompt": None if _coerce.unset(self.system_prompt) else self.system_prompt,
-            "temperature": self.as_float("temperature", self.temperature),
-            "top_p": self.as_float("top_p", self.top_p),
-            "max_tokens": self.as_int("max_tokens", self.max_tokens),
-            "stop": self.as_stop(self.stop),
-            "seed": self.as_int("seed", self.seed),
-            "response_format": _coerce.response_format(
-                self.response_format, self.bad_parameter, kind=_OBJECT
-            ),
-            "tools": self.as_list("tools", self.tools),
-            "tool_choice": _coerce.tool_choice(self.tool_choice, self.bad_parameter, kind=_OBJECT),
-            "models": self.as_str_list("models", self.models),
-            "provider": self.as_dict("provider", self.provider),
-            "reasoning": self.as_dict("reasoning", self.reasoning),
-            "extra_body": self.as_dict("extra_body", self.extra_body),
-        }
+        return _coerce.chat_parameters(
+            {name: getattr(self, name) for name in CHAT_PARAMETERS},
+            self.bad_parameter,
+            integer_kind=_INTEGER,
+            object_kind=_OBJECT,
+        )
 
 
 class OpenRouterGenerationOperator(OpenRouterBaseOperator):

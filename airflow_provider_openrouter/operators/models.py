@@ -83,6 +83,10 @@ class OpenRouterListModelsOperator(OpenRouterBaseOperator):
                 "input_modalities": self.as_str_list("input_modalities", self.input_modalities),
                 **(self.as_dict("filters", self.filters) or {}),
             }
+            # Paging is numbers to the hook; a template renders them as text.
+            for name in ("limit", "offset"):
+                if name in query:
+                    query[name] = self.as_int(name, query[name])
             try:
                 catalog = self.hook.list_models(**{k: v for k, v in query.items() if v is not None})
             except OpenRouterError as err:

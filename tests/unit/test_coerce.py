@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import OpenRouterRequestError
-from airflow_provider_openrouter.hooks._requests import build_chat_request
+from airflow_provider_openrouter.hooks._requests import build_chat_request, failing
 from airflow_provider_openrouter.operators import OpenRouterChatCompletionOperator
 
 
@@ -325,7 +325,10 @@ def _operator_verdict(parameter: str, value: Any) -> tuple[str, Any]:
 
 def _hook_verdict(parameter: str, value: Any) -> tuple[str, Any]:
     try:
-        return "ok", build_chat_request("m/x", content="hi", **{parameter: value}).get(parameter)
+        fail = failing("POST /chat/completions")
+        return "ok", build_chat_request(
+            "m/x", content="hi", **_coerce.chat_parameters({parameter: value}, fail)
+        ).get(parameter)
     except OpenRouterRequestError as err:
         assert "POST /chat/completions" in str(err) and "\n" not in str(err)
         return "refused", None

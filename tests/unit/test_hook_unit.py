@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import (
     OpenRouterConfigurationError,
     OpenRouterError,
@@ -17,7 +18,7 @@ from airflow_provider_openrouter.exceptions import (
 )
 from airflow_provider_openrouter.hooks import OpenRouterHook
 from airflow_provider_openrouter.hooks._connection import normalize_base_url, settings_from_connection
-from airflow_provider_openrouter.hooks._requests import build_chat_request, build_completion_request
+from airflow_provider_openrouter.hooks._requests import build_chat_request, build_completion_request, failing
 
 KEY = "sk-or-v1-1234567890abcdef1234567890abcdef"
 
@@ -148,23 +149,35 @@ def test_connector_flat_form() -> None:
 
 
 def test_full_api_with_rendered_strings() -> None:
+    # What templates render is read back by the operators' coercion; the hook builds from the typed values.
+    fail = failing("POST /chat/completions")
     body = build_chat_request(
         "openai/gpt-4o-mini",
         content="Summarise",
-        system_prompt="Be brief.",
-        messages=json.dumps([{"role": "user", "content": "context"}, {"role": "assistant", "content": "ok"}]),
-        temperature="0.2",
-        max_tokens="64",
-        top_p=0.9,
-        stop=["\n\n"],
-        seed="7",
-        response_format="json_object",
-        tools='[{"type": "function", "function": {"name": "f", "parameters": {}}}]',
-        tool_choice="auto",
-        models="a/b, c/d",
-        provider='{"order": ["openai"], "allow_fallbacks": false}',
-        reasoning={"effort": "low"},
-        extra_body={"user": "etl", "plugins": [{"id": "web"}]},
+        messages=_coerce.json_list(
+            "messages",
+            json.dumps([{"role": "user", "content": "context"}, {"role": "assistant", "content": "ok"}]),
+            fail,
+            "a JSON list",
+        ),
+        **_coerce.chat_parameters(
+            {
+                "system_prompt": "Be brief.",
+                "temperature": "0.2",
+                "max_tokens": "64",
+                "top_p": 0.9,
+                "stop": ["\n\n"],
+                "seed": "7",
+                "response_format": "json_object",
+                "tools": '[{"type": "function", "function": {"name": "f", "parameters": {}}}]',
+                "tool_choice": "auto",
+                "models": "a/b, c/d",
+                "provider": '{"order": ["openai"], "allow_fallbacks": false}',
+                "reasoning": {"effort": "low"},
+                "extra_body": {"user": "etl", "plugins": [{"id": "web"}]},
+            },
+            fail,
+        ),
     )
     assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
     assert body["messages"][-1] == {"role": "user", "content": "Summarise"}
@@ -183,6 +196,35 @@ def test_full_api_with_rendered_strings() -> None:
 def test_unset_options_are_not_sent() -> None:
     body = build_chat_request("m/x", content="hi")
     assert set(body) == {"model", "messages"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "phrase"),
+    [
+        ({"temperature": "0.2"}, "temperature must be a number from 0 to 2, got '0.2'"),
+        ({"max_tokens": "64"}, "max_tokens must be a whole number >= 1, got '64'"),
+        ({"seed": "7"}, "seed must be a whole number, got '7'"),
+        ({"provider": '{"order": ["openai"]}'}, "provider must be an object (dict), got '{"),
+        ({"extra_body": '{"user": "etl"}'}, "extra_body must be an object (dict), got '{"),
+        ({"models": "a/b, c/d"}, "models must be a list of strings, got 'a/b, c/d'"),
+        ({"tools": "[]"}, "tools must be a list of tool objects, got '[]'"),
+        ({"messages": '[{"role": "user", "content": "hi"}]'}, "messages must be a list of {role, content}"),
+        (
+            {"response_format": '{"type": "json_object"}'},
+            "response_format must be an object (dict) or 'text'",
+        ),
+        ({"temprature": 0.2}, "unknown parameter 'temprature'; known: system_prompt, temperature"),
+    ],
+)
+def test_the_hook_takes_typed_values_and_reads_no_template_text(kwargs: dict[str, Any], phrase: str) -> None:
+    # Rendered text is the operators' to read (_coerce); a text where a number or an object is meant is a
+    # caller's mistake the hook names before anything is sent.
+    kwargs.setdefault("content", "hi")
+    with pytest.raises(OpenRouterRequestError) as caught:
+        build_chat_request("m/x", **kwargs)
+    assert phrase in str(caught.value) and "POST /chat/completions" in str(caught.value)
+    with pytest.raises(OpenRouterRequestError, match="max_tokens must be a whole number >= 1, got '5'"):
+        build_completion_request("m/x", "Once upon", max_tokens="5")  # type: ignore[arg-type]
 
 
 def test_default_model_fills_in_and_models_alone_is_enough() -> None:
@@ -223,7 +265,7 @@ def test_no_model_anywhere_is_a_clear_error() -> None:
         ),
         ({"messages": [{"role": "user"}]}, "messages[0].content must be a string or a list"),
         ({"messages": ["hello"]}, "messages[0] must be an object with 'role' and 'content'"),
-        ({"messages": "not json"}, "messages must be JSON"),
+        ({"messages": "not json"}, "messages must be a list of {role, content} objects, got 'not json'"),
         (
             {"messages": [{"role": "tool", "content": "42"}]},
             "messages[0].tool_call_id must be the id of the tool call",
@@ -288,7 +330,7 @@ def test_assistant_message_with_only_tool_calls_is_valid() -> None:
 
 
 def test_completion_request() -> None:
-    assert build_completion_request("m/x", "Once upon", max_tokens="5") == {
+    assert build_completion_request("m/x", "Once upon", max_tokens=5) == {
         "model": "m/x",
         "prompt": "Once upon",
         "max_tokens": 5,
@@ -366,7 +408,7 @@ def test_list_models_follows_pages_until_all_are_collected() -> None:
 
 def test_list_models_with_limit_fetches_one_page() -> None:
     transport = FakeTransport([{"data": _models("a/1"), "total_count": 9, "links": {"next": "x"}}])
-    catalog = hook_with(transport).list_models(limit="1", offset=3, distillable=True)
+    catalog = hook_with(transport).list_models(limit=1, offset=3, distillable=True)
     assert catalog.ids == ["a/1"]
     assert transport.calls == [("/models", {"distillable": "true", "limit": 1, "offset": 3})]
 
@@ -540,7 +582,7 @@ def counted_transports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_kwargs_replace_the_connection_rate_and_size_the_pool(counted_transports: list[Any]) -> None:
-    hook = OpenRouterHook("or_test", requests_per_minute="30", max_connections=7)
+    hook = OpenRouterHook("or_test", requests_per_minute=30, max_connections=7)
     assert hook.settings.requests_per_minute == 30
     adapter = hook.transport._session.get_adapter("https://openrouter.ai/api/v1")
     assert adapter._pool_maxsize == 7
