@@ -60,6 +60,8 @@ class InvalidOutputError(OpenRouterError):
 
     default_billed: ClassVar[bool | None] = True
     title: ClassVar[str] = "OpenRouter answer does not match output_type"
+    completion: ChatCompletion | None = None
+    """The answer that did not validate, when the hook raised this (its cost is in ``completion.cost``)."""
 
     def default_hint(self) -> str:
         return (
