@@ -117,10 +117,11 @@ class VectorWriter:
             if self.path.protocol in ("", "file", "local"):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self._partial.open("wb")
-        vector = row["embedding"]
+        # A vector read back from the checkpoint holds Decimals (its numbers are parsed exactly): floats here.
+        vector = [float(value) for value in row["embedding"]]
         if self.dimensions is None:
             self.dimensions = len(vector)
-        record = {name: row.get(name) for name in COLUMNS}
+        record = {**{name: row.get(name) for name in COLUMNS}, "embedding": vector}
         if self.kind == "jsonl":
             self._handle.write(dumps_record(record))
         else:
@@ -192,7 +193,10 @@ def read_vectors(path: ObjectStoragePath) -> list[dict[str, Any]]:
         with path.open("rb") as handle:
             return list(pq.read_table(handle).to_pylist())
     with path.open("rb") as handle:
-        return [loads_record(line) for line in handle if line.strip()]
+        rows = [loads_record(line) for line in handle if line.strip()]
+    for row in rows:
+        row["embedding"] = [float(value) for value in row["embedding"]]
+    return rows
 
 
 register_with_serde(VectorFile)
