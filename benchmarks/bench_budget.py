@@ -1,4 +1,4 @@
-"""What a budget costs per request on SQLite, and a budgeted fan-out beside an unbudgeted one (prints figures).
+"""What a budget costs per request on SQLite, and a budgeted fan-out beside an unbudgeted one (prints them).
 
     uv run python benchmarks/bench_budget.py [--reservations 2000] [--rows 1000] [--concurrency 16]
 
@@ -73,14 +73,8 @@ def fan_out(hook: Any, rows: int, concurrency: int, budgeted: bool, round_index:
     def one(body: dict[str, Any]) -> None:
         if ledger is None:
             hook.send_chat_request(body)
-            return
-        reservation = ledger.reserve(body)
-        try:
-            answer = hook.send_chat_request(body)
-        except BaseException as err:
-            reservation.close_after(error=err)
-            raise
-        reservation.close_after(answer)
+        else:
+            ledger.spend(body, hook.send_chat_request)
 
     if ledger is not None:
         ledger.reserve(bodies[0]).release()  # the catalog, read once before the rows

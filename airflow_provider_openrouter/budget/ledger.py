@@ -18,11 +18,11 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
 from airflow_provider_openrouter.budget.worst_case import Catalog, worst_case_cost
@@ -31,6 +31,7 @@ from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.models import plain_decimal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 UNIT = Decimal("1e-12")
 DB_ENV = "OPENROUTER_BUDGET_DB"
@@ -231,8 +232,15 @@ class Reservation:
                 plain_decimal(from_units(cost_units)),
                 plain_decimal(self.max_cost),
             )
-        closed = self.ledger.close_reservation(
-            self.reservation_id, self.period, self.amount_units, state, cost_units, generation_id
+        closed = close_reservation(
+            self.ledger.db,
+            self.ledger.budget.name,
+            self.reservation_id,
+            self.period,
+            self.amount_units,
+            state,
+            cost_units,
+            generation_id,
         )
         if closed:
             self.state = state
@@ -352,19 +360,17 @@ class BudgetLedger:
             next_period=self.budget.next_period_start(),
         )
 
-    def close_reservation(
-        self,
-        reservation_id: str,
-        period: str,
-        amount_units: int,
-        state: str,
-        cost_units: int,
-        generation_id: str | None,
-    ) -> bool:
-        """Move a reserved or kept reservation to ``state`` and its ledger row from reserved to spent."""
-        return close_reservation(
-            self.db, self.budget.name, reservation_id, period, amount_units, state, cost_units, generation_id
-        )
+    def spend(self, body: Mapping[str, Any], send: Callable[[Mapping[str, Any]], T]) -> T:
+        """Reserve ``body``'s worst case, ``send(body)``, then settle, release or keep by the outcome
+        (:meth:`Reservation.close_after`); returns what ``send`` returned."""
+        reservation = self.reserve(body)
+        try:
+            result = send(body)
+        except BaseException as err:
+            reservation.close_after(error=err)
+            raise
+        reservation.close_after(result)
+        return result
 
     def balance(self, period: str | None = None) -> dict[str, Any]:
         """``limit``, ``spent``, ``reserved`` and ``remaining`` (USD ``Decimal``) of the current period."""

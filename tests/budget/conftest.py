@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from budget_names import BUDGET_CONN
 
 from airflow_provider_openrouter.budget import OpenRouterBudget
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 from airflow_provider_openrouter.hooks import OpenRouterHook
 from airflow_provider_openrouter.ratelimit import clear_buckets
-
-BUDGET_CONN = "openrouter_budget_test"
-MODEL = "openai/gpt-4o-mini"
 
 
 @pytest.fixture
@@ -47,19 +45,6 @@ def hook(emulator: RunningEmulator, ledger_file: Path, monkeypatch: pytest.Monke
         ),
     )
     return OpenRouterHook(BUDGET_CONN)
-
-
-def spend(hook: OpenRouterHook, ledger: Any, text: str, max_tokens: int = 40) -> Any:
-    """One chat completion through ``ledger``: reserve its worst case, send, then settle, release or keep."""
-    body = hook.build_chat_request(MODEL, "user", text, max_tokens=max_tokens)
-    reservation = ledger.reserve(body)
-    try:
-        answer = hook.send_chat_request(body)
-    except BaseException as err:
-        reservation.close_after(error=err)
-        raise
-    reservation.close_after(answer)
-    return answer
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODEL
+from budget_names import MODEL
 
 from airflow_provider_openrouter.budget import OpenRouterBudget
 

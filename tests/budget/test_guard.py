@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
-from conftest import BUDGET_CONN, spend
+from budget_names import BUDGET_CONN, spend
 
 from airflow_provider_openrouter.budget import OpenRouterBudget
 from airflow_provider_openrouter.budget.guard import BudgetGuardResult

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODEL, spend
+from budget_names import MODEL, spend
 
 from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
 from airflow_provider_openrouter.budget.ledger import to_units

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import spend
+from budget_names import spend
 
 from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import MODEL
+from budget_names import MODEL
 
 from airflow_provider_openrouter.budget import OpenRouterBudget
 from airflow_provider_openrouter.budget.worst_case import Catalog, prompt_token_bound, worst_case_cost

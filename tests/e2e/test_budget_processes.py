@@ -36,15 +36,9 @@ def _spend_until_exhausted(conn_json: str, ledger_path: str, index: int, start: 
             "openai/gpt-4o-mini", "user", f"process {index} attempt {attempt}: name a river", max_tokens=40
         )
         try:
-            reservation = ledger.reserve(body)
+            ledger.spend(body, hook.send_chat_request)
         except BudgetExhaustedError:
             return answers, 1
-        try:
-            answer = hook.send_chat_request(body)
-        except BaseException as err:
-            reservation.close_after(error=err)
-            raise
-        reservation.close_after(answer)
         answers += 1
     return answers, 0
 

@@ -31,17 +31,11 @@ def openrouter_budget_mapped() -> None:
                     max_tokens=40,
                 )
                 try:
-                    reservation = ledger.reserve(body)
+                    answer = ledger.spend(body, hook.send_chat_request)
                 except BudgetExhaustedError as err:
-                    if ids:
-                        return ids  # this task spent what it could; the budget stops the next one
-                    raise_for_exhausted(err, BUDGET)
-                try:
-                    answer = hook.send_chat_request(body)
-                except BaseException as err:
-                    reservation.close_after(error=err)
-                    raise
-                reservation.close_after(answer)
+                    if not ids:
+                        raise_for_exhausted(err, BUDGET)  # on_exhausted="skip": skips this task
+                    return ids  # this task spent what it could
                 ids.append(answer.generation_id)
         return ids
 
