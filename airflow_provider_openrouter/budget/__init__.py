@@ -35,6 +35,7 @@ __all__ = [
     "OpenRouterBudget",
     "raise_for_exhausted",
     "resolve_budget",
+    "skip_exception",
 ]
 
 PERIODS = ("day", "run", "total")
@@ -287,13 +288,21 @@ def resolve_budget(value: OpenRouterBudget | str | None, connection_extra: Any) 
     return OpenRouterBudget(name=value.strip(), **settings).validate()
 
 
+def skip_exception() -> type[Exception]:
+    """Airflow's ``AirflowSkipException`` (in ``airflow.sdk.exceptions`` from Airflow 3.2, before that in
+    ``airflow.exceptions``)."""
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:
+        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+    return AirflowSkipException
+
+
 def raise_for_exhausted(err: BudgetExhaustedError, budget: OpenRouterBudget) -> datetime:
     """Do what ``budget.on_exhausted`` asks: raise ``err`` (fail), raise ``AirflowSkipException`` (skip), or
     return the datetime the next period starts (wait), for the operator to defer until then."""
     if budget.on_exhausted == "skip":
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException(str(err))
+        raise skip_exception()(str(err))
     if budget.on_exhausted == "wait":
         start = budget.next_period_start()
         if start is not None:

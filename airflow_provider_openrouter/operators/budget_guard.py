@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_openrouter.budget import OpenRouterBudget, resolve_budget
+from airflow_provider_openrouter.budget import OpenRouterBudget, resolve_budget, skip_exception
 from airflow_provider_openrouter.budget.guard import ON_UNMET, SOURCES, BudgetGuardResult
 from airflow_provider_openrouter.exceptions import OpenRouterError, OpenRouterResponseError
 from airflow_provider_openrouter.operators._base import OpenRouterBaseOperator
@@ -163,9 +163,7 @@ class OpenRouterBudgetGuardOperator(OpenRouterBaseOperator):
             return outcome
         reasons = outcome.reasons()
         if self.on_unmet == "skip":
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException(f"budget guard not met, skipping: {reasons}")
+            raise skip_exception()(f"budget guard not met, skipping: {reasons}")
         if self.on_unmet == "defer":
             self._defer(context, reasons)
         raise self._unmet(reasons)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_openrouter.budget import (
     BudgetConfigurationError,
@@ -15,6 +14,7 @@ from airflow_provider_openrouter.budget import (
     OpenRouterBudget,
     raise_for_exhausted,
     resolve_budget,
+    skip_exception,
 )
 
 
@@ -98,7 +98,7 @@ def test_on_exhausted_fail_skip_wait() -> None:
     err = _exhausted()
     with pytest.raises(BudgetExhaustedError):
         raise_for_exhausted(err, OpenRouterBudget("b", 1, on_exhausted="fail"))
-    with pytest.raises(AirflowSkipException, match=r"0\.1 USD left"):
+    with pytest.raises(skip_exception(), match=r"0\.1 USD left"):
         raise_for_exhausted(err, OpenRouterBudget("b", 1, on_exhausted="skip"))
     until = raise_for_exhausted(err, OpenRouterBudget("b", 1, on_exhausted="wait"))
     assert until > datetime.now(UTC) and (until.hour, until.minute, until.second) == (0, 0, 0)

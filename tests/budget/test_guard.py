@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import TaskDeferred
 from budget_names import BUDGET_CONN, spend
 
-from airflow_provider_openrouter.budget import OpenRouterBudget
+from airflow_provider_openrouter.budget import OpenRouterBudget, skip_exception
 from airflow_provider_openrouter.budget.guard import BudgetGuardResult
 from airflow_provider_openrouter.exceptions import OpenRouterRequestError
 from airflow_provider_openrouter.operators.budget_guard import (
@@ -60,7 +60,7 @@ def test_unmet_fails_with_what_fell_short(key_half_spent: Decimal, emulator: Any
 
 
 def test_unmet_skips(key_half_spent: Decimal) -> None:
-    with pytest.raises(AirflowSkipException, match="below"):
+    with pytest.raises(skip_exception(), match="below"):
         _guard(min_remaining_usd=str(key_half_spent * 3), on_unmet="skip").execute(CONTEXT)
 
 
