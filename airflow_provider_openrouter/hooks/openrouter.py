@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 from urllib.parse import quote
 
 from airflow.sdk import BaseHook
@@ -35,6 +35,7 @@ from airflow_provider_openrouter.exceptions import (
     scrub,
 )
 from airflow_provider_openrouter.hooks._attribution import NO_ATTRIBUTION, Attribution, current_task_context
+from airflow_provider_openrouter.hooks._billing import BudgetBook, StructuredCompletion, spend
 from airflow_provider_openrouter.hooks._connection import (
     connection_attribution,
     normalize_base_url,
@@ -66,9 +67,12 @@ from airflow_provider_openrouter.models import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+    from pydantic import BaseModel
     from pydantic_ai.models.openrouter import OpenRouterModel as PydanticAIModel
 
+    from airflow_provider_openrouter.budget import OpenRouterBudget
     from airflow_provider_openrouter.embeddings import EmbeddingModelList, Embeddings
+    from airflow_provider_openrouter.models import Model
     from airflow_provider_openrouter.transport import (
         AsyncOpenRouterTransport,
         OpenRouterTransport,
@@ -94,6 +98,8 @@ MAX_MODEL_PAGES = 100
 hundred models, so a server still sending pages after that is broken or hostile."""
 
 ResultT = TypeVar("ResultT", bound=OpenRouterModel)
+BillableT = TypeVar("BillableT", ChatCompletion, TextCompletion)
+OutputT = TypeVar("OutputT", bound="BaseModel")
 
 
 def _query_value(value: Any) -> Any:
@@ -158,11 +164,22 @@ class OpenRouterHook(BaseHook):
         self._settings: TransportSettings | None = None
         self._extra_attribution: tuple[bool, dict[str, str]] | None = None
         self._transport: OpenRouterTransport | None = None
+        self._connection_extra: Any = None
+        self._catalog: dict[str, Model] | None = None
+        self._budgets = BudgetBook()
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy (deepcopy of an operator, pickling) reads the connection again and opens its own pool.
         state = dict(self.__dict__)
-        state.update(_lazy_lock=None, _settings=None, _extra_attribution=None, _transport=None)
+        state.update(
+            _lazy_lock=None,
+            _settings=None,
+            _extra_attribution=None,
+            _transport=None,
+            _connection_extra=None,
+            _catalog=None,
+            _budgets=BudgetBook(),
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -176,11 +193,13 @@ class OpenRouterHook(BaseHook):
         self.close()
 
     def close(self) -> None:
-        """Close the pooled connections of this hook (if it opened any). A later call opens a new pool."""
+        """Close the pooled connections of this hook (if it opened any) and its budgets' SQL connections. A
+        later call opens new ones."""
         with self._lazy_lock:
             transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()
+        self._budgets.close()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -205,6 +224,7 @@ class OpenRouterHook(BaseHook):
         """The connection's settings with this hook's ``requests_per_minute``; keeps its ``attribution``."""
         settings = settings_from_connection(conn, self.openrouter_conn_id)
         self._extra_attribution = connection_attribution(conn.extra_dejson, self.openrouter_conn_id)
+        self._connection_extra = conn.extra_dejson
         if self.requests_per_minute is None:
             return settings
         return dataclasses.replace(settings, requests_per_minute=self.requests_per_minute)
@@ -323,6 +343,7 @@ class OpenRouterHook(BaseHook):
 
     # --- actions ------------------------------------------------------------------------------------------
 
+    @overload
     def chat_completion(
         self,
         model: str | None = None,
@@ -333,8 +354,57 @@ class OpenRouterHook(BaseHook):
         idempotency_key: str | None = None,
         stream: bool = False,
         attribution: bool | Mapping[str, Any] | str | None = None,
+        output_type: None = None,
+        budget: OpenRouterBudget | str | None = None,
         **parameters: Unpack[ChatParameters],
-    ) -> ChatCompletion:
+    ) -> ChatCompletion: ...
+
+    @overload
+    def chat_completion(
+        self,
+        model: str | None = None,
+        role: str | None = None,
+        content: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        idempotency_key: str | None = None,
+        stream: bool = False,
+        attribution: bool | Mapping[str, Any] | str | None = None,
+        output_type: type[OutputT],
+        budget: OpenRouterBudget | str | None = None,
+        **parameters: Unpack[ChatParameters],
+    ) -> StructuredCompletion[OutputT]: ...
+
+    @overload
+    def chat_completion(
+        self,
+        model: str | None = None,
+        role: str | None = None,
+        content: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        idempotency_key: str | None = None,
+        stream: bool = False,
+        attribution: bool | Mapping[str, Any] | str | None = None,
+        output_type: str,
+        budget: OpenRouterBudget | str | None = None,
+        **parameters: Unpack[ChatParameters],
+    ) -> StructuredCompletion[Any]: ...
+
+    def chat_completion(
+        self,
+        model: str | None = None,
+        role: str | None = None,
+        content: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        idempotency_key: str | None = None,
+        stream: bool = False,
+        attribution: bool | Mapping[str, Any] | str | None = None,
+        output_type: type[BaseModel] | str | None = None,
+        budget: OpenRouterBudget | str | None = None,
+        **parameters: Unpack[ChatParameters],
+    ) -> ChatCompletion | StructuredCompletion[Any]:
         """Send a chat completion (billable) and return the typed answer.
 
         Accepts the connector's flat form (``model``, ``role``, ``content``) and the full API: ``messages``
@@ -345,23 +415,69 @@ class OpenRouterHook(BaseHook):
         long generation, so the read timeout measures silence, not total time) and returns the same assembled
         ChatCompletion; an error event mid-stream raises. ``attribution``: see :meth:`attribution_for`; the
         body names the running task (``metadata``, ``session_id``, ``trace``).
+
+        ``output_type`` (a pydantic class, or its dotted path ``"pkg.module.Class"``): the request asks for
+        JSON of the class's schema (``response_format`` json_schema, strict when the model's catalog entry
+        lists ``structured_outputs``; give no ``response_format`` of your own), and the answer is validated
+        into it. The result is then a
+        :class:`~airflow_provider_openrouter.hooks._billing.StructuredCompletion`: ``.output`` is the
+        instance, ``.completion`` the whole ChatCompletion. An answer that does not
+        validate raises :class:`~airflow_provider_openrouter.structured.InvalidOutputError` (billed), whose
+        ``completion`` is the answer that was paid for.
+
+        ``budget`` (an :class:`~airflow_provider_openrouter.budget.OpenRouterBudget`, or the name of one
+        declared in the connection extra ``budgets``): the request's worst case is reserved before it is
+        sent, and :class:`~airflow_provider_openrouter.budget.BudgetExhaustedError` (nothing sent) raised
+        when it does not fit; see :mod:`~airflow_provider_openrouter.hooks._billing`.
         """
+        output_class = None
+        if output_type is not None:
+            from airflow_provider_openrouter.structured import (
+                load_output_type,
+                response_format_for,
+                supports_strict,
+            )
+
+            output_class = load_output_type(output_type)
+            if parameters.get("response_format") is not None:
+                raise OpenRouterRequestError(
+                    "output_type and response_format were both given: output_type sends the response_format "
+                    "of its class",
+                    request=f"POST {CHAT_PATH}",
+                    hint="Leave response_format out.",
+                )
+            chosen = (model or "").strip() or self.settings.default_model
+            strict = supports_strict(self.model_entry(chosen))
+            parameters["response_format"] = response_format_for(output_class, strict=strict)
         body = self.build_chat_request(
             model, role, content, messages=messages, attribution=attribution, **parameters
         )
-        return self.send_chat_request(body, idempotency_key=idempotency_key, stream=stream)
+        completion = self.send_chat_request(
+            body, idempotency_key=idempotency_key, stream=stream, budget=budget
+        )
+        if output_class is None:
+            return completion
+        from airflow_provider_openrouter.structured import InvalidOutputError, validate_output
+
+        try:
+            return StructuredCompletion(validate_output(output_class, completion), completion)
+        except InvalidOutputError as err:
+            err.completion = completion
+            raise
 
     def send_chat_request(
-        self, body: Mapping[str, Any], *, idempotency_key: str | None = None, stream: bool = False
+        self,
+        body: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        stream: bool = False,
+        budget: OpenRouterBudget | str | None = None,
     ) -> ChatCompletion:
-        """POST a body built by :meth:`build_chat_request` (the batch engine's per-row call)."""
-        if stream:
-            data = assemble_chat_stream(
-                self.transport.stream(CHAT_PATH, body, idempotency_key=idempotency_key)
-            )
-        else:
-            data = self.transport.post(CHAT_PATH, body, idempotency_key=idempotency_key)
-        return self._result(ChatCompletion, data, f"POST {CHAT_PATH}", billed=True)
+        """POST a body built by :meth:`build_chat_request` (the batch engine's per-row call), reserving its
+        worst case in ``budget`` first (see :meth:`chat_completion`)."""
+        return self._send_billable(
+            ChatCompletion, CHAT_PATH, body, idempotency_key=idempotency_key, budget=budget, stream=stream
+        )
 
     def completion(
         self,
@@ -370,13 +486,14 @@ class OpenRouterHook(BaseHook):
         *,
         idempotency_key: str | None = None,
         attribution: bool | Mapping[str, Any] | str | None = None,
+        budget: OpenRouterBudget | str | None = None,
         **parameters: Unpack[CompletionParameters],
     ) -> TextCompletion:
         """Send a legacy text completion (``POST /completions``, billable).
 
         OpenRouter removed this endpoint from its current API; where it answers 404/410 this raises
         :class:`~airflow_provider_openrouter.exceptions.OpenRouterEndpointGoneError`, which points to the chat
-        operator.
+        operator. ``budget``: as for :meth:`chat_completion`.
         """
         body = build_completion_request(
             model,
@@ -386,8 +503,54 @@ class OpenRouterHook(BaseHook):
             **parameters,
         )
         body = self.attribution_for(attribution, request=f"POST {COMPLETIONS_PATH}").apply(body)
-        data = self.transport.post(COMPLETIONS_PATH, body, idempotency_key=idempotency_key)
-        return self._result(TextCompletion, data, f"POST {COMPLETIONS_PATH}", billed=True)
+        return self._send_billable(
+            TextCompletion, COMPLETIONS_PATH, body, idempotency_key=idempotency_key, budget=budget
+        )
+
+    def _send_billable(
+        self,
+        cls: type[BillableT],
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        idempotency_key: str | None,
+        budget: OpenRouterBudget | str | None,
+        stream: bool = False,
+    ) -> BillableT:
+        resolved = self.budget_for(budget)
+        reservation = self._budgets.reserve(self, resolved, body) if resolved is not None else None
+
+        def send() -> BillableT:
+            if stream:
+                data = assemble_chat_stream(
+                    self.transport.stream(path, body, idempotency_key=idempotency_key)
+                )
+            else:
+                data = self.transport.post(path, body, idempotency_key=idempotency_key)
+            return self._result(cls, data, f"POST {path}", billed=True)
+
+        return spend(reservation, send)
+
+    def budget_for(self, budget: OpenRouterBudget | str | None) -> OpenRouterBudget | None:
+        """The budget ``budget`` names: itself, or the one of that name declared in the connection extra
+        ``budgets``; a bad name or setting raises a one-line error before anything is sent."""
+        if budget is None:
+            return None
+        from airflow_provider_openrouter.budget import resolve_budget
+
+        self.settings  # noqa: B018 - reading the connection keeps its extra
+        return resolve_budget(budget, self._connection_extra)
+
+    def model_entry(self, model_id: str | None) -> Model | None:
+        """The catalog entry of ``model_id`` (``None`` when the catalog has no such model). The catalog is
+        read once per hook (:meth:`list_models`) and kept: what a model supports does not change within a
+        task."""
+        if not model_id:
+            return None
+        with self._lazy_lock:
+            if self._catalog is None:
+                self._catalog = {entry.id: entry for entry in self.list_models().data}
+            return self._catalog.get(model_id)
 
     def get_credits(self) -> Credits:
         """Credits bought and used (``GET /credits``; OpenRouter requires a management key for it)."""

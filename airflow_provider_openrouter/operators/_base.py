@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from pydantic import BaseModel
 
+    from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
     from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
     from airflow_provider_openrouter.models import ChatCompletion, TextCompletion
 
@@ -215,6 +216,12 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
     ``attribution`` (a template field of the subclasses): the task's DAG, task, run, map index and try number
     go with the request as ``metadata``, ``session_id`` and ``trace`` (docs/cost-audit.md); ``False`` turns
     that off, a dict adds the user's own metadata pairs. It overrides the connection extra ``attribution``.
+
+    ``budget`` (a template field of the subclasses): an :class:`~airflow_provider_openrouter.budget.
+    OpenRouterBudget`, or the name of one declared in the connection extra ``budgets`` (docs/budgets.md). The
+    request's worst case is reserved before it is sent; when it does not fit, nothing is sent and the task
+    does what the budget's ``on_exhausted`` says: fail, skip, or wait (defer until the next period starts,
+    then run again).
     """
 
     def __init__(
@@ -222,11 +229,17 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
         *,
         fail_on_truncation: bool | str = False,
         attribution: bool | dict[str, Any] | str | None = None,
+        budget: OpenRouterBudget | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.fail_on_truncation = fail_on_truncation
         self.attribution = attribution
+        self.budget = budget
+
+    def budget_value(self) -> OpenRouterBudget | str | None:
+        """``budget`` as the hook takes it: a name that rendered blank or ``'None'`` is no budget."""
+        return None if isinstance(self.budget, str) and _coerce.unset(self.budget) else self.budget
 
     @staticmethod
     def idempotency_key(context: Context) -> str:
@@ -266,8 +279,13 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
         An error whose request may have been billed (``billed`` not ``False``, e.g. an answer that arrived but
         could not be read) pushes its ``generation_id`` when OpenRouter named one, so the charge is traceable.
         """
+        from airflow_provider_openrouter.budget import BudgetExhaustedError
+
         try:
             return call()
+        except BudgetExhaustedError as err:
+            self.log_failure(action, err)
+            self.wait_for_budget(err)
         except OpenRouterError as err:
             self.log_failure(action, err)
             if err.generation_id and err.billed is not False:
@@ -282,6 +300,24 @@ class OpenRouterGenerationOperator(OpenRouterBaseOperator):
             if final is err:
                 raise
             raise final from err
+
+    def wait_for_budget(self, err: BudgetExhaustedError) -> NoReturn:
+        """The budget's ``on_exhausted``: raise ``err`` (fail), skip the task, or defer it until the next
+        period starts and then run :meth:`execute` again (wait). Nothing was sent."""
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        from airflow_provider_openrouter.budget import raise_for_exhausted
+
+        budget = self.hook.budget_for(self.budget_value())
+        if budget is None:  # pragma: no cover - the hook raised for a budget it resolved
+            raise err
+        moment = raise_for_exhausted(err, budget)
+        self.log.info("Budget %r is exhausted; waiting until %s", budget.name, moment.isoformat())
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_after_budget_wait")
+
+    def execute_after_budget_wait(self, context: Context, event: Any = None) -> Any:
+        """Run the task again once its budget's next period has started."""
+        return self.execute(context)
 
     def not_retried_if_billed(self, err: OpenRouterError) -> OpenRouterError:
         """``err``, or, when Airflow would retry this task although its request may have been billed, the

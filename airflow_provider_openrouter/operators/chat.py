@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.models import ChatCompletion
@@ -15,6 +15,9 @@ from airflow_provider_openrouter.operators._base import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from pydantic import BaseModel
+
+    from airflow_provider_openrouter.hooks._billing import StructuredCompletion
 
 _JSON_FORMATS = ("json_object", "json_schema")
 
@@ -57,6 +60,14 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         and a stream cut off before its end is never resent (its outcome is unknown, it may have been billed).
     :param fail_on_truncation: fail the task when the answer stopped at ``max_tokens`` (``finish_reason ==
         "length"``), after pushing its cost.
+    :param output_type: a pydantic class (or its dotted path ``"pkg.module.Class"``): the request asks for
+        JSON of the class's schema (strict where the model supports ``structured_outputs``) and the answer is
+        validated into it; ``return_value`` is then your instance (see the XCom contract). Not together with
+        ``response_format``. An answer that does not validate fails the task after pushing its cost, with the
+        validation errors on one line. Define the class at module scope, so a downstream task can import it.
+    :param budget: an ``OpenRouterBudget``, or the name of one declared in the connection extra ``budgets``:
+        the request's worst case is reserved before it is sent; when it does not fit, nothing is sent and the
+        task fails, skips or waits for the next period, as the budget's ``on_exhausted`` says.
     :param attribution: the request names this task (``metadata``: DAG, task, run, map index, try number;
         ``session_id`` and ``trace``: the DAG run) unless ``False``; a dict (or its JSON text) adds your own
         metadata pairs. Overrides the connection extra ``attribution``; ``extra_body`` values win over both.
@@ -72,7 +83,9 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
     key                   type                           value
     ====================  =============================  ================================================
     ``return_value``      ``models.ChatCompletion``      the whole typed answer (``.text``, ``.cost``,
-                                                         ``.usage``, ``.choices[0].message``, ...)
+                                                         ``.usage``, ``.choices[0].message``, ...); with
+                                                         ``output_type``, your class's instance
+    ``completion``        ``models.ChatCompletion``      only with ``output_type``: the whole answer
     ``generation_id``     ``str``                        the generation id (for Get generation)
     ``text``              ``str``                        the first choice's text (``""`` for tool calls)
     ``usage``             ``dict | None``                token counts and cost as JSON, plus ``try_number``
@@ -86,6 +99,8 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
     """
 
     result_type = ChatCompletion
+    # Airflow 3.3+ workers allow-list these classes before a downstream task reads this task's XCom.
+    deserialization_allowed_class_fields: ClassVar[tuple[str, ...]] = ("result_type", "output_type")
     template_fields: Sequence[str] = (
         "openrouter_conn_id",
         "model",
@@ -96,6 +111,8 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         "stream",
         "fail_on_truncation",
         "attribution",
+        "output_type",
+        "budget",
     )
     template_fields_renderers = {
         **OpenRouterChatParametersOperator.template_fields_renderers,
@@ -111,9 +128,17 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         content: str | list[dict[str, Any]] | None = None,
         messages: list[dict[str, Any]] | str | None = None,
         stream: bool | str = False,
+        output_type: type[BaseModel] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(output_type, type):
+            from airflow_provider_openrouter.structured import register_output_type
+
+            # At parse time, in every process that loads the DAG: a downstream task then reads the instance
+            # with Airflow's default deserialization settings (on Airflow 3.1 and 3.2 too).
+            register_output_type(output_type)
+        self.output_type = output_type
         if content is None and messages is None:
             raise self.bad_parameter("content", None, "given (or 'messages'): there is nothing to send")
         self.model = model
@@ -122,7 +147,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         self.messages = messages
         self.stream = stream
 
-    def execute(self, context: Context) -> ChatCompletion:
+    def execute(self, context: Context) -> ChatCompletion | BaseModel:
         with self.hook:
             messages = self.as_list("messages", self.messages)
             content = self.content
@@ -140,14 +165,39 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
                 **self.chat_parameters(),
             }
             stream = self.as_bool("stream", self.stream)
+            output_type = None if _coerce.unset(self.output_type) else self.output_type
+            if output_type is not None and request["response_format"] is not None:
+                raise self.bad_parameter(
+                    "response_format",
+                    request["response_format"],
+                    "unset when output_type is given (output_type sends its class's schema)",
+                )
             idempotency_key = self.idempotency_key(context)
-            result = self.call_billable(
-                context,
-                "chat completion",
-                lambda: self.hook.chat_completion(
-                    **request, idempotency_key=idempotency_key, stream=stream, attribution=self.attribution
-                ),
-            )
+            from airflow_provider_openrouter.hooks._billing import StructuredCompletion
+            from airflow_provider_openrouter.structured import InvalidOutputError
+
+            def ask() -> ChatCompletion | StructuredCompletion[Any]:
+                try:
+                    return self.hook.chat_completion(
+                        **request,
+                        idempotency_key=idempotency_key,
+                        stream=stream,
+                        attribution=self.attribution,
+                        output_type=output_type,
+                        budget=self.budget_value(),
+                    )
+                except InvalidOutputError as err:
+                    if err.completion is not None:  # billed: its cost reaches XCom before the task fails
+                        self.push_generation_record(context, err.completion)
+                    raise
+
+            result = self.call_billable(context, "chat completion", ask)
+            if isinstance(result, StructuredCompletion):
+                self.push_generation_record(context, result.completion)
+                self.check_truncation(result.completion)
+                if self.do_xcom_push:
+                    context["ti"].xcom_push(key="completion", value=result.completion)
+                return result.output
             self.push_generation_record(context, result)
             self.check_truncation(result)
             self.check_response_format(result, request["response_format"])

@@ -34,6 +34,7 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
     :param fail_on_truncation: fail the task when the text stopped at ``max_tokens``, after pushing its cost.
     :param attribution: as for :class:`OpenRouterChatCompletionOperator`: ``False`` sends no attribution, a
         dict adds your own metadata pairs.
+    :param budget: as for :class:`OpenRouterChatCompletionOperator`.
     :param openrouter_conn_id: the OpenRouter connection (default ``openrouter_default``).
 
     Every parameter above is a template field; rendered numbers and JSON text are converted back.
@@ -68,6 +69,7 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
         "extra_body",
         "fail_on_truncation",
         "attribution",
+        "budget",
     )
     template_fields_renderers = {
         "models": "json",
@@ -121,7 +123,10 @@ class OpenRouterCompletionOperator(OpenRouterGenerationOperator):
                 context,
                 "completion",
                 lambda: self.hook.completion(
-                    **request, idempotency_key=idempotency_key, attribution=self.attribution
+                    **request,
+                    idempotency_key=idempotency_key,
+                    attribution=self.attribution,
+                    budget=self.budget_value(),
                 ),
             )
             self.push_generation_record(context, result)

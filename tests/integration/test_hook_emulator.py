@@ -116,8 +116,8 @@ def test_chat_completion_full_api(make_hook: MakeHook) -> None:
         model.id,
         content="Give the status as JSON.",
         system_prompt="Answer in JSON.",
-        temperature="0.1",
-        max_tokens="200",
+        temperature=0.1,
+        max_tokens=200,
         seed=3,
         response_format={"type": "json_object"},
     )
