@@ -41,8 +41,9 @@ from airflow.providers.common.ai.exceptions import LLMBatchLimitExceededError, L
 from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch.batch_api import BATCH_ENDPOINT, DEFAULT_MAX_BYTES
 from airflow_provider_openrouter.exceptions import OpenRouterConfigurationError, OpenRouterRequestError
+from airflow_provider_openrouter.hooks._attribution import NO_ATTRIBUTION, Attribution, current_task_context
 from airflow_provider_openrouter.hooks._connection import normalize_base_url
-from airflow_provider_openrouter.hooks.openrouter import Attribution, OpenRouterHook, current_task_context
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.models import ChatCompletion, plain_decimal
 
 if TYPE_CHECKING:
@@ -210,10 +211,11 @@ class OpenRouterBatchAdapter(BatchAdapter):
 
     def _request_attribution(self) -> Attribution:
         if self._attribution is None:
-            if self._hook is not None:
-                self._attribution = self._hook.attribution_for(request="POST /batches", rows=True)
-            else:
-                self._attribution = Attribution(None, False, {}, {})
+            self._attribution = (
+                self._hook.attribution_for(request="POST /batches", rows=True)
+                if self._hook is not None
+                else NO_ATTRIBUTION
+            )
         return self._attribution
 
     # --- polling and results ------------------------------------------------------------------------------
