@@ -15,8 +15,9 @@ Import the names from this package: the underscored modules may move. A name is 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from airflow_provider_openrouter._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.transport._async_client import AsyncOpenRouterTransport
@@ -31,16 +32,16 @@ if TYPE_CHECKING:
     )
 
 _HOME = {
-    "AsyncOpenRouterTransport": "_async_client",
-    "OpenRouterTransport": "_sync_client",
-    "POOL_MAXSIZE": "_settings",
-    "TransportSettings": "_settings",
-    "USER_AGENT": "_settings",
-    "error_for_status": "billing_rules",
-    "may_resend": "billing_rules",
-    "raise_for_openrouter_error": "billing_rules",
-    "should_retry": "billing_rules",
-    "wait_retry_after_or_backoff": "_base",
+    "AsyncOpenRouterTransport": f"{__name__}._async_client",
+    "OpenRouterTransport": f"{__name__}._sync_client",
+    "POOL_MAXSIZE": f"{__name__}._settings",
+    "TransportSettings": f"{__name__}._settings",
+    "USER_AGENT": f"{__name__}._settings",
+    "error_for_status": f"{__name__}.billing_rules",
+    "may_resend": f"{__name__}.billing_rules",
+    "raise_for_openrouter_error": f"{__name__}.billing_rules",
+    "should_retry": f"{__name__}.billing_rules",
+    "wait_retry_after_or_backoff": f"{__name__}._base",
 }
 
 __all__ = [
@@ -57,14 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME})
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)
