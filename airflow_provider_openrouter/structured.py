@@ -19,6 +19,7 @@ import copy
 import importlib
 import json
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -205,7 +206,16 @@ def register_output_type(cls: type[OutputT]) -> type[OutputT]:
             f"output_type {cls.__module__}.{cls.__qualname__} is defined {where}, so a downstream task "
             "cannot re-import it by name to read the XCom. Define the class at the top level of a module."
         )
-    register_with_serde(cls)
+    try:
+        register_with_serde(cls)
+    except ValueError:
+        # Airflow 3.3+ insists the name imports back to this very object. A DAG file parsed again in the same
+        # process (``airflow dags test`` runs every task in one) binds the name to a newer class; the
+        # allow-list is by name, so registering the class the name imports now is the same registration.
+        current = getattr(sys.modules.get(cls.__module__), cls.__qualname__, None)
+        if not (isinstance(current, type) and current is not cls and issubclass(current, BaseModel)):
+            raise
+        register_with_serde(current)
     return cls
 
 
