@@ -21,7 +21,7 @@ pytest.importorskip(
     "airflow.providers.sqlite", reason="the budget's sqlite connection needs the SQLite provider"
 )
 
-LIMIT = Decimal("0.0002")
+LIMIT = Decimal("0.0001")
 
 
 def test_mapped_tasks_never_spend_past_the_budget(
