@@ -192,6 +192,8 @@ def render(operator: Any, **context: Any) -> None:
                 "stream",
                 "fail_on_truncation",
                 "attribution",
+                "output_type",
+                "budget",
             },
         ),
         (
@@ -209,6 +211,7 @@ def render(operator: Any, **context: Any) -> None:
                 "extra_body",
                 "fail_on_truncation",
                 "attribution",
+                "budget",
             },
         ),
         (OpenRouterGetCreditsOperator, {"openrouter_conn_id"}),
@@ -247,7 +250,9 @@ def test_typed_result_class_is_declared_for_the_worker_allow_list() -> None:
         OpenRouterListModelsOperator: ModelList,
     }
     for operator_class, result_class in expected.items():
-        assert operator_class.deserialization_allowed_class_fields == ("result_type",)
+        # The chat operator's output_type is the user's class, allowed like its own results.
+        extra = ("output_type",) if operator_class is OpenRouterChatCompletionOperator else ()
+        assert operator_class.deserialization_allowed_class_fields == ("result_type", *extra)
         assert operator_class.result_type is result_class
 
 
@@ -519,6 +524,7 @@ def test_completion_coerces_and_pushes_the_cost_record_before_the_truncation_che
     request = hook.calls[0][2]
     assert request.pop("idempotency_key")
     assert request.pop("attribution") is None
+    assert request.pop("budget") is None
     assert request == {
         "model": "openai/gpt-3.5-turbo-instruct",
         "prompt": "The primary colours are",
