@@ -28,6 +28,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -206,6 +207,39 @@ def _batch(emulator: RunningEmulator, size: int) -> tuple[float, float]:
         return create_s, time.perf_counter() - start
 
 
+# CPU per chat completion through the ASGI app in one process, no HTTP: the figure least moved by other load.
+_IN_PROCESS = """
+import asyncio, json, sys, time
+from airflow_provider_openrouter.emulator.app import create_app
+app = create_app(generation_delay_s=0)
+body = json.dumps(json.loads(sys.argv[2])).encode()
+scope = {"type": "http", "method": "POST", "path": "/api/v1/chat/completions", "query_string": b"",
+         "http_version": "1.1", "headers": [(b"authorization", b"Bearer sk-or-bench")]}
+async def one():
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+    sent = []
+    async def send(message):
+        sent.append(message)
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200, sent
+async def main(count):
+    for _ in range(300):
+        await one()
+    start = time.process_time()
+    for _ in range(count):
+        await one()
+    print((time.process_time() - start) / count * 1e6)
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def _in_process_us(directory: str | None, count: int = 2000) -> float:
+    command = [sys.executable, "-c", _IN_PROCESS, str(count), json.dumps(_chat_body())]
+    done = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
 @contextlib.contextmanager
 def _emulator_from(directory: str | None) -> Iterator[RunningEmulator]:
     """An emulator whose package comes from ``directory`` (None: this tree). ``python -m`` puts its working
@@ -222,13 +256,17 @@ def _emulator_from(directory: str | None) -> Iterator[RunningEmulator]:
 
 
 def _compare(baseline: str, args: argparse.Namespace) -> None:
-    """Chat completions/s, emulator CPU per request and streams/s of ``baseline`` and of this tree, measured
-    in alternation (so both see the same machine load), with this tree's ratio to the baseline."""
+    """Chat completions/s, emulator CPU per request, streams/s and CPU per request in process (no HTTP) of
+    ``baseline`` and of this tree, measured in alternation (so both see the same machine load), with this
+    tree's ratio to the baseline."""
     figures: dict[str, dict[str, list[float]]] = {
-        name: {"rate": [], "cpu_us": [], "streams": []} for name in ("baseline", "this tree")
+        name: {"rate": [], "cpu_us": [], "streams": [], "in_process_us": []}
+        for name in ("baseline", "this tree")
     }
-    for _ in range(args.rounds):
-        for name, directory in (("baseline", baseline), ("this tree", None)):
+    for round_number in range(args.rounds):
+        order = [("baseline", baseline), ("this tree", None)]
+        for name, directory in order if round_number % 2 == 0 else order[::-1]:  # neither always goes first
+            figures[name]["in_process_us"].append(_in_process_us(directory))
             with _emulator_from(directory) as emulator:
                 port = int(emulator.base_url.split(":")[2].split("/")[0])
                 host = f"127.0.0.1:{port}"
@@ -242,11 +280,14 @@ def _compare(baseline: str, args: argparse.Namespace) -> None:
             figures[name]["rate"].append(rate)
             figures[name]["cpu_us"].append(cpu_s / sum(tally.statuses.values()) * 1e6)
             figures[name]["streams"].append(streams)
-    print(f"\nbaseline {baseline} against this tree, {args.rounds} alternating rounds (medians):")
+    print(
+        f"\nbaseline {baseline} against this tree, {args.rounds} rounds, first one then the other (medians):"
+    )
     for label, key, better in (
         ("chat completions/s", "rate", "higher"),
         ("emulator CPU us per chat completion", "cpu_us", "lower"),
         ("streamed completions/s", "streams", "higher"),
+        ("CPU us per chat completion in process, no HTTP", "in_process_us", "lower"),
     ):
         base = statistics.median(figures["baseline"][key])
         this = statistics.median(figures["this tree"][key])
