@@ -19,9 +19,11 @@ Crash safety:
 
 Outputs on object stores: a local disk may not outlive the worker (a Kubernetes pod), and an object store
 cannot be appended to. There the journal is also *mirrored* (:class:`Mirror`): the lines written since the
-last upload go up as one new immutable segment object. A ``sending`` record is uploaded before
-:meth:`record` returns, so no request leaves before the mirror knows it may be billed (group commit: rows that
-start while an upload runs share the next one); outcome records go up at most every ``mirror_interval``
+last upload go up as one new immutable segment object. A ``sending`` record reaches the mirror before the
+row's request leaves, so no request leaves before the mirror knows it may be billed: the concurrent engine
+writes the ``sending`` records of a group of rows (:meth:`Checkpoint.record_many`) and uploads them as one
+segment (:meth:`Checkpoint.upload_pending`) before it sends any row of the group; :meth:`Checkpoint.record`
+uploads a ``sending`` record before it returns. Outcome records go up at most every ``mirror_interval``
 seconds, and on close, where the segments are also compacted into one. Opening the journal on another machine
 merges the segments into the local journal; where two histories disagree about a row, the record that says it
 may have cost more wins (so a row that might have been billed is never resent). An outcome recorded after the
@@ -311,9 +313,45 @@ class Checkpoint:
 
     # -- writing -----------------------------------------------------------------------------------------
 
+    @property
+    def mirrored(self) -> bool:
+        """Whether the journal has a mirror on an object store (the output is there)."""
+        return self._mirror is not None
+
+    @property
+    def mirror_interval(self) -> float:
+        """Seconds between uploads of outcome records to the mirror."""
+        return self._mirror_interval
+
     def record(self, record: dict[str, Any], *, mirror_now: bool = True) -> None:
-        """Append one row's record (with ``index`` and ``custom_id``); durable against SIGKILL on return."""
-        data = dumps_record(record)
+        """Append one row's record (with ``index`` and ``custom_id``); durable against SIGKILL on return.
+
+        With a mirror and ``mirror_now``, a ``sending`` record is uploaded before this returns and other
+        records at most every ``mirror_interval`` seconds. The concurrent engine passes ``mirror_now=False``
+        and uploads groups itself (:meth:`record_many`, :meth:`upload_pending`).
+        """
+        end, now = self._append((record,))
+        if not mirror_now or self._mirror is None:
+            return
+        if record.get("status") == SENDING:
+            self._upload(through=end)
+        elif now - self._last_mirror >= self._mirror_interval:
+            self._upload()
+
+    def record_many(self, records: list[dict[str, Any]]) -> None:
+        """Append several records with one write (durable against SIGKILL on return); no upload."""
+        if records:
+            self._append(records)
+
+    def upload_pending(self) -> None:
+        """Upload what the mirror does not hold yet, as one segment (nothing without a mirror)."""
+        if self._mirror is not None:
+            self._upload()
+
+    def _append(self, records: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> tuple[int, float]:
+        """One ``os.write`` of the records' lines; returns the journal's end and the time."""
+        lines = [dumps_record(record) for record in records]
+        data = b"".join(lines)
         with self._lock:
             if self._fd is None:
                 raise BatchStateError(f"Checkpoint {self.path} is not open")
@@ -322,9 +360,11 @@ class Checkpoint:
             while written < len(data):
                 written += os.write(self._fd, data[written:])
             self._size += len(data)
-            slot = self.slot(record["index"])
-            self._offsets[slot] = offset
-            self._codes[slot] = _code(record)
+            for record, line in zip(records, lines, strict=True):
+                slot = self.slot(record["index"])
+                self._offsets[slot] = offset
+                self._codes[slot] = _code(record)
+                offset += len(line)
             self._dirty = True
             now = time.monotonic()
             sync_fd = self._fd if now - self._last_fsync >= self._fsync_interval else None
@@ -333,14 +373,9 @@ class Checkpoint:
                 self._dirty = False
             end = self._size
         if sync_fd is not None:
-            # Outside the lock: the disk flush (milliseconds) must not stall the other workers' appends.
+            # Outside the lock: the disk flush (milliseconds) must not stall the other writers' appends.
             os.fsync(sync_fd)
-        if not mirror_now or self._mirror is None:
-            return
-        if record.get("status") == SENDING:
-            self._upload(through=end)
-        elif now - self._last_mirror >= self._mirror_interval:
-            self._upload()
+        return end, now
 
     def _upload(self, *, through: int = 0) -> None:
         """Send the journal's lines written since the last upload to the mirror, as one new segment.

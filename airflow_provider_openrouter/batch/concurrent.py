@@ -1,44 +1,60 @@
-"""The concurrent runner: bounded fan-out of chat completions, one checkpointed record per finished row.
+"""The concurrent engine: chat completions fanned out on one event loop, one checkpointed record per row.
 
-``concurrency`` worker threads share one transport (one pooled HTTP session and the connection's rate limiter)
-and pull rows from one lazy iterator, so memory does not grow with the input.
+``concurrency`` coroutines share one ``httpx`` client and one :class:`Pacer`, the only place that decides
+when a row may go: the rate (``requests_per_minute``, evenly spaced), the rows in flight (one coroutine per
+slot) and the run-wide pause after a 429. Each request is sent exactly once by the transport (no retry
+underneath); a retryable answer puts the row back into the one queue of this engine, due after its backoff.
 
-What happens to a row (the transport has already retried what was safe inside one call):
+What happens to a row:
 
 ==========================================================  ===============================================
-the call ends with                                          the runner
+the request ends with                                       the engine
 ==========================================================  ===============================================
-a chat completion                                           records ``succeeded``
-``OpenRouterRateLimitError`` (429 after the transport's     pauses the whole pool for ``retry_after`` (or an
-retries)                                                    exponential backoff), halves the number of rows in
-                                                            flight, then sends the row again (429s are not
-                                                            billed); each success after that lets one more in
-an error in OpenRouter's envelope (``billed`` is False:     waits with exponential backoff and sends again,
-not charged) that a retry may fix (``retryable``: 408,      at most ``row_retries`` times, then records
-5xx), after the transport's own resends                     ``failed``
-a lost answer (``billed`` is None: timeout after sending,   records ``outcome_unknown``: it may have been
+a chat completion                                           records ``succeeded`` (``invalid_output`` when an
+                                                            ``output_type`` refuses it)
+a 429 (OpenRouter's envelope: not billed)                   pauses the whole run for its ``Retry-After`` /
+                                                            ``X-RateLimit-Reset`` (else a backoff that doubles
+                                                            per 429 round), then lets one request probe the
+                                                            limit until one gets through; the row goes back to
+                                                            the queue
+an error in the envelope that a resend may fix (408, 5xx:   the row goes back to the queue, due after an
+``billed`` False and ``retryable``)                         exponential backoff
+a lost answer (``billed`` None: timeout after sending,      records ``outcome_unknown``: it may have been
 reset, cut or non-JSON body, 524)                           billed, so it is never sent again automatically
 any other error (400, 404, moderation ...)                  records ``failed``
-401, 402, or a 403 that is not moderation                   stops sending: this row, rows waiting for a retry
-                                                            and rows never taken are ``not_sent`` (not
-                                                            billed), so a retry sends them once the account
-                                                            is fixed
+401, 402, or a 403 that is not moderation                   stops sending: this row, rows waiting in the
+                                                            queue and rows never taken are ``not_sent``
 ==========================================================  ===============================================
 
-:meth:`ConcurrentRunner.stop` (the operator's ``on_kill``) stops sending the same way: rows in flight finish
-and are recorded, rows waiting for the gate or a retry are ``not_sent``, no new row is taken.
+A row is sent at most ``1 + max_retries + row_retries`` times (the connection's ``max_retries``, default 5,
+and the operator's ``row_retries``, default 3: at most 9 sends), 429s included, and never again once the
+connection's ``max_retry_wait`` (default 300 s) has passed since its first send: it is then recorded
+``failed`` with its last error. Nothing retries underneath: the transport sends each request once.
 
-Before a row's first request goes out, a ``sending`` record reaches the checkpoint; its outcome record follows
-before the worker takes its next row. A worker killed in between leaves the row ``outcome_unknown``.
+Checkpoint: a row's ``sending`` record is in the kernel (one ``O_APPEND`` write) before its request leaves,
+so a worker killed with the request in flight leaves the row ``outcome_unknown``. For an output on an object
+store, rows are taken from the input in groups (up to :data:`MIRROR_GROUP_ROWS`, at least the concurrency);
+a group's ``sending`` records are uploaded to the mirror as one segment before any request of the group
+leaves, and the next group is uploaded while this one is sent. Rows of a group that were not sent when the
+run ends get a ``not_sent`` record (a SIGKILL leaves them ``outcome_unknown``, like a row in flight).
+
+:meth:`ConcurrentRunner.stop` (the operator's ``on_kill``) stops sending the same way as an account error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
+import itertools
+import json
+import resource
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob
@@ -60,24 +76,51 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterModerationError,
     OpenRouterPermissionError,
     OpenRouterRateLimitError,
+    OpenRouterResponseError,
 )
 from airflow_provider_openrouter.models import ChatCompletion, plain_decimal
+from airflow_provider_openrouter.transport.billing_rules import may_resend
 
-SendRow = Callable[[BatchRow], ChatCompletion]
-RecordRow = Callable[[dict[str, Any]], None]
+if TYPE_CHECKING:
+    from airflow_provider_openrouter.batch.checkpoint import Checkpoint
+    from airflow_provider_openrouter.transport import TransportSettings
 
-_MAX_RATE_LIMIT_ROUNDS = 50
+SendRow = Callable[[BatchRow], Awaitable[dict[str, Any]]]
+"""Sends one row once and returns the answer's JSON, or raises the transport's ``OpenRouterError``."""
+BuildRecord = Callable[[BatchRow, dict[str, Any], int], dict[str, Any]]
+"""Turns a row's answer and its attempt count into its output record."""
+
+CHAT_PATH = "/chat/completions"
+MIRROR_GROUP_ROWS = 1_000
+"""The most rows whose ``sending`` records go to an object-store mirror in one upload."""
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """Knobs of one concurrent run. ``backoff`` is the first wait of the exponential row-retry backoff."""
+    """Knobs of one concurrent run.
+
+    A row is sent at most :attr:`max_attempts` times (429s included): once, then ``connection_retries`` (the
+    connection's ``max_retries``) plus ``row_retries`` (the operator's) more; ``retry_window``: no resend
+    once this many seconds have passed since the row's first send (the connection's ``max_retry_wait``);
+    ``retry_ambiguous`` (the connection's): resend a lost answer too (it may be paid twice);
+    ``backoff``: the first wait of the exponential backoff (per row after a 5xx, run-wide after a 429
+    without a reset time), at most ``max_backoff``; ``requests_per_minute``: this run's rate (``None`` or 0:
+    the connection's). :func:`run_job` fills the connection's values in when they are ``None``.
+    """
 
     concurrency: int = 16
     row_retries: int = 3
+    connection_retries: int | None = None
+    retry_window: float | None = None
+    retry_ambiguous: bool | None = None
     backoff: float = 1.0
     max_backoff: float = 60.0
     progress_interval: float = 30.0
+    requests_per_minute: float | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + (self.connection_retries or 0) + self.row_retries
 
 
 def is_account_error(err: OpenRouterError) -> bool:
@@ -89,85 +132,79 @@ def is_account_error(err: OpenRouterError) -> bool:
     )
 
 
-def is_safe_to_resend(err: OpenRouterError) -> bool:
-    """Provably not billed, and a later attempt may succeed."""
-    return err.billed is False and err.retryable
+class Pacer:
+    """When the next request may leave: an even rate, and a run-wide pause with a probe after a 429.
 
-
-class AdaptiveGate:
-    """Admits rows into flight: at most ``limit`` at once, and none while a 429 pause lasts.
-
-    ``limit`` starts at the concurrency, halves on every 429 and grows by one per success (AIMD), so a pool
-    that overruns the server's limit slows down together instead of every thread hammering on its own.
+    The rate is a schedule of slots ``60 / requests_per_minute`` apart (GCRA with a burst of one), booked by
+    each admitted request. A 429 pauses every request until its reset time; after the pause one request at a
+    time probes the limit, and the first answer that is not a 429 opens the run again. A 429 of a request
+    that was sent before the pause began does not lengthen the backoff: only one per round counts.
     """
 
-    def __init__(self, concurrency: int) -> None:
-        self._max = concurrency
-        self._limit = concurrency
-        self._in_flight = 0
+    def __init__(self, requests_per_minute: float | None, backoff: float, max_backoff: float) -> None:
+        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next_slot = 0.0
+        self._backoff = backoff
+        self._max_backoff = max_backoff
         self._paused_until = 0.0
-        self._opened = True
-        self._cond = threading.Condition()
+        self._probing = False
+        self._probe_out = False
+        self._rounds = 0
         self.rate_limited = 0
 
-    def __enter__(self) -> AdaptiveGate:
-        with self._cond:
-            while True:
-                wait = self._paused_until - time.monotonic()
-                if not self._opened or (wait <= 0 and self._in_flight < self._limit):
-                    self._in_flight += 1
-                    return self
-                self._cond.wait(timeout=wait if wait > 0 else None)
+    def wait_needed(self, now: float) -> float:
+        """Seconds to wait before a request may be admitted now (0: admit with :meth:`admit`)."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._probe_out:
+            return -1.0  # wait for the probe's answer
+        return 0.0
 
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._in_flight -= 1
-            self._cond.notify_all()
+    def admit(self, now: float) -> tuple[float, bool]:
+        """Book the next slot: seconds until it, and whether this request is the probe after a pause."""
+        probe = self._probing
+        if probe:
+            self._probe_out = True
+        if not self._interval:
+            return 0.0, probe
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + self._interval
+        return slot - now, probe
 
-    def succeeded(self) -> None:
-        if self._limit < self._max:
-            with self._cond:
-                self._limit = min(self._max, self._limit + 1)
-                self._cond.notify_all()
+    def answered(self, *, probe: bool) -> None:
+        """Any answer but a 429: a probe that got through opens the run again."""
+        if probe or self._probing:
+            self._probing = self._probe_out = False
+            self._rounds = 0
 
-    def rate_limited_for(self, seconds: float) -> None:
-        with self._cond:
-            self.rate_limited += 1
-            self._limit = max(1, self._limit // 2)
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-            self._cond.notify_all()
-
-    def release_waiters(self) -> None:
-        """Admit every waiting and later caller at once, so each can see that the run stopped and leave."""
-        with self._cond:
-            self._opened = False
-            self._cond.notify_all()
-
-    @property
-    def limit(self) -> int:
-        return self._limit
+    def rate_limited_by(self, err: OpenRouterRateLimitError, now: float, *, probe: bool) -> float:
+        """Pause the run for the reset time the 429 gave (else the backoff); return when the row is due."""
+        self.rate_limited += 1
+        if probe or not self._probing:
+            self._rounds += 1
+            self._probing = True
+        if probe:
+            self._probe_out = False
+        pause = err.retry_after or min(self._max_backoff, self._backoff * 2 ** (self._rounds - 1))
+        self._paused_until = max(self._paused_until, now + pause)
+        # Booked slots before the pause are void: the schedule restarts when it ends.
+        self._next_slot = max(self._next_slot, self._paused_until)
+        return self._paused_until
 
 
 class Progress:
-    """Counts finished rows and logs one line per ``interval`` seconds (and a last one at the end)."""
+    """Counts finished rows; the engine logs :meth:`line` every ``interval`` seconds and at the end."""
 
     def __init__(self, total: int, already_done: int, log: Log, interval: float) -> None:
         self.total = total
         self.already_done = already_done
         self.tally = Tally()
+        self.interval = interval
         self._log = log
-        self._interval = interval
         self._started = time.monotonic()
-        self._last_log = self._started
-        self._lock = threading.Lock()
 
     def add(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            self.tally.add(record)
-            now = time.monotonic()
-            if now - self._last_log >= self._interval:
-                self._last_log = now
-                self._log.info("%s", self.line(now))
+        self.tally.add(record)
 
     def line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
@@ -186,141 +223,305 @@ class Progress:
             f"{rate:.1f} rows/s, ETA {eta}"
         )
 
+    def log_line(self) -> None:
+        self._log.info("%s", self.line())
+
     def final(self) -> None:
         self._log.info("%s (done in %.1fs)", self.line(), time.monotonic() - self._started)
 
 
-class ConcurrentRunner:
-    """Runs rows through ``send`` with bounded concurrency; every outcome goes to ``record``.
+class Journal(Protocol):
+    """Where the engine's records go: the checkpoint (or a test's recorder)."""
 
-    ``send`` returns the chat completion body or raises an ``OpenRouterError``; it must send the row's
-    idempotency key itself. ``record`` must make the record durable before returning (the checkpoint).
+    def record(self, record: dict[str, Any], *, mirror_now: bool = True) -> None: ...
+
+
+@dataclass
+class _Pending:
+    """A row on its way: how often it was sent, and when it was first sent."""
+
+    row: BatchRow
+    attempts: int = 0
+    first_sent: float = 0.0
+    last_error: OpenRouterError | None = None
+
+
+class ConcurrentRunner:
+    """Runs rows through ``send``, ``concurrency`` at a time on one event loop; outcomes go to ``journal``.
+
+    ``send`` sends a row once (with its idempotency key) and returns the answer's JSON or raises an
+    ``OpenRouterError``; ``build_record`` makes the output record of an answer. ``journal.record`` must make a
+    record durable against SIGKILL before it returns (the checkpoint). With ``mirror``, a checkpoint with an
+    object-store mirror, rows' ``sending`` records are uploaded in groups before their requests leave.
     """
 
     def __init__(
         self,
         send: SendRow,
-        record: RecordRow,
+        journal: Journal,
         settings: RunnerSettings,
         progress: Progress,
         log: Log,
+        *,
+        build_record: BuildRecord | None = None,
+        mirror: Checkpoint | None = None,
     ) -> None:
         self._send = send
-        self._record = record
+        self._journal = journal
         self._settings = settings
         self._progress = progress
         self._log = log
-        self._gate = AdaptiveGate(settings.concurrency)
-        self._rows_lock = threading.Lock()
-        self._stop = threading.Event()
+        self._build_record = build_record or _chat_record
+        self._mirror = mirror
+        self._pacer = Pacer(settings.requests_per_minute, settings.backoff, settings.max_backoff)
+        self._max_attempts = settings.max_attempts
+        self._retry_window = 300.0 if settings.retry_window is None else settings.retry_window
+        self._retry_ambiguous = bool(settings.retry_ambiguous)
+        self._stopped = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+        self._due: list[tuple[float, int, _Pending]] = []  # rows waiting for a resend, by due time
+        self._order = itertools.count()
+        self._ready: deque[BatchRow] = deque()  # rows taken from the input, sending record written
+        self._rows: Iterator[BatchRow] = iter(())
+        self._exhausted = False
+        self._in_flight = 0
         self.stop_error: OpenRouterError | None = None
         self.requests_sent = 0
-        self._sent_lock = threading.Lock()
-        self._crash: BaseException | None = None
+
+    @property
+    def concurrency(self) -> int:
+        """Requests this run keeps in flight at most (never more than the rows it had to send)."""
+        return self._settings.concurrency
 
     @property
     def rate_limited(self) -> int:
-        """How many times a 429 reached the runner (after the transport's own retries)."""
-        return self._gate.rate_limited
+        """How many 429s the run met (each paused the whole run)."""
+        return self._pacer.rate_limited
 
     def stop(self) -> None:
         """Send no further request: rows in flight finish and are recorded, every other row ends ``not_sent``.
 
-        Idempotent, never blocks on a request, safe from any thread and from a signal handler (``on_kill``).
+        Idempotent, never blocks, safe from any thread and from a signal handler (``on_kill``).
         """
-        self._stop.set()
-        self._gate.release_waiters()
+        self._stopped.set()
+        loop, changed = self._loop, self._changed
+        if loop is not None and changed is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed: nothing left to wake
+                loop.call_soon_threadsafe(changed.set)
 
-    def run(self, rows: Iterable[BatchRow]) -> None:
-        """Send every row of ``rows`` (or until an account error stops the run)."""
-        iterator = iter(rows)
-        workers = [
-            threading.Thread(target=self._worker, args=(iterator,), name=f"openrouter-batch-{n}", daemon=True)
-            for n in range(self._settings.concurrency)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        if self._crash is not None:
-            raise self._crash
+    def run(self, rows: Iterable[BatchRow], *, cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Send every row of ``rows`` (or until an account error or :meth:`stop` ends the run) on a new event
+        loop; ``cleanup`` (closing the HTTP client) runs on that loop at the end, however the run ended."""
+
+        async def main() -> None:
+            try:
+                await self.run_async(rows)
+            finally:
+                if cleanup is not None:
+                    await cleanup()
+
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main())
+
+    async def run_async(self, rows: Iterable[BatchRow]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        if self._stopped.is_set():
+            self._changed.set()
+        self._rows = iter(rows)
+        _allow_open_files(self._settings.concurrency)
+        progress = asyncio.create_task(self._log_progress())
+        feeder = asyncio.create_task(self._feed()) if self._mirror is not None else None
+        try:
+            workers = [asyncio.create_task(self._worker()) for _ in range(self._settings.concurrency)]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                self.stop()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+        finally:
+            progress.cancel()
+            if feeder is not None:
+                feeder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feeder
+            self._release_unsent()
         self._progress.final()
 
-    def _next_row(self, iterator: Iterator[BatchRow]) -> BatchRow | None:
-        with self._rows_lock:
-            if self._stop.is_set():
-                return None
-            return next(iterator, None)
+    # -- taking rows -----------------------------------------------------------------------------------------
 
-    def _worker(self, iterator: Iterator[BatchRow]) -> None:
-        try:
-            while (row := self._next_row(iterator)) is not None:
-                record = self._run_row(row)
-                if record is None:
-                    return
-                self._record(record)
-                self._progress.add(record)
-        except BaseException as err:  # a bug or a checkpoint write failure: stop everyone, re-raise in run()
-            self._crash = err
-            self.stop()
+    async def _wait(self, seconds: float | None) -> None:
+        """Sleep until ``seconds`` pass (None: until something changes) or anything changes; never raises."""
+        assert self._changed is not None
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), seconds)
 
-    def _run_row(self, row: BatchRow) -> dict[str, Any] | None:
-        if self._stop.is_set():
+    def _wake(self) -> None:
+        assert self._changed is not None
+        self._changed.set()
+
+    def _fresh_row(self) -> BatchRow | None:
+        if self._mirror is not None:
+            return self._ready.popleft() if self._ready else None
+        if self._exhausted:
             return None
-        # Durable before the request leaves: if the worker dies with it in flight, a rerun knows the row
-        # may have been billed and does not send it again on its own.
-        self._record(sending_record(row.index, row.custom_id))
-        attempts = 0
-        retries_left = self._settings.row_retries
-        rate_limit_rounds = 0
-        while True:
-            if self._stop.is_set():  # nothing of this row is in flight: it stays unsent for a retry
-                return self._not_sent(row, attempts)
-            try:
-                with self._gate:
-                    if self._stop.is_set():  # stopped while this row waited for the gate
-                        return self._not_sent(row, attempts)
-                    attempts += 1
-                    with self._sent_lock:
-                        self.requests_sent += 1
-                    response = self._send(row)
-            except OpenRouterError as err:
-                # First, before any resend rule: only a lost answer (timeout after sending, reset, cut or
-                # non-JSON body, 524) may have been billed. OpenRouter's error envelope, with an error status
-                # or inside a 200, is free (zero-completion insurance), so it follows the rules below.
-                if err.billed is None:
-                    self._log.warning(
-                        "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
-                        row.custom_id,
-                        row.where,
-                        err,
-                    )
-                    return failure_record(
-                        row.index, row.custom_id, OUTCOME_UNKNOWN, _row_error(err), attempts
-                    )
-                if isinstance(err, OpenRouterRateLimitError):
-                    rate_limit_rounds += 1
-                    pause = err.retry_after if err.retry_after else self._backoff(rate_limit_rounds)
-                    self._gate.rate_limited_for(pause)
-                    if rate_limit_rounds < _MAX_RATE_LIMIT_ROUNDS:
-                        continue
-                    return failure_record(row.index, row.custom_id, FAILED, error_info(err), attempts)
-                if is_account_error(err):
-                    if not self._stop.is_set():
-                        self.stop_error = err
-                        self.stop()
-                        self._log.error("stopping the batch, no further rows are sent: %s", err)
-                    return self._not_sent(row, attempts)
-                if is_safe_to_resend(err) and retries_left > 0:
-                    retries_left -= 1
-                    # A stop ends the wait early; the loop then records the row not_sent.
-                    self._stop.wait(self._backoff(self._settings.row_retries - retries_left))
-                    continue
-                return failure_record(row.index, row.custom_id, FAILED, _row_error(err), attempts)
-            self._gate.succeeded()
-            return success_record(row.index, row.custom_id, response, attempts)
+        row = next(self._rows, None)
+        if row is None:
+            self._exhausted = True
+        return row
 
-    def _not_sent(self, row: BatchRow, attempts: int) -> dict[str, Any]:
+    async def _next(self) -> _Pending | None:
+        """The next row to send: a resend that is due, else a fresh row; None when nothing is left."""
+        while not self._stopped.is_set():
+            now = time.monotonic()
+            if self._due and self._due[0][0] <= now:
+                return heapq.heappop(self._due)[2]
+            row = self._fresh_row()
+            if row is not None:
+                return _Pending(row)
+            if self._mirror is not None and not self._exhausted:
+                await self._wait(None)  # the feeder is uploading the next group
+            elif self._due:
+                await self._wait(self._due[0][0] - now)
+            else:
+                return None  # a row still in flight that needs a resend is resent by its own worker
+        return None
+
+    async def _feed(self) -> None:
+        """Keep the next group of rows ready, their ``sending`` records uploaded to the mirror first; once
+        the input is taken, upload the outcome records every ``mirror_interval`` seconds."""
+        mirror = self._mirror
+        assert mirror is not None
+        group = min(MIRROR_GROUP_ROWS, self._settings.concurrency)
+        uploaded = time.monotonic()
+        while not self._stopped.is_set():
+            if not self._exhausted and len(self._ready) < group:
+                rows = list(itertools.islice(self._rows, group))
+                self._exhausted = len(rows) < group
+                mirror.record_many([sending_record(row.index, row.custom_id) for row in rows])
+                await asyncio.to_thread(mirror.upload_pending)
+                uploaded = time.monotonic()
+                self._ready.extend(rows)
+                self._wake()
+                continue
+            due = uploaded + mirror.mirror_interval - time.monotonic()
+            if due <= 0:
+                await asyncio.to_thread(mirror.upload_pending)
+                uploaded = time.monotonic()
+            elif self._exhausted:
+                await self._wait_uninterrupted(due)
+            else:
+                await self._wait(due)
+
+    # -- sending ---------------------------------------------------------------------------------------------
+
+    async def _admit(self) -> bool | None:
+        """Wait for the pacer; True when this request is the probe after a 429 pause, None when stopped."""
+        while not self._stopped.is_set():
+            now = time.monotonic()
+            wait = self._pacer.wait_needed(now)
+            if wait:
+                await self._wait(wait if wait > 0 else None)
+                continue
+            delay, probe = self._pacer.admit(now)
+            if delay > 0:
+                await self._wait_uninterrupted(delay)
+                if self._stopped.is_set():
+                    if probe:
+                        self._pacer.answered(probe=True)
+                    return None
+            return probe
+        return None
+
+    async def _wait_uninterrupted(self, seconds: float) -> None:
+        """Sleep for a booked rate slot; only a stop ends it early."""
+        deadline = time.monotonic() + seconds
+        while not self._stopped.is_set() and (left := deadline - time.monotonic()) > 0:
+            await self._wait(left)
+
+    async def _worker(self) -> None:
+        while (pending := await self._next()) is not None:
+            probe = await self._admit()
+            if probe is None:
+                self._finish(self._not_sent(pending))
+                break
+            if not pending.attempts and self._mirror is None:
+                # Durable before the request leaves: if the worker dies with it in flight, a rerun knows the
+                # row may have been billed and does not send it again on its own. (A mirrored row's record
+                # went up with its group.)
+                self._journal.record(
+                    sending_record(pending.row.index, pending.row.custom_id), mirror_now=False
+                )
+            now = time.monotonic()
+            pending.attempts += 1
+            pending.first_sent = pending.first_sent or now
+            self.requests_sent += 1
+            self._in_flight += 1
+            try:
+                answer = await self._send(pending.row)
+            except OpenRouterError as err:
+                self._failed(pending, err, probe=probe)
+            else:
+                self._pacer.answered(probe=probe)
+                self._finish(self._answer_record(pending, answer))
+            finally:
+                self._in_flight -= 1
+                self._wake()
+
+    def _answer_record(self, pending: _Pending, answer: dict[str, Any]) -> dict[str, Any]:
+        row = pending.row
+        try:
+            return self._build_record(row, answer, pending.attempts)
+        except OpenRouterError as err:  # the answer does not fit: billed, so never resent
+            return failure_record(row.index, row.custom_id, FAILED, _row_error(err), pending.attempts)
+
+    def _failed(self, pending: _Pending, err: OpenRouterError, *, probe: bool) -> None:
+        now = time.monotonic()
+        if isinstance(err, OpenRouterRateLimitError) and err.billed is False:
+            due = self._pacer.rate_limited_by(err, now, probe=probe)
+        else:
+            self._pacer.answered(probe=probe)
+            if is_account_error(err):
+                if not self._stopped.is_set():
+                    self.stop_error = err
+                    self.stop()
+                    self._log.error("stopping the batch, no further rows are sent: %s", err)
+                self._finish(self._not_sent(pending))
+                return
+            # The money rule: only a request that provably did not run (never sent, or OpenRouter's error
+            # envelope, which zero-completion insurance makes free) is sent again; a lost answer only when
+            # the connection's retry_ambiguous accepts paying twice.
+            if not may_resend(err, retry_ambiguous=self._retry_ambiguous):
+                self._finish(self._final_failure(pending, err))
+                return
+            due = now + self._backoff(pending.attempts)
+        if pending.attempts >= self._max_attempts or due - pending.first_sent > self._retry_window:
+            self._finish(self._final_failure(pending, err))
+            return
+        heapq.heappush(self._due, (due, next(self._order), pending))
+
+    def _final_failure(self, pending: _Pending, err: OpenRouterError) -> dict[str, Any]:
+        row = pending.row
+        if err.billed is None:
+            self._log.warning(
+                "row %s (%s): outcome unknown, not resent (it may have been billed): %s",
+                row.custom_id,
+                row.where,
+                err,
+            )
+            status = OUTCOME_UNKNOWN
+        else:
+            status = FAILED
+        return failure_record(row.index, row.custom_id, status, _row_error(err), pending.attempts)
+
+    def _finish(self, record: dict[str, Any]) -> None:
+        self._journal.record(record, mirror_now=False)
+        self._progress.add(record)
+
+    def _not_sent(self, pending: _Pending) -> dict[str, Any]:
         """Refused before generation (or never sent), so not billed: a retry sends the row once fixed."""
         error: dict[str, Any] = (
             error_info(self.stop_error)
@@ -328,53 +529,134 @@ class ConcurrentRunner:
             else {"message": "the run was stopped before this row was sent"}
         )
         error.update(retryable=True, billed=False)
-        return failure_record(row.index, row.custom_id, NOT_SENT, error, attempts)
+        return failure_record(pending.row.index, pending.row.custom_id, NOT_SENT, error, pending.attempts)
 
-    def _backoff(self, round_number: int) -> float:
-        return float(min(self._settings.max_backoff, self._settings.backoff * 2 ** (round_number - 1)))
+    def _release_unsent(self) -> None:
+        """Rows waiting for a resend, and rows of an uploaded group never sent, are recorded ``not_sent``."""
+        while self._due:
+            self._finish(self._not_sent(heapq.heappop(self._due)[2]))
+        while self._ready:
+            self._finish(self._not_sent(_Pending(self._ready.popleft())))
+
+    def _backoff(self, attempts: int) -> float:
+        return float(min(self._settings.max_backoff, self._settings.backoff * 2 ** (attempts - 1)))
+
+    async def _log_progress(self) -> None:
+        while True:
+            await asyncio.sleep(self._progress.interval)
+            self._progress.log_line()
 
 
-class ChatSender(Protocol):
-    def send_chat_request(
-        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
-    ) -> ChatCompletion: ...
+def _chat_record(row: BatchRow, answer: dict[str, Any], attempts: int) -> dict[str, Any]:
+    try:
+        completion = ChatCompletion.model_validate(answer)
+    except ValueError as err:
+        generation_id = answer.get("id")
+        raise OpenRouterResponseError(
+            f"the answer does not fit ChatCompletion: {str(err).splitlines()[0]}",
+            generation_id=generation_id if isinstance(generation_id, str) else None,
+            billed=True,
+        ) from None
+    return success_record(row.index, row.custom_id, completion, attempts)
+
+
+def _row_error(err: OpenRouterError) -> dict[str, Any]:
+    info = error_info(err)
+    info["generation_id"] = err.generation_id
+    return info
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it comes with uvicorn's extras): its loop costs less per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _allow_open_files(concurrency: int) -> None:
+    """Raise the soft limit of open files towards the hard one when the connections need it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = concurrency + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class EngineHook(Protocol):
+    """What the engine needs of the operator's hook: the connection's transport settings."""
+
+    @property
+    def settings(self) -> TransportSettings: ...
+
+
+class RowSender:
+    """Sends one row of ``job`` once through the async transport, with the row's idempotency key."""
+
+    def __init__(self, job: BatchJob, settings: TransportSettings, max_connections: int) -> None:
+        from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
+
+        self._job = job
+        self._transport = AsyncOpenRouterTransport(settings, max_connections=max_connections)
+        self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+    async def __call__(self, row: BatchRow) -> dict[str, Any]:
+        job = self._job
+        content = self._encode(job.request_body(row)).encode()
+        return await self._transport.post_once(CHAT_PATH, content, idempotency_key=job.idempotency_key(row))
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 def run_job(
     job: BatchJob,
-    sender: ChatSender,
+    hook: EngineHook,
     settings: RunnerSettings,
     log: Log,
     *,
     mode_reason: str,
     on_start: Callable[[ConcurrentRunner], None] | None = None,
 ) -> tuple[BatchManifest, ConcurrentRunner]:
-    """Send the pending rows of an opened ``job`` and commit its output.
+    """Send the pending rows of an opened ``job`` through the async transport and commit its output.
 
     ``on_start`` gets the runner before any row is sent (so the caller can :meth:`~ConcurrentRunner.stop` it).
     Returns the manifest and the runner, whose ``stop_error`` is the account error that stopped the run, if
     one did (the output is whole either way: unsent rows are labelled ``not_sent``).
     """
-
-    def send(row: BatchRow) -> ChatCompletion:
-        return sender.send_chat_request(job.request_body(row), idempotency_key=job.idempotency_key(row))
-
     total = job.scanned.total
     pending = job.pending_count()
-    # Never more threads than rows to send: a concurrency of 500 for 20 rows starts 20.
-    settings = replace(settings, concurrency=max(1, min(settings.concurrency, pending)))
+    checkpoint = job.opened
+    connection = hook.settings
+    # Never more coroutines (and connections) than rows to send: a concurrency of 500 for 20 rows starts 20.
+    settings = replace(
+        settings,
+        concurrency=max(1, min(settings.concurrency, pending)),
+        requests_per_minute=settings.requests_per_minute or connection.requests_per_minute or None,
+        connection_retries=(
+            connection.max_retries if settings.connection_retries is None else settings.connection_retries
+        ),
+        retry_window=connection.max_retry_wait if settings.retry_window is None else settings.retry_window,
+        retry_ambiguous=(
+            connection.retry_ambiguous if settings.retry_ambiguous is None else settings.retry_ambiguous
+        ),
+    )
+    sender = RowSender(job, connection, settings.concurrency)
     runner = ConcurrentRunner(
-        send,
-        job.opened.record,
+        sender,
+        checkpoint,
         settings,
         Progress(total, total - pending, log, settings.progress_interval),
         log,
+        mirror=checkpoint if checkpoint.mirrored else None,
     )
     if on_start is not None:
         on_start(runner)
     if pending:
         log.info("sending %d of %d rows, at most %d at a time", pending, total, settings.concurrency)
-        runner.run(job.pending_rows())
+        runner.run(job.pending_rows(), cleanup=sender.aclose)
     manifest = job.finish(
         mode="concurrent",
         mode_reason=mode_reason,
@@ -382,9 +664,3 @@ def run_job(
         stop_error=runner.stop_error,
     )
     return manifest, runner
-
-
-def _row_error(err: OpenRouterError) -> dict[str, Any]:
-    info = error_info(err)
-    info["generation_id"] = err.generation_id
-    return info

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 Mode = Literal["auto", "batch_api", "concurrent"]
 MODES: tuple[str, ...] = ("auto", "batch_api", "concurrent")
 BATCH_WINDOW = timedelta(hours=24)
-MAX_CONCURRENCY = 512
-"""The most requests one task keeps in flight. Each is a thread holding a socket, and Linux's default limit of
-open files per process is 1,024 (shared with everything else the task opens); past a few hundred requests in
-flight the account's rate limit, not concurrency, sets the pace (512 answers of 200 ms are 150,000 requests a
-minute). For more, shard the input over several tasks."""
+MAX_CONCURRENCY = 1024
+"""The most requests one task keeps in flight: each holds one socket of one event loop (the engine raises the
+process's soft limit of open files towards the hard one when it needs more). Past a few hundred requests in
+flight the account's rate limit, not concurrency, sets the pace (1,024 answers of 500 ms are 120,000 requests
+a minute). For more, shard the input over several tasks."""
 
 # Row fields that are parameters of build_chat_request; any other row field goes into the body as is.
 _ROW_CHAT_PARAMETERS = tuple(name for name in CHAT_PARAMETERS if name != "extra_body")
@@ -76,7 +76,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
     :param inputs: the rows, inline (templated).
     :param input_path: a JSONL file of rows (templated).
     :param mode: ``"auto"``, ``"batch_api"`` or ``"concurrent"``.
-    :param concurrency: requests in flight at once in concurrent mode (1 to :data:`MAX_CONCURRENCY`, 512;
+    :param concurrency: requests in flight at once in concurrent mode (1 to :data:`MAX_CONCURRENCY`, 1,024;
         never more than the rows to send).
     :param max_failed_fraction: share of rows (0..1) that may end other than ``succeeded``.
     :param system_prompt, temperature, top_p, max_tokens, stop, seed, response_format, tools, tool_choice,
@@ -87,7 +87,10 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         :func:`airflow_provider_openrouter.batch.sharding.plan_shards`).
     :param requests_per_minute: this task's rate budget (default: the connection's / ``shard_count``).
     :param resend_unknown: send rows whose earlier outcome is unknown again (may pay twice for them).
-    :param row_retries: further attempts for a row that failed without being billed (after the transport's).
+    :param row_retries: the attempt cap of a row, with the connection's ``max_retries``: a row is sent at most
+        ``1 + max_retries + row_retries`` times (default 1 + 5 + 3 = 9), 429s included, and only while it
+        provably was not billed (OpenRouter's error envelope: 408, 429, 5xx) and within the connection's
+        ``max_retry_wait`` seconds of its first send.
     :param progress_interval: seconds between progress lines in the log.
     :param poll_interval: seconds between Batch API status polls in the triggerer.
     :param batch_timeout: how long to wait for batches before the task fails (they keep running; a retry
@@ -333,7 +336,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
     @cached_property
     def engine_hook(self) -> OpenRouterHook:
-        """The hook the rows go through: this task's share of the rate budget, a pool of ``concurrency``.
+        """The hook the rows go through: this task's share of the rate budget (the engine's pace).
 
         N shards share the connection's ``requests_per_minute``: each uses 1/N of it unless
         ``requests_per_minute`` gives this task's own budget.

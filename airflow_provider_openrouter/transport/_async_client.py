@@ -1,5 +1,9 @@
 """The asynchronous client (``httpx``) for triggers and the batch engine: the sync client's settings, headers,
-limiter, retry rules and error mapping on an event loop. ``httpx`` is imported when a client is built."""
+limiter, retry rules and error mapping on an event loop. ``httpx`` is imported when a client is built.
+
+The batch engine sends its rows with :meth:`AsyncOpenRouterTransport.post_once`: one exchange, no tenacity and
+no limiter underneath, because the engine owns pacing and resends for its rows (one queue, one attempt cap);
+the answer is mapped by the same rules as every other request."""
 
 from __future__ import annotations
 
@@ -24,25 +28,31 @@ __all__ = ["AsyncOpenRouterTransport"]
 
 
 class AsyncOpenRouterTransport(TransportBase):
-    """The asynchronous twin for triggers: ``httpx.AsyncClient``, same settings, headers, limiter, retry
-    rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`."""
+    """The asynchronous twin for triggers and the batch engine: ``httpx.AsyncClient``, same settings, headers,
+    limiter, retry rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`.
+
+    :param max_connections: connections kept open to OpenRouter (default :data:`POOL_MAXSIZE`); the batch
+        engine asks for one per request it keeps in flight.
+    """
 
     def __init__(
         self,
         settings: TransportSettings,
         *,
         tenacity_kwargs: Mapping[str, Any] | None = None,
+        max_connections: int | None = None,
     ) -> None:
         import httpx
 
         super().__init__(settings)
+        pool = max_connections or POOL_MAXSIZE
         headers = _latin1_headers(settings.headers())
         if headers is None:
             raise self._refused_before_sending(None, None, "UnicodeEncodeError")
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(max_connections=POOL_MAXSIZE, max_keepalive_connections=POOL_MAXSIZE),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         )
         self._kwargs = {
             billable: retrying_kwargs(settings, billable=billable, tenacity_kwargs=tenacity_kwargs)
@@ -72,6 +82,15 @@ class AsyncOpenRouterTransport(TransportBase):
         headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex} if billable else None
         return await self._send("POST", path, None, body, headers, billable)
 
+    async def post_once(self, path: str, content: bytes, *, idempotency_key: str) -> dict[str, Any]:
+        """POST an encoded JSON body once: no retry, no rate limiter (the caller paces and resends).
+
+        Billable, with ``X-Idempotency-Key``; what comes back is mapped as for :meth:`post`, so the raised
+        error's ``billed`` and ``retryable`` say whether the caller may send it again.
+        """
+        headers = {"X-Idempotency-Key": idempotency_key, "Content-Type": "application/json"}
+        return await self._exchange("POST", path, None, headers, True, content=content)
+
     async def _send(
         self,
         method: str,
@@ -94,17 +113,25 @@ class AsyncOpenRouterTransport(TransportBase):
         headers: dict[str, str] | None,
         billable: bool,
     ) -> dict[str, Any]:
-        import httpx
-
         if self.bucket is not None:
             await self.bucket.acquire_async()
+        return await self._exchange(method, path, params, headers, billable, json=body)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: dict[str, str] | None,
+        billable: bool,
+        **payload: Any,
+    ) -> dict[str, Any]:
+        """One HTTP exchange (``payload``: httpx's ``json=`` or ``content=``), its answer mapped."""
+        import httpx
+
         try:
             response: httpx.Response = await self._client.request(
-                method,
-                self.base_url + path,
-                params=_httpx_params(params),
-                json=body,
-                headers=headers,
+                method, self.base_url + path, params=_httpx_params(params), headers=headers, **payload
             )
         except (httpx.LocalProtocolError, UnicodeEncodeError) as error:
             refused = type(error).__name__

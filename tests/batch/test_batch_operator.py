@@ -160,22 +160,23 @@ def test_failed_rows_fail_the_task_only_past_the_allowed_fraction(
 
 
 def test_on_kill_stops_sending_keeps_the_row_in_flight_and_a_retry_sends_only_the_rest(
-    emulator: RunningEmulator, tmp_path: Path
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from airflow_provider_openrouter.batch.concurrent import RowSender
+
     inputs = [f"question {n}" for n in range(10)]
     killed = _operator(tmp_path, inputs=inputs, concurrency=1)
-    hook = killed.engine_hook
-    real_send = hook.send_chat_request
+    real_send = RowSender.__call__
     sends = 0
 
-    def send_then_kill_on_the_third(body: Any, **kwargs: Any) -> Any:
+    async def send_then_kill_on_the_third(sender: RowSender, row: Any) -> Any:
         nonlocal sends
         sends += 1
-        if sends == 3:  # the kill arrives while the third row is in flight (past the gate)
+        if sends == 3:  # the kill arrives while the third row is in flight (past the pacer)
             killed.on_kill()
-        return real_send(body, **kwargs)
+        return await real_send(sender, row)
 
-    hook.send_chat_request = send_then_kill_on_the_third  # type: ignore[method-assign]
+    monkeypatch.setattr(RowSender, "__call__", send_then_kill_on_the_third)
     ti = TaskInstanceStandIn()
     with pytest.raises(BatchFailedRowsError, match=r"stopped \(on_kill\) before every row was sent: 7 of 10"):
         killed.execute(context_for(ti))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,8 +54,8 @@ def _refused(emulator: RunningEmulator, op: OpenRouterBatchCompletionOperator, *
     [
         ("max_failed_fraction", 2, "a number from 0 to 1, got 2"),
         ("max_failed_fraction", -0.5, "a number from 0 to 1, got -0.5"),
-        ("concurrency", 1_000_000, "a whole number from 1 to 512 (shard the input for more), got 1000000"),
-        ("concurrency", 0, "a whole number from 1 to 512"),
+        ("concurrency", 1_000_000, "a whole number from 1 to 1,024 (shard the input for more), got 1000000"),
+        ("concurrency", 0, "a whole number from 1 to 1,024"),
         ("max_batch_requests", 10_000, "a whole number from 1 to 5,000, OpenRouter's limit of requests per"),
         ("row_retries", -1, "a whole number >= 0"),
         ("poll_interval", 0, "a number of seconds > 0"),
@@ -130,21 +129,11 @@ def test_a_template_rendering_none_for_a_prompt_is_refused(emulator: RunningEmul
     assert "Input row at inputs[0] has no prompt (got 'None')" in _refused(emulator, op)
 
 
-def test_never_more_worker_threads_than_rows(
-    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    started: list[str] = []
-    real_start = threading.Thread.start
-
-    def noting_start(thread: threading.Thread) -> None:
-        started.append(thread.name)
-        real_start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", noting_start)
+def test_never_more_requests_in_flight_than_rows(emulator: RunningEmulator, tmp_path: Path) -> None:
     op = _operator(tmp_path / "result.jsonl", inputs=["a", "b", "c"], concurrency=512)
     manifest = op.execute(context_for(TaskInstanceStandIn()))
     assert manifest.counts.succeeded == 3
-    assert len([name for name in started if name.startswith("openrouter-batch-")]) == 3
+    assert op._runner is not None and op._runner.concurrency == 3
 
 
 # -- never destroy a good result -------------------------------------------------------------------------
@@ -220,21 +209,23 @@ def _open_files_under(directory: Path) -> list[str]:
 
 
 def test_a_run_that_crashes_closes_its_checkpoint_and_hooks(
-    emulator: RunningEmulator, tmp_path: Path
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from airflow_provider_openrouter.batch.concurrent import RowSender
+
     op = _operator(tmp_path / "result.jsonl", concurrency=1)
     hook = op.engine_hook
     closed: list[str] = []
     real_close = hook.close
 
-    def crash(body: Any, **kwargs: Any) -> Any:
+    async def crash(sender: RowSender, row: Any) -> Any:
         raise RuntimeError("a bug in the sender")
 
     def note_close() -> None:
         closed.append("engine_hook")
         real_close()
 
-    hook.send_chat_request = crash  # type: ignore[method-assign]
+    monkeypatch.setattr(RowSender, "__call__", crash)
     hook.close = note_close  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="a bug in the sender"):
         op.execute(context_for(TaskInstanceStandIn()))
