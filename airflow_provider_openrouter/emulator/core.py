@@ -200,11 +200,17 @@ class EmulatorCore:
         prompt_cost = inference.prompt_tokens * inference.endpoint.prompt
         affordable = int((spendable - prompt_cost) / price) if price and spendable > prompt_cost else 0
         wanted = inference.max_tokens or inference.model.max_completion_tokens
+        asked = (
+            f"This request requires more credits: its {inference.prompt_tokens} input tokens cost "
+            f"{needed} USD"
+            if inference.kind == "embeddings"  # no output to cut: only fewer inputs would fit
+            else f"This request requires more credits, or fewer max_tokens. You requested up to {wanted} "
+            f"tokens, but can only afford {affordable}"
+        )
         raise HTTPError(
             402,
-            f"This request requires more credits, or fewer max_tokens. You requested up to {wanted} tokens, "
-            f"but can only afford {affordable}. To increase, visit https://openrouter.ai/settings/credits "
-            "and upgrade to a paid account",
+            f"{asked}. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid "
+            "account",
             {"provider_name": None, "limited_by": limited_by},
         )
 

@@ -142,6 +142,16 @@ def test_cost_is_the_prompt_tokens_at_the_current_listed_price_and_recorded_as_a
     )
 
 
+def test_short_credits_are_a_402_before_anything_is_billed(
+    http: httpx.Client, emulator: RunningEmulator
+) -> None:
+    emulator.configure(credits="0.0000001")
+    response = embed(http, TEXTS)
+    assert response.status_code == 402
+    assert "input tokens cost" in response.json()["error"]["message"]
+    assert emulator.stats()["billed_generations"] == 0
+
+
 def test_faults_bill_as_for_completions(http: httpx.Client, emulator: RunningEmulator) -> None:
     assert embed(http, "a [[emulator: fault=503]]").status_code == 503
     answered_error = embed(http, "b [[emulator: fault=error_in_200]]")
