@@ -100,7 +100,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
 
     result_type = ChatCompletion
     # Airflow 3.3+ workers allow-list these classes before a downstream task reads this task's XCom.
-    deserialization_allowed_class_fields: ClassVar[tuple[str, ...]] = ("result_type", "output_type")
+    deserialization_allowed_class_fields: ClassVar[tuple[str, ...]] = ("result_type", "output_class")
     template_fields: Sequence[str] = (
         "openrouter_conn_id",
         "model",
@@ -132,12 +132,15 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.output_class: type[BaseModel] | None = None
         if isinstance(output_type, type):
             from airflow_provider_openrouter.structured import register_output_type
 
             # At parse time, in every process that loads the DAG: a downstream task then reads the instance
-            # with Airflow's default deserialization settings (on Airflow 3.1 and 3.2 too).
-            register_output_type(output_type)
+            # with Airflow's default deserialization settings (on Airflow 3.1 and 3.2 too). The class itself
+            # stays out of the template fields: Airflow calls a callable template field to render it.
+            self.output_class = register_output_type(output_type)
+            output_type = f"{output_type.__module__}.{output_type.__qualname__}"
         self.output_type = output_type
         if content is None and messages is None:
             raise self.bad_parameter("content", None, "given (or 'messages'): there is nothing to send")
@@ -165,7 +168,7 @@ class OpenRouterChatCompletionOperator(OpenRouterGenerationOperator, OpenRouterC
                 **self.chat_parameters(),
             }
             stream = self.as_bool("stream", self.stream)
-            output_type = None if _coerce.unset(self.output_type) else self.output_type
+            output_type = self.output_class or (None if _coerce.unset(self.output_type) else self.output_type)
             if output_type is not None and request["response_format"] is not None:
                 raise self.bad_parameter(
                     "response_format",

@@ -251,7 +251,7 @@ def test_typed_result_class_is_declared_for_the_worker_allow_list() -> None:
     }
     for operator_class, result_class in expected.items():
         # The chat operator's output_type is the user's class, allowed like its own results.
-        extra = ("output_type",) if operator_class is OpenRouterChatCompletionOperator else ()
+        extra = ("output_class",) if operator_class is OpenRouterChatCompletionOperator else ()
         assert operator_class.deserialization_allowed_class_fields == ("result_type", *extra)
         assert operator_class.result_type is result_class
 
