@@ -178,13 +178,14 @@ class OpenRouterHook(BaseHook):
             _transport=None,
             _connection_extra=None,
             _catalog=None,
-            _budgets=BudgetBook(),
+            _budgets=None,
         )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lazy_lock = threading.RLock()
+        self._budgets = BudgetBook()
 
     def __enter__(self) -> OpenRouterHook:
         return self

@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from airflow.sdk import Connection
+from pydantic import BaseModel
 
 from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.exceptions import (
@@ -373,6 +375,10 @@ class FakeTransport:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         self.calls.append((path, dict(params) if params else None))
+        return self.pages.pop(0)
+
+    def post(self, path: str, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        self.calls.append((path, dict(body)))
         return self.pages.pop(0)
 
 
@@ -920,3 +926,39 @@ def test_test_connection_writes_amounts_in_plain_decimal_notation() -> None:
     ok, message = hook_with(transport).test_connection()
     assert ok
     assert "(limit 0.0000005 USD, 0.00000015 USD used)" in message
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+def _answer(text: str) -> dict[str, Any]:
+    return {
+        "id": "gen-1",
+        "model": "a/strict",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "cost": 0.00001},
+    }
+
+
+def test_output_type_asks_strict_json_only_of_models_the_catalog_says_support_it() -> None:
+    catalog = {
+        "data": [
+            {"id": "a/strict", "supported_parameters": ["response_format", "structured_outputs"]},
+            {"id": "a/loose", "supported_parameters": ["response_format"]},
+        ],
+        "links": {"next": None},
+    }
+    transport = FakeTransport([catalog, _answer('{"x": 1, "y": 2}'), _answer('{"x": 3, "y": 4}')])
+    hook = hook_with(transport)
+    strict = hook.chat_completion("a/strict", content="a point", output_type=Point, attribution=False)
+    loose = hook.chat_completion("a/loose", content="a point", output_type=Point, attribution=False)
+    assert strict.output == Point(x=1, y=2) and strict.completion.cost == Decimal("0.00001")
+    assert loose.output == Point(x=3, y=4)
+    (_, _), (_, strict_body), (_, loose_body) = transport.calls  # the catalog was read once
+    assert strict_body["response_format"]["type"] == "json_schema"
+    assert strict_body["response_format"]["json_schema"]["strict"] is True
+    assert loose_body["response_format"]["json_schema"]["strict"] is False
+    with pytest.raises(OpenRouterRequestError, match="output_type and response_format were both given"):
+        hook.chat_completion("a/loose", content="a point", output_type=Point, response_format="json_object")
