@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
+    from airflow_provider_openrouter.operators.budget_guard import OpenRouterBudgetGuardOperator
     from airflow_provider_openrouter.operators.catalog import OpenRouterModelCatalogOperator
     from airflow_provider_openrouter.operators.chat import OpenRouterChatCompletionOperator
     from airflow_provider_openrouter.operators.completion import OpenRouterCompletionOperator
@@ -38,10 +39,12 @@ _MODULE_OF: dict[str, str] = {
     "OpenRouterCostReportOperator": "airflow_provider_openrouter.operators.cost_audit",
     "OpenRouterModelCatalogOperator": "airflow_provider_openrouter.operators.catalog",
     "OpenRouterEmbeddingOperator": "airflow_provider_openrouter.operators.embeddings",
+    "OpenRouterBudgetGuardOperator": "airflow_provider_openrouter.operators.budget_guard",
 }
 
 __all__ = [
     "OpenRouterBatchCompletionOperator",
+    "OpenRouterBudgetGuardOperator",
     "OpenRouterChatCompletionOperator",
     "OpenRouterCompletionOperator",
     "OpenRouterCostAuditOperator",
