@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook, StructuredCompletion
 
-__all__ = ["OpenRouterHook"]
+__all__ = ["OpenRouterHook", "StructuredCompletion"]

@@ -38,13 +38,11 @@ from airflow_provider_openrouter.hooks._attribution import NO_ATTRIBUTION, Attri
 from airflow_provider_openrouter.hooks._billing import BudgetBook, StructuredCompletion, spend
 from airflow_provider_openrouter.hooks._connection import (
     connection_attribution,
-    normalize_base_url,
     settings_from_connection,
 )
 from airflow_provider_openrouter.hooks._requests import (
     CHAT_PATH,
     COMPLETIONS_PATH,
-    ROLES,
     ChatParameters,
     CompletionParameters,
     bad_argument,
@@ -79,18 +77,7 @@ if TYPE_CHECKING:
         TransportSettings,
     )
 
-# The builders, the stream assembly and the connection reading have modules of their own; their old import
-# path (this module) keeps working for code written against it.
-__all__ = [
-    "ROLES",
-    "Attribution",
-    "OpenRouterHook",
-    "assemble_chat_stream",
-    "build_chat_request",
-    "build_completion_request",
-    "normalize_base_url",
-    "settings_from_connection",
-]
+__all__ = ["MAX_MODEL_PAGES", "OpenRouterHook", "StructuredCompletion"]
 
 _MODELS_PAGE_SIZE = 500
 MAX_MODEL_PAGES = 100
