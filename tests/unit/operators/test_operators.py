@@ -108,6 +108,9 @@ class FakeHook:
     def completion(self, **kwargs: Any) -> Any:
         return self._answer("completion", **kwargs)
 
+    def budget_for(self, budget: Any) -> Any:
+        return budget
+
     def get_credits(self) -> Any:
         return self._answer("get_credits")
 
@@ -920,3 +923,28 @@ def test_on_kill_closes_the_hook() -> None:
         op.on_kill()
         assert hook.closed == 1, op.task_id
     OpenRouterChatCompletionOperator(task_id="unused", content="hi").on_kill()  # no hook made: nothing to do
+
+
+@pytest.mark.parametrize("on_exhausted", ["skip", "wait", "fail"])
+def test_an_exhausted_budget_skips_defers_or_fails_the_task(on_exhausted: str) -> None:
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+    from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
+
+    budget = OpenRouterBudget("daily", "0.01", period="day", on_exhausted=on_exhausted)
+    exhausted = BudgetExhaustedError("budget 'daily' has 0 USD left", budget="daily", period="day")
+    op = OpenRouterChatCompletionOperator(task_id="ask", content="hi", budget=budget)
+    hook = FakeHook(exhausted, chat_result())
+    expected = {"skip": AirflowSkipException, "wait": TaskDeferred, "fail": BudgetExhaustedError}
+    with pytest.raises(expected[on_exhausted]) as caught:
+        run(op, hook)
+    assert hook.calls[0][2]["budget"] is budget
+    if on_exhausted == "wait":
+        deferred = caught.value
+        assert isinstance(deferred, TaskDeferred) and isinstance(deferred.trigger, DateTimeTrigger)
+        assert deferred.trigger.moment == budget.next_period_start()
+        # Once the period has started the task runs again and sends its request.
+        ti = FakeTaskInstance()
+        result = op.execute_after_budget_wait({"ti": ti}, event=None)
+        assert result.id == ti.pushed["generation_id"] and len(hook.calls) == 2
