@@ -24,8 +24,10 @@ from airflow.sdk import Asset, ObjectStoragePath, dag, task
 
 from airflow_provider_openrouter.batch.manifest import BatchManifest
 from airflow_provider_openrouter.budget import OpenRouterBudget
-from airflow_provider_openrouter.operators import OpenRouterBatchCompletionOperator
-from airflow_provider_openrouter.operators.budget_guard import OpenRouterBudgetGuardOperator
+from airflow_provider_openrouter.operators import (
+    OpenRouterBatchCompletionOperator,
+    OpenRouterBudgetGuardOperator,
+)
 
 CLASSIFIED = Asset(name="classified_tickets", uri="file:///tmp/openrouter-batch-example/classified")
 
