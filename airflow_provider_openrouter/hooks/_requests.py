@@ -53,7 +53,7 @@ def _missing_text(name: str, value: Any, request: str) -> OpenRouterRequestError
 
 
 def failing(request: str) -> _values.Fail:
-    """:func:`bad_argument` for ``request``, as the value rules of :mod:`.._values` take it."""
+    """:func:`bad_argument` for ``request``, in the form the rules of ``_values`` take."""
     return partial(bad_argument, request=request)
 
 
