@@ -23,9 +23,7 @@ from typing import Any
 
 from airflow_provider_openrouter import _values
 from airflow_provider_openrouter._values import (
-    MAX_STOP_SEQUENCES,
     RESPONSE_FORMAT_SHORTCUTS,
-    RESPONSE_FORMAT_TYPES,
     Fail,
     model_id_part,
     shown,
@@ -33,9 +31,6 @@ from airflow_provider_openrouter._values import (
 )
 
 __all__ = [
-    "MAX_STOP_SEQUENCES",
-    "RESPONSE_FORMAT_SHORTCUTS",
-    "RESPONSE_FORMAT_TYPES",
     "Fail",
     "boolean",
     "chat_parameters",
@@ -192,7 +187,8 @@ def tool_choice(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> st
 
 def response_format(value: Any, fail: Fail, *, kind: str = "an object (dict)") -> dict[str, Any] | None:
     """``response_format``: a bare ``"text"`` or ``"json_object"`` becomes ``{"type": ...}``; otherwise an
-    object (or its JSON text) whose ``type`` is one of :data:`RESPONSE_FORMAT_TYPES`. Unset is ``None``."""
+    object (or its JSON text) whose ``type`` is one OpenRouter knows
+    (:data:`._values.RESPONSE_FORMAT_TYPES`). Unset is ``None``."""
     if isinstance(value, str) and value.strip() not in RESPONSE_FORMAT_SHORTCUTS:
         value = mapping("response_format", value, fail, kind=_values.response_format_kind(kind))
     return _values.response_format(value, fail, kind=kind)
