@@ -44,6 +44,8 @@ EXAMPLE_DAG_IDS = (
     "example_openrouter_generation",
     "example_openrouter_models",
     "example_openrouter_chain",
+    "example_openrouter_structured_tickets",
+    "example_openrouter_taskflow",
 )
 CHAIN_QUESTION = "Give one practical tip for keeping LLM costs predictable in a data pipeline."
 EXAMPLE_CONF: dict[str, dict[str, Any]] = {"example_openrouter_chain": {"question": CHAIN_QUESTION}}
