@@ -48,9 +48,9 @@ class OpenRouterDecoratedOperator(DecoratedOperator, OpenRouterChatCompletionOpe
     :class:`~airflow_provider_openrouter.operators.chat.OpenRouterChatCompletionOperator`.
 
     **XCom contract**: as the chat operator's. ``return_value`` is the ``output_type`` instance when
-    ``output_type`` is set (a downstream task receives the user's class), else the ``ChatCompletion``;
-    ``generation_id``, ``text``, ``usage`` and ``cost`` are pushed under their own keys, before the answer is
-    checked.
+    ``output_type`` is set (a downstream task receives the user's class; ``completion`` then holds the whole
+    ``ChatCompletion``), else the ``ChatCompletion``; ``generation_id``, ``text``, ``usage`` and ``cost`` are
+    pushed under their own keys, before the answer is checked.
     """
 
     custom_operator_name: str = "@task.openrouter"
