@@ -22,11 +22,12 @@ from airflow_provider_openrouter.models import ChatCompletion, TextCompletion
 if TYPE_CHECKING:
     from airflow_provider_openrouter.budget import OpenRouterBudget
     from airflow_provider_openrouter.budget.ledger import BudgetLedger, Reservation
+    from airflow_provider_openrouter.embeddings import Embeddings
 
 __all__ = ["BudgetBook", "StructuredCompletion", "spend"]
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
-BillableT = TypeVar("BillableT", ChatCompletion, TextCompletion)
+BillableT = TypeVar("BillableT", ChatCompletion, TextCompletion, "Embeddings")
 
 
 @dataclasses.dataclass(frozen=True)

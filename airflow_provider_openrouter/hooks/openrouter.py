@@ -85,7 +85,7 @@ MAX_MODEL_PAGES = 100
 hundred models, so a server still sending pages after that is broken or hostile."""
 
 ResultT = TypeVar("ResultT", bound=OpenRouterModel)
-BillableT = TypeVar("BillableT", ChatCompletion, TextCompletion)
+BillableT = TypeVar("BillableT", ChatCompletion, TextCompletion, "Embeddings")
 OutputT = TypeVar("OutputT", bound="BaseModel")
 
 
@@ -717,12 +717,13 @@ class OpenRouterHook(BaseHook):
         extra_body: Mapping[str, Any] | str | None = None,
         idempotency_key: str | None = None,
         attribution: bool | Mapping[str, Any] | str | None = None,
+        budget: OpenRouterBudget | str | None = None,
     ) -> Embeddings:
         """Embed ``input`` (``POST /embeddings``, billable) and return the typed vectors, usage and cost.
 
         Arguments as :func:`~airflow_provider_openrouter.embeddings.build_embeddings_request` (checked before
         anything is sent; a missing ``model`` falls back to the connection's ``default_model``);
-        ``attribution`` as in :meth:`chat_completion`.
+        ``attribution`` and ``budget`` as in :meth:`chat_completion`.
         """
         from airflow_provider_openrouter.embeddings import EMBEDDINGS_PATH, build_embeddings_request
 
@@ -739,17 +740,22 @@ class OpenRouterHook(BaseHook):
             conn_id=self.openrouter_conn_id,
         )
         body = self.attribution_for(attribution, request=f"POST {EMBEDDINGS_PATH}").apply(body)
-        return self.send_embeddings_request(body, idempotency_key=idempotency_key)
+        return self.send_embeddings_request(body, idempotency_key=idempotency_key, budget=budget)
 
     def send_embeddings_request(
-        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        body: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        budget: OpenRouterBudget | str | None = None,
     ) -> Embeddings:
         """POST a body built by ``build_embeddings_request`` (the batch engine's per-row call for
-        ``endpoint="embeddings"``)."""
+        ``endpoint="embeddings"``), reserving its worst case in ``budget`` first."""
         from airflow_provider_openrouter.embeddings import EMBEDDINGS_PATH, Embeddings
 
-        data = self.transport.post(EMBEDDINGS_PATH, body, idempotency_key=idempotency_key)
-        return self._result(Embeddings, data, f"POST {EMBEDDINGS_PATH}", billed=True)
+        return self._send_billable(
+            Embeddings, EMBEDDINGS_PATH, body, idempotency_key=idempotency_key, budget=budget
+        )
 
     def list_embedding_models(
         self, *, limit: int | None = None, offset: int | None = None
