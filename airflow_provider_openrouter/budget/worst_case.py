@@ -58,6 +58,7 @@ class Catalog:
     def __init__(self, hook: Any) -> None:
         self.hook = hook
         self._models: dict[str, Any] | None = None
+        self._embedding_models: dict[str, Any] | None = None
         self._prices: dict[str, Price] = {}
         self._lock = threading.Lock()
 
@@ -73,9 +74,18 @@ class Catalog:
             self._models = {model.id: model for model in self.hook.list_models().data}
         return self._models
 
+    def _embedding_catalog(self) -> dict[str, Any]:
+        """GET /models leaves embedding models out; they have a list of their own, read on first need."""
+        if self._embedding_models is None:
+            listing = getattr(self.hook, "list_embedding_models", None)
+            self._embedding_models = {model.id: model for model in listing().data} if listing else {}
+        return self._embedding_models
+
     def _load(self, model_id: str) -> Price:
         models = self._catalog()
         model = models.get(model_id) or models.get(model_id.partition(":")[0])
+        if model is None:
+            model = self._embedding_catalog().get(model_id)
         if model is None or model.pricing is None:
             raise _unbounded(model_id, "the catalog (GET /models) does not list it")
         pricings = [model.pricing]
