@@ -14,6 +14,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_openrouter.batch.inputs import EMBEDDINGS, embedding_body
 from airflow_provider_openrouter.batch.vectors import pyarrow_available, read_vectors
+from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
 from airflow_provider_openrouter.exceptions import OpenRouterRequestError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
@@ -135,3 +136,20 @@ def test_batch_api_embeddings_land_as_vectors_next_to_the_output(
     vectors = read_vectors(ObjectStoragePath(manifest.vectors.path))
     assert [row["embedding"] for row in vectors] == expected
     assert manifest.cost == sum(Decimal(str(line["cost"])) for line in lines) > 0
+
+
+def test_a_budget_reserves_the_embeddings_worst_case_and_settles_its_cost(
+    emulator: RunningEmulator, hook: OpenRouterHook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_BUDGET_DB", str(tmp_path / "budgets.db"))
+    model = embedding_model(hook)
+    budget = OpenRouterBudget("embeddings", "1", period="total")
+    result = hook.embeddings(model, TEXTS, budget=budget)
+    with budget.open(hook, run_id=None) as ledger:
+        balance = ledger.balance()
+    assert balance["reserved"] == 0
+    assert balance["spent"] == result.cost == Decimal(str(emulator.stats()["total_cost"]))
+    tiny = OpenRouterBudget("embeddings-tiny", "0.000000001", period="total")
+    with pytest.raises(BudgetExhaustedError, match="embeddings-tiny"):
+        hook.embeddings(model, TEXTS, budget=tiny)
+    assert posts(emulator, "POST /embeddings") == 1  # the refused request was never sent
