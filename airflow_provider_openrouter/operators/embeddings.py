@@ -76,6 +76,9 @@ class OpenRouterEmbeddingOperator(OpenRouterGenerationOperator):
         without it a ``.parquet`` path is written as JSONL with the suffix ``.jsonl``. Checked before
         anything is sent. Templated.
     :param attribution: as in ``OpenRouterChatCompletionOperator``. Templated.
+    :param budget: an ``OpenRouterBudget``, or the name of one declared in the connection extra ``budgets``:
+        the request's worst case is reserved first; when it does not fit nothing is sent and the task fails,
+        skips or waits for the next period, as the budget's ``on_exhausted`` says. Templated.
 
     **XCom contract**:
 
@@ -109,6 +112,7 @@ class OpenRouterEmbeddingOperator(OpenRouterGenerationOperator):
         "extra_body",
         "output_path",
         "attribution",
+        "budget",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "input": "json",
@@ -219,6 +223,7 @@ class OpenRouterEmbeddingOperator(OpenRouterGenerationOperator):
                     extra_body=self.extra_body,
                     idempotency_key=idempotency_key,
                     attribution=self.attribution,
+                    budget=self.budget_value(),
                 ),
             )
             self._push_cost(context, result)

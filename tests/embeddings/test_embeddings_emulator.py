@@ -153,3 +153,18 @@ def test_a_budget_reserves_the_embeddings_worst_case_and_settles_its_cost(
     with pytest.raises(BudgetExhaustedError, match="embeddings-tiny"):
         hook.embeddings(model, TEXTS, budget=tiny)
     assert posts(emulator, "POST /embeddings") == 1  # the refused request was never sent
+
+
+def test_the_operator_sends_nothing_when_its_budget_cannot_hold_the_request(
+    emulator: RunningEmulator, hook: OpenRouterHook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_BUDGET_DB", str(tmp_path / "budgets.db"))
+    operator = OpenRouterEmbeddingOperator(
+        task_id="embed",
+        model=embedding_model(hook),
+        input=TEXTS,
+        budget=OpenRouterBudget("embeddings-op", "0.000000001", period="total", on_exhausted="fail"),
+    )
+    with pytest.raises(BudgetExhaustedError, match="embeddings-op"):
+        operator.execute({"ti": TaskInstance()})  # type: ignore[arg-type]
+    assert posts(emulator, "POST /embeddings") == 0
