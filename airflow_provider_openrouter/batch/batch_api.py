@@ -42,8 +42,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import ValidationError
-
 from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob, canonical_json
@@ -51,16 +49,14 @@ from airflow_provider_openrouter.batch.errors import BatchStateError
 from airflow_provider_openrouter.batch.inputs import CHAT, EMBEDDINGS, BatchRow
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
-    embedding_record,
+    answer_record,
+    error_info,
     failure_record,
     publish,
     record_cost,
     sibling,
-    success_record,
 )
-from airflow_provider_openrouter.embeddings import Embeddings
 from airflow_provider_openrouter.exceptions import OpenRouterError
-from airflow_provider_openrouter.models import ChatCompletion
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -573,22 +569,12 @@ def _result_record(
         return failure_record(row.index, row.custom_id, FAILED, error, 1)
     response = result.get("response")
     if isinstance(response, dict) and isinstance(response.get("body"), dict) and not result.get("error"):
-        expected = Embeddings if endpoint == EMBEDDINGS else ChatCompletion
         try:
-            answer = expected.model_validate(response["body"])
-        except ValidationError as err:
-            kind = "an embeddings list" if endpoint == EMBEDDINGS else "a chat completion"
-            error = {
-                "type": "OpenRouterResponseError",
-                "status": response.get("status_code"),
-                "message": f"{batch_id}: the result body is not {kind} ({err.errors()[0]['msg']})",
-                "retryable": False,
-                "billed": True,
-            }
+            return answer_record(row, response["body"], 1, endpoint=endpoint, output_type=output_type)
+        except OpenRouterError as err:
+            error = {**error_info(err), "message": f"{batch_id}: {err.message}"}
+            error["status"] = response.get("status_code")
             return failure_record(row.index, row.custom_id, FAILED, error, 1)
-        if isinstance(answer, Embeddings):
-            return embedding_record(row.index, row.custom_id, answer, 1)
-        return success_record(row.index, row.custom_id, answer, 1, output_type)
     error_body = result.get("error") or {}
     error_type = error_body.get("error_type") or error_body.get("type")
     error = {

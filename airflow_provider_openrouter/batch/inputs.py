@@ -47,6 +47,8 @@ CHAT = "chat"
 EMBEDDINGS = "embeddings"
 ENDPOINTS = (CHAT, EMBEDDINGS)
 """What a batch runs: chat completions (``/chat/completions``) or embeddings (``/embeddings``)."""
+ENDPOINT_PATHS = {CHAT: "/chat/completions", EMBEDDINGS: "/embeddings"}
+"""The path each endpoint's rows are POSTed to in concurrent mode."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
     from pydantic import BaseModel
 
+    from airflow_provider_openrouter.batch.inputs import BatchRow
     from airflow_provider_openrouter.batch.vectors import VectorFile
     from airflow_provider_openrouter.embeddings import Embeddings
     from airflow_provider_openrouter.models import ChatCompletion
@@ -166,6 +167,44 @@ def embedding_record(index: int, custom_id: str, embeddings: Embeddings, attempt
             },
         )
     return record
+
+
+def answer_record(
+    row: BatchRow,
+    answer: Mapping[str, Any],
+    attempts: int,
+    *,
+    endpoint: str = "chat",
+    output_type: type[BaseModel] | None = None,
+) -> dict[str, Any]:
+    """The record of a row's answer body: a ``/chat/completions`` answer (validated into ``output_type`` when
+    given, see :func:`success_record`) or, for ``endpoint="embeddings"``, an ``/embeddings`` answer (see
+    :func:`embedding_record`). The concurrent engine and the Batch API landing both build rows' records here.
+
+    Raises :class:`~airflow_provider_openrouter.exceptions.OpenRouterResponseError` (``billed=True``: the
+    answer arrived, so it was paid for) when the body is not of the endpoint's type.
+    """
+    from pydantic import ValidationError
+
+    from airflow_provider_openrouter.embeddings import Embeddings
+    from airflow_provider_openrouter.exceptions import OpenRouterResponseError
+    from airflow_provider_openrouter.models import ChatCompletion
+
+    expected: type[ChatCompletion] | type[Embeddings] = (
+        Embeddings if endpoint == "embeddings" else ChatCompletion
+    )
+    try:
+        parsed = expected.model_validate(answer)
+    except ValidationError as err:
+        generation_id = answer.get("id")
+        raise OpenRouterResponseError(
+            f"the answer does not fit {expected.__name__}: {str(err).splitlines()[0]}",
+            generation_id=generation_id if isinstance(generation_id, str) else None,
+            billed=True,
+        ) from None
+    if isinstance(parsed, Embeddings):
+        return embedding_record(row.index, row.custom_id, parsed, attempts)
+    return success_record(row.index, row.custom_id, parsed, attempts, output_type)
 
 
 def sending_record(index: int, custom_id: str) -> dict[str, Any]:

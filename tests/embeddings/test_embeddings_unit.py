@@ -278,3 +278,16 @@ def test_embeddings_round_trip_through_xcom_serde_with_the_default_allow_list(tm
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out == {"type": "Embeddings", "vector": [0.5, -1.0], "cost": "Decimal('1.5E-7')"}
+
+
+def test_answer_record_builds_the_record_of_each_endpoint_and_refuses_a_body_of_another_shape() -> None:
+    from airflow_provider_openrouter.batch.outputs import answer_record
+    from airflow_provider_openrouter.exceptions import OpenRouterResponseError
+
+    row = normalise_row(0, "inputs[0]", "doc", EMBEDDINGS)
+    record = answer_record(row, answer([[0.5, 0.25]]), 2, endpoint=EMBEDDINGS)
+    assert (record["status"], record["embedding"], record["attempts"]) == ("succeeded", [0.5, 0.25], 2)
+    chat = {"id": "gen-9", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}
+    with pytest.raises(OpenRouterResponseError, match="does not fit Embeddings") as caught:
+        answer_record(row, chat, 1, endpoint=EMBEDDINGS)
+    assert caught.value.billed is True and caught.value.generation_id == "gen-9"
