@@ -54,16 +54,18 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob
-from airflow_provider_openrouter.batch.inputs import BatchRow
+from airflow_provider_openrouter.batch.inputs import CHAT, ENDPOINT_PATHS, BatchRow
 from airflow_provider_openrouter.batch.manifest import BatchManifest, Tally
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
     NOT_SENT,
     OUTCOME_UNKNOWN,
+    answer_record,
     error_info,
     failure_record,
     sending_record,
@@ -90,7 +92,6 @@ SendRow = Callable[[BatchRow], Awaitable[dict[str, Any]]]
 BuildRecord = Callable[[BatchRow, dict[str, Any], int], dict[str, Any]]
 """Turns a row's answer and its attempt count into its output record."""
 
-CHAT_PATH = "/chat/completions"
 MIRROR_GROUP_ROWS = 1_000
 """The most rows whose ``sending`` records go to an object-store mirror in one upload."""
 
@@ -356,8 +357,10 @@ class ConcurrentRunner:
         """Sleep until ``seconds`` pass (None: until something changes) or anything changes; never raises."""
         assert self._changed is not None
         self._changed.clear()
+        # asyncio.timeout, not wait_for: wait_for can swallow a cancellation that meets its own timeout.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
 
     def _wake(self) -> None:
         assert self._changed is not None
@@ -400,11 +403,12 @@ class ConcurrentRunner:
         while not self._stopped.is_set():
             if not self._exhausted and len(self._ready) < group:
                 rows = list(itertools.islice(self._rows, group))
-                self._exhausted = len(rows) < group
                 mirror.record_many([sending_record(row.index, row.custom_id) for row in rows])
                 await asyncio.to_thread(mirror.upload_pending)
                 uploaded = time.monotonic()
                 self._ready.extend(rows)
+                # Only now: a worker that finds the input exhausted and nothing ready ends.
+                self._exhausted = len(rows) < group
                 self._wake()
                 continue
             due = uploaded + mirror.mirror_interval - time.monotonic()
@@ -605,7 +609,8 @@ class RowSender:
     async def __call__(self, row: BatchRow) -> dict[str, Any]:
         job = self._job
         content = self._encode(job.request_body(row)).encode()
-        return await self._transport.post_once(CHAT_PATH, content, idempotency_key=job.idempotency_key(row))
+        path = ENDPOINT_PATHS[job.spec.endpoint]
+        return await self._transport.post_once(path, content, idempotency_key=job.idempotency_key(row))
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -650,6 +655,9 @@ def run_job(
         settings,
         Progress(total, total - pending, log, settings.progress_interval),
         log,
+        build_record=None
+        if job.spec.endpoint == CHAT
+        else partial(answer_record, endpoint=job.spec.endpoint),
         mirror=checkpoint if checkpoint.mirrored else None,
     )
     if on_start is not None:
