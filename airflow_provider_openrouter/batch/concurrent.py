@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import itertools
 import json
@@ -92,6 +93,9 @@ SendRow = Callable[[BatchRow], Awaitable[dict[str, Any]]]
 BuildRecord = Callable[[BatchRow, dict[str, Any], int], dict[str, Any]]
 """Turns a row's answer and its attempt count into its output record."""
 
+CHAT_PATH = "/chat/completions"
+_LANE: contextvars.ContextVar[int] = contextvars.ContextVar("openrouter_batch_lane", default=0)
+"""The number of the worker coroutine a request comes from: the transport's pool (lane) for it."""
 MIRROR_GROUP_ROWS = 1_000
 """The most rows whose ``sending`` records go to an object-store mirror in one upload."""
 
@@ -335,7 +339,7 @@ class ConcurrentRunner:
         progress = asyncio.create_task(self._log_progress())
         feeder = asyncio.create_task(self._feed()) if self._mirror is not None else None
         try:
-            workers = [asyncio.create_task(self._worker()) for _ in range(self._settings.concurrency)]
+            workers = [asyncio.create_task(self._worker(n)) for n in range(self._settings.concurrency)]
             try:
                 await asyncio.gather(*workers)
             except BaseException:
@@ -446,7 +450,8 @@ class ConcurrentRunner:
         while not self._stopped.is_set() and (left := deadline - time.monotonic()) > 0:
             await self._wait(left)
 
-    async def _worker(self) -> None:
+    async def _worker(self, number: int) -> None:
+        _LANE.set(number)
         while (pending := await self._next()) is not None:
             probe = await self._admit()
             if probe is None:
