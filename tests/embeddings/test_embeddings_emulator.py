@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.batch.inputs import EMBEDDINGS, embedding_body
+from airflow_provider_openrouter.batch.concurrent import RunnerSettings, run_job
+from airflow_provider_openrouter.batch.engine import BatchJob, BatchSpec
+from airflow_provider_openrouter.batch.inputs import EMBEDDINGS, InlineInputSource, embedding_body
 from airflow_provider_openrouter.batch.vectors import pyarrow_available, read_vectors
 from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
 from airflow_provider_openrouter.emulator.testing import RunningEmulator
@@ -168,3 +170,34 @@ def test_the_operator_sends_nothing_when_its_budget_cannot_hold_the_request(
     with pytest.raises(BudgetExhaustedError, match="embeddings-op"):
         operator.execute({"ti": TaskInstance()})  # type: ignore[arg-type]
     assert posts(emulator, "POST /embeddings") == 0
+
+
+def test_concurrent_embeddings_rows_go_to_the_embeddings_endpoint_and_their_vectors_to_a_file(
+    emulator: RunningEmulator, hook: OpenRouterHook, tmp_path: Path
+) -> None:
+    model = embedding_model(hook)
+    expected = hook.embeddings(model, TEXTS).vectors
+    output = tmp_path / "out.jsonl"
+    job = BatchJob(
+        BatchSpec(
+            source=InlineInputSource([{"custom_id": f"d{n}", "input": text} for n, text in enumerate(TEXTS)]),
+            output_path=ObjectStoragePath(f"file://{output}"),
+            model=model,
+            build_body=lambda row: embedding_body(row, model),
+            run_key="dag/task/run-1/-1",
+            endpoint=EMBEDDINGS,
+        ),
+        LOG,
+    )
+    job.scan()
+    job.open()
+    manifest, _ = run_job(job, hook, RunnerSettings(concurrency=3), LOG, mode_reason="test")
+    assert manifest.counts.succeeded == 3
+    assert posts(emulator, "POST /embeddings") == 1 + 3  # the hook's call, then one request per row
+    assert manifest.vectors is not None
+    vectors = read_vectors(ObjectStoragePath(manifest.vectors.path))
+    assert [(row["custom_id"], row["embedding"]) for row in vectors] == [
+        (f"d{n}", vector) for n, vector in enumerate(expected)
+    ]
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert manifest.cost == sum(Decimal(str(line["cost"])) for line in lines) > 0
