@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import types
@@ -185,8 +186,16 @@ def test_bad_dotted_paths_name_what_is_wrong(path: str, message: str) -> None:
         load_output_type(path)
 
 
+def xcom_serde() -> Any:
+    """The serde module XCom uses: the task SDK's (Airflow 3.2+), else Airflow 3.1's."""
+    try:
+        return importlib.import_module("airflow.sdk.serde")
+    except ImportError:
+        return importlib.import_module("airflow.serialization.serde")
+
+
 def test_registered_class_round_trips_through_xcom_serde() -> None:
-    serde = pytest.importorskip("airflow.sdk.serde")
+    serde = xcom_serde()
     register_output_type(Ticket)
     stored = json.loads(json.dumps(serde.serialize(Ticket(title="t", tags=["a"]))))
     assert stored["__classname__"] == "structured_types.Ticket"
