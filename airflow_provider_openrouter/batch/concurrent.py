@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_openrouter.batch._log import Log
 from airflow_provider_openrouter.batch.engine import BatchJob
-from airflow_provider_openrouter.batch.inputs import CHAT, ENDPOINT_PATHS, BatchRow
+from airflow_provider_openrouter.batch.inputs import ENDPOINT_PATHS, BatchRow
 from airflow_provider_openrouter.batch.manifest import BatchManifest, Tally
 from airflow_provider_openrouter.batch.outputs import (
     FAILED,
@@ -70,7 +70,6 @@ from airflow_provider_openrouter.batch.outputs import (
     error_info,
     failure_record,
     sending_record,
-    success_record,
 )
 from airflow_provider_openrouter.exceptions import (
     OpenRouterAuthenticationError,
@@ -79,9 +78,8 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterModerationError,
     OpenRouterPermissionError,
     OpenRouterRateLimitError,
-    OpenRouterResponseError,
 )
-from airflow_provider_openrouter.models import ChatCompletion, plain_decimal
+from airflow_provider_openrouter.models import plain_decimal
 from airflow_provider_openrouter.transport.billing_rules import may_resend
 
 if TYPE_CHECKING:
@@ -276,7 +274,7 @@ class ConcurrentRunner:
         self._settings = settings
         self._progress = progress
         self._log = log
-        self._build_record = build_record or _chat_record
+        self._build_record = build_record or answer_record
         self._mirror = mirror
         self._pacer = Pacer(settings.requests_per_minute, settings.backoff, settings.max_backoff)
         self._max_attempts = settings.max_attempts
@@ -556,19 +554,6 @@ class ConcurrentRunner:
             self._progress.log_line()
 
 
-def _chat_record(row: BatchRow, answer: dict[str, Any], attempts: int) -> dict[str, Any]:
-    try:
-        completion = ChatCompletion.model_validate(answer)
-    except ValueError as err:
-        generation_id = answer.get("id")
-        raise OpenRouterResponseError(
-            f"the answer does not fit ChatCompletion: {str(err).splitlines()[0]}",
-            generation_id=generation_id if isinstance(generation_id, str) else None,
-            billed=True,
-        ) from None
-    return success_record(row.index, row.custom_id, completion, attempts)
-
-
 def _row_error(err: OpenRouterError) -> dict[str, Any]:
     info = error_info(err)
     info["generation_id"] = err.generation_id
@@ -660,9 +645,7 @@ def run_job(
         settings,
         Progress(total, total - pending, log, settings.progress_interval),
         log,
-        build_record=None
-        if job.spec.endpoint == CHAT
-        else partial(answer_record, endpoint=job.spec.endpoint),
+        build_record=partial(answer_record, endpoint=job.spec.endpoint),
         mirror=checkpoint if checkpoint.mirrored else None,
     )
     if on_start is not None:
