@@ -13,7 +13,15 @@ on 127.0.0.1 with the settings it needs:
 4. memory       a JSONL file of 10,000 and of 100,000 rows at zero latency, one worker process per size: peak
                 RSS (goal <= 250 MB, and flat) and throughput;
 5. Batch API    10,000 requests through the operator: submit, deferral (TaskDeferred right after submitting,
-                so no worker slot is held during the wait), the trigger's wait, landing.
+                so no worker slot is held during the wait), the trigger's wait, landing;
+6. by hand      the engine (with its checkpoint) against bench_batch_baseline.py (asyncio + httpx, a
+                semaphore, no checkpoint) at zero latency and at 200 ms: ratio of throughputs, goal >= 0.8
+                and >= 0.95;
+7. 1,024 flying N rows at 500 ms latency, concurrency 1,024: wall / (ceil(N/C) x L), goal <= 1/0.9;
+8. 429s         every request answered 429 for 30 s, then the limit lifts, on 200 rows: the run slows, then
+                completes; no row is sent more than its attempt cap;
+9. whole task   the operator's execute() (input scan, catalog check, checkpoint, engine, output, manifest)
+                for the fan-out of part 1, and 10,000 inline rows at zero latency, concurrency 256.
 
     uv run python benchmarks/bench_batch.py [--quick] [--only 1,3]
 """
@@ -190,7 +198,7 @@ def rate_limited(quick: bool) -> None:
     _line("batch engine wall time", f"{seconds:.2f} s ({manifest.counts.succeeded}/{n} succeeded)")
     _line("ratio to N / R (goal <= 1.05)", f"{seconds / floor:.3f}")
     _line("429s answered by the emulator", str(stats["rate_limited"]))
-    _line("429s past the transport (pool paused)", str(runner.rate_limited))
+    _line("429s met by the engine (each paused the run)", str(runner.rate_limited))
     _line("429s reaching the output (goal 0)", str(reaching))
 
 
@@ -298,12 +306,142 @@ def batch_api(quick: bool) -> None:
         _line("POST /batches sent", str(sum(stats["requests"].get("POST /batches", {}).values())))
 
 
+# -- 6. against a hand-written asyncio + httpx script ------------------------------------------------------
+
+
+def _baseline(emulator: RunningEmulator, n: int, concurrency: int) -> float:
+    process = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "bench_batch_baseline.py"),
+            emulator.base_url,
+            emulator.api_key,
+            str(n),
+            str(concurrency),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    if result["ok"] != n:
+        raise SystemExit(f"the baseline script finished {result['ok']} of {n} rows")
+    return float(result["seconds"])
+
+
+def by_hand(quick: bool) -> None:
+    print("\n6. The engine with its checkpoint against asyncio + httpx by hand (semaphore, no checkpoint)")
+    cases = ((1_000 if quick else 5_000, 256, 0.0), (200 if quick else 1_000, 64, 0.2))
+    for n, concurrency, latency_s in cases:
+        with (
+            emulator_connection("--latency-ms", str(latency_s * 1000)) as emulator,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            run_engine(_prompts(concurrency), Path(tmp) / "warm-up.jsonl", concurrency, run_key="warm-up")
+            engine, manifest, _ = run_engine(_prompts(n), Path(tmp) / "out.jsonl", concurrency)
+            baseline = _baseline(emulator, n, concurrency)
+        goal = 0.8 if latency_s == 0 else 0.95
+        _line(f"N={n:,}, C={concurrency}, latency {latency_s * 1000:.0f} ms", "")
+        _line("  engine", f"{engine:.2f} s, {n / engine:.0f} rows/s ({manifest.counts.succeeded:,} ok)")
+        _line("  asyncio + httpx by hand", f"{baseline:.2f} s, {n / baseline:.0f} rows/s")
+        _line(f"  engine / by hand throughput (goal >= {goal})", f"{baseline / engine:.3f}")
+
+
+# -- 7. 1,024 in flight -------------------------------------------------------------------------------------
+
+
+def in_flight(quick: bool) -> None:
+    concurrency, latency_s = (256, 0.5) if quick else (1_024, 0.5)
+    n = concurrency * 4
+    print(f"\n7. In flight: N={n:,}, latency {latency_s * 1000:.0f} ms, concurrency {concurrency:,}")
+    with emulator_connection("--latency-ms", str(latency_s * 1000)), tempfile.TemporaryDirectory() as tmp:
+        run_engine(_prompts(64), Path(tmp) / "warm-up.jsonl", 64, run_key="warm-up")
+        seconds, manifest, _ = run_engine(_prompts(n), Path(tmp) / "out.jsonl", concurrency)
+    limit = math.ceil(n / concurrency) * latency_s
+    _line("physical limit ceil(N/C) x L", f"{limit:.2f} s")
+    _line("engine wall time", f"{seconds:.2f} s ({manifest.counts.succeeded:,}/{n:,} ok, no error)")
+    _line("rate / the limit's rate (goal >= 0.9)", f"{limit / seconds:.3f}")
+
+
+# -- 8. persistent 429s ------------------------------------------------------------------------------------
+
+
+def persistent_429s(quick: bool) -> None:
+    import threading
+
+    n, concurrency, window_s = 200, 16, (10.0 if quick else 30.0)
+    print(f"\n8. Persistent 429s: every request rate limited for {window_s:.0f} s, then lifted; N={n}")
+    with emulator_connection() as emulator, tempfile.TemporaryDirectory() as tmp:
+        emulator.configure(fault_rate=1.0, fault_statuses=[429])
+        lift = threading.Timer(window_s, lambda: emulator.configure(fault_rate=0.0))
+        lift.start()
+        try:
+            seconds, manifest, runner = run_engine(_prompts(n), Path(tmp) / "out.jsonl", concurrency)
+        finally:
+            lift.cancel()
+        lines = [json.loads(line) for line in (Path(tmp) / "out.jsonl").read_text().splitlines()]
+        stats = emulator.stats()
+    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+
+    cap = 1 + OpenRouterHook(CONN_ID).settings.max_retries + 3
+    _line("wall time (the limit lasted)", f"{seconds:.1f} s ({window_s:.0f} s)")
+    _line("rows succeeded", f"{manifest.counts.succeeded}/{n}")
+    _line(
+        "429s answered (each paused the whole run)",
+        f"{stats['faults'].get('429', 0)} ({runner.rate_limited} seen)",
+    )
+    _line("most sends of one row / attempt cap", f"{max(line['attempts'] for line in lines)} / {cap}")
+    _line("requests sent / rows", f"{manifest.requests_sent} / {n}")
+
+
+# -- 9. the whole task ---------------------------------------------------------------------------------------
+
+
+def whole_task(quick: bool) -> None:
+    from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
+
+    print("\n9. The whole task: the operator's execute(), task start to task end")
+    cases = ((200 if quick else 1_000, 64, 0.2), (2_000 if quick else 10_000, 256, 0.0))
+    for n, concurrency, latency_s in cases:
+        with emulator_connection("--latency-ms", str(latency_s * 1000)), tempfile.TemporaryDirectory() as tmp:
+
+            def operator(
+                rows: int, name: str, concurrency: int = concurrency
+            ) -> OpenRouterBatchCompletionOperator:
+                return OpenRouterBatchCompletionOperator(
+                    task_id=name,
+                    model=MODEL,
+                    mode="concurrent",
+                    inputs=_prompts(rows),
+                    output_path=str(Path(tmp) / f"{name}.jsonl"),
+                    concurrency=concurrency,
+                    max_tokens=32,
+                    openrouter_conn_id=CONN_ID,
+                    progress_interval=LOG_QUIET,
+                )
+
+            operator(concurrency, "warm_up").execute({"ti": _TaskInstance()})  # type: ignore[arg-type]
+            task = operator(n, "batch")
+            started = time.perf_counter()
+            manifest = task.execute({"ti": _TaskInstance()})  # type: ignore[arg-type]
+            seconds = time.perf_counter() - started
+        _line(f"N={n:,}, C={concurrency}, latency {latency_s * 1000:.0f} ms", "")
+        _line(
+            "  task wall time",
+            f"{seconds:.2f} s, {n / seconds:.0f} rows/s ({manifest.counts.succeeded:,} ok)",
+        )
+        _line("  in the engine (manifest wall_seconds)", f"{manifest.timings.wall_seconds:.2f} s")
+        if latency_s:
+            limit = math.ceil(n / concurrency) * latency_s
+            _line("  ratio to ceil(N/C) x L (goal <= 1.15)", f"{seconds / limit:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small N, for a smoke run in CI")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated parts to run, e.g. 1,3")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated parts to run, e.g. 1,3")
     args = parser.parse_args()
     parts = {int(part) for part in args.only.split(",")}
     print(f"bench_batch ({'quick' if args.quick else 'full'} run)")
@@ -316,6 +454,14 @@ def main() -> None:
         memory(args.quick)
     if 5 in parts:
         batch_api(args.quick)
+    if 6 in parts:
+        by_hand(args.quick)
+    if 7 in parts:
+        in_flight(args.quick)
+    if 8 in parts:
+        persistent_429s(args.quick)
+    if 9 in parts:
+        whole_task(args.quick)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,19 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncOpenRouterTransport"]
 
+LANE_CONNECTIONS = 16
+"""Connections per ``httpx`` pool. httpcore scans every connection of a pool for every queued request, so one
+pool of hundreds of connections costs more CPU per request than the request itself; several small pools
+("lanes"), each used by its own callers, keep that scan short."""
+
 
 class AsyncOpenRouterTransport(TransportBase):
     """The asynchronous twin for triggers and the batch engine: ``httpx.AsyncClient``, same settings, headers,
     limiter, retry rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`.
 
     :param max_connections: connections kept open to OpenRouter (default :data:`POOL_MAXSIZE`); the batch
-        engine asks for one per request it keeps in flight.
+        engine asks for one per request it keeps in flight. More than :data:`LANE_CONNECTIONS` are spread
+        over several pools (lanes, see :meth:`post_once`).
     """
 
     def __init__(
@@ -49,11 +55,17 @@ class AsyncOpenRouterTransport(TransportBase):
         headers = _latin1_headers(settings.headers())
         if headers is None:
             raise self._refused_before_sending(None, None, "UnicodeEncodeError")
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-        )
+        lanes = -(-pool // LANE_CONNECTIONS) if max_connections else 1
+        per_lane = -(-pool // lanes)
+        self._lanes = [
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+                limits=httpx.Limits(max_connections=per_lane, max_keepalive_connections=per_lane),
+            )
+            for _ in range(lanes)
+        ]
+        self._client = self._lanes[0]
         self._kwargs = {
             billable: retrying_kwargs(settings, billable=billable, tenacity_kwargs=tenacity_kwargs)
             for billable in (True, False)
@@ -66,7 +78,8 @@ class AsyncOpenRouterTransport(TransportBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._lanes:
+            await client.aclose()
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return await self._send("GET", path, params, None, None, False)
@@ -82,14 +95,19 @@ class AsyncOpenRouterTransport(TransportBase):
         headers = {"X-Idempotency-Key": idempotency_key or uuid.uuid4().hex} if billable else None
         return await self._send("POST", path, None, body, headers, billable)
 
-    async def post_once(self, path: str, content: bytes, *, idempotency_key: str) -> dict[str, Any]:
+    async def post_once(
+        self, path: str, content: bytes, *, idempotency_key: str, lane: int = 0
+    ) -> dict[str, Any]:
         """POST an encoded JSON body once: no retry, no rate limiter (the caller paces and resends).
 
         Billable, with ``X-Idempotency-Key``; what comes back is mapped as for :meth:`post`, so the raised
-        error's ``billed`` and ``retryable`` say whether the caller may send it again.
+        error's ``billed`` and ``retryable`` say whether the caller may send it again. ``lane``: the caller's
+        number; pool ``lane % lanes`` sends it, so N callers numbered 0..N-1 on a client made for N
+        connections never queue behind each other.
         """
         headers = {"X-Idempotency-Key": idempotency_key, "Content-Type": "application/json"}
-        return await self._exchange("POST", path, None, headers, True, content=content)
+        client = self._lanes[lane % len(self._lanes)]
+        return await self._exchange("POST", path, None, headers, True, content=content, client=client)
 
     async def _send(
         self,
@@ -124,13 +142,14 @@ class AsyncOpenRouterTransport(TransportBase):
         params: Mapping[str, Any] | None,
         headers: dict[str, str] | None,
         billable: bool,
+        client: httpx.AsyncClient | None = None,
         **payload: Any,
     ) -> dict[str, Any]:
         """One HTTP exchange (``payload``: httpx's ``json=`` or ``content=``), its answer mapped."""
         import httpx
 
         try:
-            response: httpx.Response = await self._client.request(
+            response: httpx.Response = await (client or self._client).request(
                 method, self.base_url + path, params=_httpx_params(params), headers=headers, **payload
             )
         except (httpx.LocalProtocolError, UnicodeEncodeError) as error:
