@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         OpenRouterTimeoutError,
         OpenRouterUpstreamError,
     )
-    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook, StructuredCompletion
     from airflow_provider_openrouter.models import (
         ChatCompletion,
         Credits,
@@ -120,6 +120,7 @@ _MODULE_OF: dict[str, str] = {
     "Model": _MODELS,
     "ModelEndpoints": _MODELS,
     "ModelList": _MODELS,
+    "StructuredCompletion": "airflow_provider_openrouter.hooks.openrouter",
     "TextCompletion": _MODELS,
     # budgets, structured outputs, retries
     "OpenRouterBudget": "airflow_provider_openrouter.budget",
@@ -202,6 +203,7 @@ __all__ = [
     "OpenRouterResponseError",
     "OpenRouterTimeoutError",
     "OpenRouterUpstreamError",
+    "StructuredCompletion",
     "TextCompletion",
     "__version__",
     "openrouter_retry_policy",
