@@ -321,8 +321,10 @@ def _baseline(emulator: RunningEmulator, n: int, concurrency: int) -> float:
         ],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if process.returncode != 0:
+        raise SystemExit(f"the baseline script failed:\n{process.stderr[-3000:]}")
     result = json.loads(process.stdout.strip().splitlines()[-1])
     if result["ok"] != n:
         raise SystemExit(f"the baseline script finished {result['ok']} of {n} rows")

@@ -55,6 +55,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,9 +67,11 @@ from airflow_provider_openrouter.batch.outputs import (
     FAILED,
     NOT_SENT,
     OUTCOME_UNKNOWN,
+    SUCCEEDED,
     answer_record,
     error_info,
     failure_record,
+    record_cost,
     sending_record,
 )
 from airflow_provider_openrouter.exceptions import (
@@ -83,6 +86,8 @@ from airflow_provider_openrouter.models import plain_decimal
 from airflow_provider_openrouter.transport.billing_rules import may_resend
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from airflow_provider_openrouter.batch.checkpoint import Checkpoint
     from airflow_provider_openrouter.transport import TransportSettings
 
@@ -239,14 +244,29 @@ class Journal(Protocol):
     def record(self, record: dict[str, Any], *, mirror_now: bool = True) -> None: ...
 
 
+class Reservation(Protocol):
+    """A row's hold on a budget (:mod:`airflow_provider_openrouter.budget`), closed by its outcome."""
+
+    def settle(self, cost: Decimal, generation_id: str | None = None) -> None: ...
+
+    def release(self) -> None: ...
+
+    def keep(self, generation_id: str | None = None) -> None: ...
+
+
+Reserve = Callable[[BatchRow], Reservation]
+"""Reserves a row's worst-case cost before its first send; raises ``BudgetExhaustedError`` when it does not
+fit (an ``OpenRouterError`` that was not billed: the run stops sending, the rest is ``not_sent``)."""
+
+
 @dataclass
 class _Pending:
-    """A row on its way: how often it was sent, and when it was first sent."""
+    """A row on its way: how often it was sent, when it was first sent, and its budget reservation."""
 
     row: BatchRow
     attempts: int = 0
     first_sent: float = 0.0
-    last_error: OpenRouterError | None = None
+    reservation: Reservation | None = None
 
 
 class ConcurrentRunner:
@@ -268,6 +288,7 @@ class ConcurrentRunner:
         *,
         build_record: BuildRecord | None = None,
         mirror: Checkpoint | None = None,
+        reserve: Reserve | None = None,
     ) -> None:
         self._send = send
         self._journal = journal
@@ -276,6 +297,7 @@ class ConcurrentRunner:
         self._log = log
         self._build_record = build_record or answer_record
         self._mirror = mirror
+        self._reserve = reserve
         self._pacer = Pacer(settings.requests_per_minute, settings.backoff, settings.max_backoff)
         self._max_attempts = settings.max_attempts
         self._retry_window = 300.0 if settings.retry_window is None else settings.retry_window
@@ -453,8 +475,16 @@ class ConcurrentRunner:
         while (pending := await self._next()) is not None:
             probe = await self._admit()
             if probe is None:
-                self._finish(self._not_sent(pending))
+                self._finish(self._not_sent(pending), pending)
                 break
+            if not pending.attempts and self._reserve is not None:
+                try:  # the budget's worst case of this row, held until its outcome settles it
+                    pending.reservation = self._reserve(pending.row)
+                except OpenRouterError as err:  # exhausted: nothing was sent, nothing more is sent
+                    self._pacer.answered(probe=probe)
+                    self._stop_for(err)
+                    self._finish(self._not_sent(pending), pending)
+                    break
             if not pending.attempts and self._mirror is None:
                 # Durable before the request leaves: if the worker dies with it in flight, a rerun knows the
                 # row may have been billed and does not send it again on its own. (A mirrored row's record
@@ -473,7 +503,7 @@ class ConcurrentRunner:
                 self._failed(pending, err, probe=probe)
             else:
                 self._pacer.answered(probe=probe)
-                self._finish(self._answer_record(pending, answer))
+                self._finish(self._answer_record(pending, answer), pending)
             finally:
                 self._in_flight -= 1
                 self._wake()
@@ -492,21 +522,18 @@ class ConcurrentRunner:
         else:
             self._pacer.answered(probe=probe)
             if is_account_error(err):
-                if not self._stopped.is_set():
-                    self.stop_error = err
-                    self.stop()
-                    self._log.error("stopping the batch, no further rows are sent: %s", err)
-                self._finish(self._not_sent(pending))
+                self._stop_for(err)
+                self._finish(self._not_sent(pending), pending)
                 return
             # The money rule: only a request that provably did not run (never sent, or OpenRouter's error
             # envelope, which zero-completion insurance makes free) is sent again; a lost answer only when
             # the connection's retry_ambiguous accepts paying twice.
             if not may_resend(err, retry_ambiguous=self._retry_ambiguous):
-                self._finish(self._final_failure(pending, err))
+                self._finish(self._final_failure(pending, err), pending)
                 return
             due = now + self._backoff(pending.attempts)
         if pending.attempts >= self._max_attempts or due - pending.first_sent > self._retry_window:
-            self._finish(self._final_failure(pending, err))
+            self._finish(self._final_failure(pending, err), pending)
             return
         heapq.heappush(self._due, (due, next(self._order), pending))
 
@@ -524,9 +551,18 @@ class ConcurrentRunner:
             status = FAILED
         return failure_record(row.index, row.custom_id, status, _row_error(err), pending.attempts)
 
-    def _finish(self, record: dict[str, Any]) -> None:
+    def _stop_for(self, err: OpenRouterError) -> None:
+        if not self._stopped.is_set():
+            self.stop_error = err
+            self.stop()
+            self._log.error("stopping the batch, no further rows are sent: %s", err)
+
+    def _finish(self, record: dict[str, Any], pending: _Pending | None = None) -> None:
         self._journal.record(record, mirror_now=False)
         self._progress.add(record)
+        reservation = pending.reservation if pending is not None else None
+        if reservation is not None:
+            _close_reservation(reservation, record)
 
     def _not_sent(self, pending: _Pending) -> dict[str, Any]:
         """Refused before generation (or never sent), so not billed: a retry sends the row once fixed."""
@@ -541,7 +577,8 @@ class ConcurrentRunner:
     def _release_unsent(self) -> None:
         """Rows waiting for a resend, and rows of an uploaded group never sent, are recorded ``not_sent``."""
         while self._due:
-            self._finish(self._not_sent(heapq.heappop(self._due)[2]))
+            waiting = heapq.heappop(self._due)[2]
+            self._finish(self._not_sent(waiting), waiting)
         while self._ready:
             self._finish(self._not_sent(_Pending(self._ready.popleft())))
 
@@ -552,6 +589,18 @@ class ConcurrentRunner:
         while True:
             await asyncio.sleep(self._progress.interval)
             self._progress.log_line()
+
+
+def _close_reservation(reservation: Reservation, record: dict[str, Any]) -> None:
+    """Spend what the row cost, free what provably was not charged, keep a lost answer's whole hold."""
+    error = record.get("error") or {}
+    generation_id = record.get("generation_id")
+    if record["status"] == SUCCEEDED or (record.get("cost") is not None and error.get("billed") is not False):
+        reservation.settle(record_cost(record), generation_id)
+    elif error.get("billed") is False:
+        reservation.release()
+    else:  # outcome unknown, or billed at a cost not reported: the cost audit settles it later
+        reservation.keep(generation_id)
 
 
 def _row_error(err: OpenRouterError) -> dict[str, Any]:
@@ -614,8 +663,13 @@ def run_job(
     *,
     mode_reason: str,
     on_start: Callable[[ConcurrentRunner], None] | None = None,
+    output_type: type[BaseModel] | None = None,
+    reserve: Reserve | None = None,
 ) -> tuple[BatchManifest, ConcurrentRunner]:
     """Send the pending rows of an opened ``job`` through the async transport and commit its output.
+
+    ``output_type`` validates chat answers (an answer that does not fit is ``invalid_output``); ``reserve``
+    holds each row's worst case on a budget before its first send (see :data:`Reserve`).
 
     ``on_start`` gets the runner before any row is sent (so the caller can :meth:`~ConcurrentRunner.stop` it).
     Returns the manifest and the runner, whose ``stop_error`` is the account error that stopped the run, if
@@ -645,8 +699,9 @@ def run_job(
         settings,
         Progress(total, total - pending, log, settings.progress_interval),
         log,
-        build_record=partial(answer_record, endpoint=job.spec.endpoint),
+        build_record=partial(answer_record, endpoint=job.spec.endpoint, output_type=output_type),
         mirror=checkpoint if checkpoint.mirrored else None,
+        reserve=reserve,
     )
     if on_start is not None:
         on_start(runner)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeGuard
 
 from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch.manifest import BatchManifest
@@ -15,17 +15,20 @@ from airflow_provider_openrouter.operators._base import CHAT_PARAMETERS, OpenRou
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+    from pydantic import BaseModel
 
     from airflow_provider_openrouter.batch.batch_api import BatchApiClient
     from airflow_provider_openrouter.batch.concurrent import ConcurrentRunner
     from airflow_provider_openrouter.batch.engine import BatchJob, BuildBody
     from airflow_provider_openrouter.batch.inputs import BatchRow, InputSource
+    from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
     from airflow_provider_openrouter.exceptions import OpenRouterError
     from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
     from airflow_provider_openrouter.transport import TransportSettings
 
 Mode = Literal["auto", "batch_api", "concurrent"]
 MODES: tuple[str, ...] = ("auto", "batch_api", "concurrent")
+ENDPOINTS: tuple[str, ...] = ("chat", "embeddings")
 BATCH_WINDOW = timedelta(hours=24)
 MAX_CONCURRENCY = 1024
 """The most requests one task keeps in flight: each holds one socket of one event loop (the engine raises the
@@ -105,6 +108,16 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         ``False``; a dict (or its JSON text) adds your own metadata pairs. Overrides the connection extra
         ``attribution``. It is added when a row is sent, after the run's identity is made, so a retry still
         resumes.
+    :param endpoint: ``"chat"`` (``/chat/completions``, the default) or ``"embeddings"``: every row is one
+        input to embed (``/embeddings``, one vector per row; see docs/embeddings.md).
+    :param output_type: a pydantic class (or its dotted path ``"pkg.mod.Class"``) every chat answer is
+        validated into (docs/structured-outputs.md): the record gets ``output``; an answer that does not fit
+        is ``invalid_output`` (paid for, counted against ``max_failed_fraction``).
+    :param budget: an :class:`~airflow_provider_openrouter.budget.OpenRouterBudget`, or the name of one in
+        the connection extra ``budgets`` (docs/budgets.md). Concurrent mode reserves each row's worst case
+        before its ``sending`` record; when a row does not fit, nothing more is sent (the rest is
+        ``not_sent``), the output is written whole, and the task fails, skips or waits for the next period
+        as the budget's ``on_exhausted`` says (waiting, a rerun sends only the unsent rows).
     :param openrouter_conn_id: the OpenRouter connection (templated).
 
     **XCom contract**
@@ -139,6 +152,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         "requests_per_minute",
         "checkpoint_dir",
         "attribution",
+        "budget",
     )
     template_fields_renderers = {
         **OpenRouterChatParametersOperator.template_fields_renderers,
@@ -168,9 +182,14 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         max_batch_requests: int = MAX_BATCH_REQUESTS,
         checkpoint_dir: str | None = None,
         attribution: bool | dict[str, Any] | str | None = None,
+        endpoint: str = "chat",
+        output_type: type | str | None = None,
+        budget: OpenRouterBudget | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if endpoint not in ENDPOINTS:
+            raise self.bad_parameter("endpoint", endpoint, f"one of {', '.join(ENDPOINTS)}")
         if mode not in MODES:
             raise self.bad_parameter("mode", mode, f"one of {', '.join(MODES)}")
         if inputs is not None and input_path is not None:
@@ -198,6 +217,9 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         self.max_batch_requests = max_batch_requests
         self.checkpoint_dir = checkpoint_dir
         self.attribution = attribution
+        self.endpoint = endpoint
+        self.output_type = output_type
+        self.budget = budget
 
     # -- rendered parameters -------------------------------------------------------------------------------
 
@@ -279,6 +301,10 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         return InlineInputSource(coerce_inline_inputs(self.inputs))
 
     def _body_builder(self, hook: OpenRouterHook, model: str) -> BuildBody:
+        if self.endpoint == "embeddings":
+            from airflow_provider_openrouter.batch.inputs import embedding_body
+
+            return lambda row: embedding_body(row, model)
         defaults = self.chat_parameters()
 
         def build_body(row: BatchRow) -> dict[str, Any]:
@@ -321,6 +347,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             resend_unknown=self.as_bool("resend_unknown", self.resend_unknown),
             checkpoint_dir=Path(self.checkpoint_dir) if self.checkpoint_dir else None,
             attribute=hook.attribution_for(self.attribution, context=context, rows=True).apply,
+            endpoint=self.endpoint,
         )
         job = BatchJob(spec, self.log)
         scan = job.scan()
@@ -445,8 +472,30 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         finally:
             self._close(job)
 
+    def _output_type(self) -> type[BaseModel] | None:
+        if self.output_type in (None, ""):
+            return None
+        from airflow_provider_openrouter.structured import load_output_type
+
+        assert self.output_type is not None
+        return load_output_type(self.output_type)
+
+    def _budget(self) -> OpenRouterBudget | None:
+        value = self.budget
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+            return None
+        return self.hook.budget_for(value)
+
     def _run_concurrent(self, context: Context, job: BatchJob, reason: str) -> BatchManifest:
         from airflow_provider_openrouter.batch.concurrent import RunnerSettings, run_job
+
+        budget = self._budget()
+        reserve = None
+        if budget is not None:
+            ledger = budget.open(self.hook, run_id=context["ti"].run_id)
+
+            def reserve(row: BatchRow) -> Any:
+                return ledger.reserve(job.request_body(row))
 
         settings = RunnerSettings(
             concurrency=self._concurrency(),
@@ -454,9 +503,21 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             progress_interval=self._positive_number("progress_interval", self.progress_interval),
         )
         manifest, runner = run_job(
-            job, self.engine_hook, settings, self.log, mode_reason=reason, on_start=self._runner_started
+            job,
+            self.engine_hook,
+            settings,
+            self.log,
+            mode_reason=reason,
+            on_start=self._runner_started,
+            output_type=self._output_type(),
+            reserve=reserve,
         )
         stop_error = runner.stop_error
+        if budget is not None and _is_budget_error(stop_error):
+            self._emit_asset_events(context, manifest)
+            if self.do_xcom_push:
+                context["ti"].xcom_push(key="manifest", value=manifest)
+            self._wait_for_budget(stop_error, budget)
         if stop_error is None and self._killed and manifest.counts.not_sent:
             from airflow_provider_openrouter.batch.errors import BatchFailedRowsError
 
@@ -467,6 +528,21 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
                 conn_id=self.openrouter_conn_id,
             )
         return self._conclude(context, manifest, stop_error)
+
+    def _wait_for_budget(self, err: Any, budget: OpenRouterBudget) -> None:
+        """The output is whole; now what the budget's ``on_exhausted`` says: raise ``err`` (fail), skip, or
+        defer until the next period starts and run again (only the unsent rows go out then)."""
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        from airflow_provider_openrouter.budget import raise_for_exhausted
+
+        moment = raise_for_exhausted(err, budget)
+        self.log.info("Budget %r is exhausted; waiting until %s", budget.name, moment.isoformat())
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_after_budget_wait")
+
+    def execute_after_budget_wait(self, context: Context, event: Any = None) -> BatchManifest:
+        """Run the task again once its budget's next period has started: the checkpoint resumes it."""
+        return self.execute(context)
 
     def _runner_started(self, runner: ConcurrentRunner) -> None:
         self._runner = runner
@@ -501,6 +577,8 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             max_requests=self._max_batch_requests(),
             provider=batch_provider or None,
             log=self.log,
+            endpoint=self.endpoint,
+            output_type=self._output_type(),
         )
 
     def _submit_and_defer(self, context: Context, job: BatchJob, reason: str, started: float) -> str | None:
@@ -650,3 +728,9 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 outlet_events[outlet].extra = manifest.summary()
+
+
+def _is_budget_error(err: OpenRouterError | None) -> TypeGuard[BudgetExhaustedError]:
+    from airflow_provider_openrouter.budget import BudgetExhaustedError
+
+    return isinstance(err, BudgetExhaustedError)

@@ -1,0 +1,68 @@
+"""The concurrent engine with a budget (a reservation per row) and an output_type, against the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batch_helpers import TaskInstanceStandIn, context_for
+from pydantic import BaseModel
+
+from airflow_provider_openrouter.emulator.testing import RunningEmulator
+from airflow_provider_openrouter.operators.batch import OpenRouterBatchCompletionOperator
+
+MODEL = "openai/gpt-4o-mini"
+
+
+class Ticket(BaseModel):
+    """What every answer must be: the emulator's filler text is not this JSON."""
+
+    category: str
+
+
+def _operator(tmp_path: Path, **kwargs: Any) -> OpenRouterBatchCompletionOperator:
+    return OpenRouterBatchCompletionOperator(
+        task_id="batch",
+        model=MODEL,
+        mode="concurrent",
+        output_path=str(tmp_path / "result.jsonl"),
+        concurrency=2,
+        progress_interval=3600,
+        max_tokens=8,
+        **kwargs,
+    )
+
+
+def _lines(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "result.jsonl").read_text().splitlines()]
+
+
+def test_an_answer_that_does_not_fit_the_output_type_is_invalid_output_and_paid_once(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    op = _operator(tmp_path, inputs=["a", "b", "c"], output_type=Ticket, max_failed_fraction=1.0)
+    manifest = op.execute(context_for(TaskInstanceStandIn()))
+    assert manifest.counts.invalid_output == 3
+    assert {line["status"] for line in _lines(tmp_path)} == {"invalid_output"}
+    assert all(line["error"]["billed"] is True and line["cost"] for line in _lines(tmp_path))
+    assert emulator.stats()["billed_generations"] == 3  # never resent: it was paid for
+
+
+def test_an_exhausted_budget_stops_sending_and_the_rest_is_not_sent(
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
+
+    monkeypatch.setenv("OPENROUTER_BUDGET_DB", str(tmp_path / "budgets.db"))
+    budget = OpenRouterBudget("batch-test", limit_usd="0.000001", period="total", on_exhausted="fail")
+    op = _operator(tmp_path, inputs=[f"question {n}" for n in range(6)], budget=budget)
+    ti = TaskInstanceStandIn()
+    with pytest.raises(BudgetExhaustedError, match="batch-test"):
+        op.execute(context_for(ti))
+    lines = _lines(tmp_path)  # the output is whole before the task fails
+    assert {line["status"] for line in lines} == {"not_sent"}
+    assert all(line["error"]["billed"] is False for line in lines)
+    assert emulator.stats()["billed_generations"] == 0
+    assert ti.xcoms["manifest"].counts.not_sent == 6
