@@ -8,9 +8,10 @@ their modules if you must, knowing they may move.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from airflow_provider_openrouter._lazy import lazy_exports
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -212,4 +213,23 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)
+def _lazy_exports(
+    module_name: str, homes: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``module_name``, whose public names live in ``homes`` (name: module)."""
+
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+        setattr(sys.modules[module_name], name, value)  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[module_name]), *homes})
+
+    return __getattr__, __dir__
+
+
+__getattr__, __dir__ = _lazy_exports(__name__, _MODULE_OF)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_provider_openrouter._lazy import lazy_exports
+from airflow_provider_openrouter import _lazy_exports
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.transport._async_client import AsyncOpenRouterTransport
@@ -58,4 +58,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _HOME)
+__getattr__, __dir__ = _lazy_exports(__name__, _HOME)

@@ -165,4 +165,4 @@ def test_importing_the_package_or_one_operator_loads_nothing_else() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == {"bare": [f"{NAME}._lazy"], "batch": False, "requests": False}
+    assert loaded == {"bare": [], "batch": False, "requests": False}
