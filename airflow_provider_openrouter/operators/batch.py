@@ -491,27 +491,34 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
         budget = self._budget()
         reserve = None
+        ledger = None
         if budget is not None:
             ledger = budget.open(self.hook, run_id=context["ti"].run_id)
+            opened = ledger
 
             def reserve(row: BatchRow) -> Any:
-                return ledger.reserve(job.request_body(row))
+                return opened.reserve(job.request_body(row))
 
         settings = RunnerSettings(
             concurrency=self._concurrency(),
             row_retries=self._whole_number("row_retries", self.row_retries, 0),
             progress_interval=self._positive_number("progress_interval", self.progress_interval),
         )
-        manifest, runner = run_job(
-            job,
-            self.engine_hook,
-            settings,
-            self.log,
-            mode_reason=reason,
-            on_start=self._runner_started,
-            output_type=self._output_type(),
-            reserve=reserve,
-        )
+        try:
+            manifest, runner = run_job(
+                job,
+                self.engine_hook,
+                settings,
+                self.log,
+                mode_reason=reason,
+                on_start=self._runner_started,
+                output_type=self._output_type(),
+                reserve=reserve,
+            )
+        finally:
+            # Every reservation is settled by now; each engine thread opened its own SQLite connection.
+            if ledger is not None:
+                ledger.close()
         stop_error = runner.stop_error
         if budget is not None and _is_budget_error(stop_error):
             self._emit_asset_events(context, manifest)

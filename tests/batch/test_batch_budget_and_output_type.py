@@ -66,3 +66,37 @@ def test_an_exhausted_budget_stops_sending_and_the_rest_is_not_sent(
     assert all(line["error"]["billed"] is False for line in lines)
     assert emulator.stats()["billed_generations"] == 0
     assert ti.xcoms["manifest"].counts.not_sent == 6
+
+
+def test_the_budget_ledger_is_closed_when_the_run_ends_even_when_the_budget_stops_it(
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget
+    from airflow_provider_openrouter.budget.ledger import BudgetLedger
+
+    monkeypatch.setenv("OPENROUTER_BUDGET_DB", str(tmp_path / "budgets.db"))
+    opened: list[BudgetLedger] = []
+    real_open = OpenRouterBudget.open
+
+    def recording_open(self: OpenRouterBudget, hook: Any, *, run_id: str | None) -> BudgetLedger:
+        ledger = real_open(self, hook, run_id=run_id)
+        opened.append(ledger)
+        return ledger
+
+    monkeypatch.setattr(OpenRouterBudget, "open", recording_open)
+    budgets = {
+        "roomy": OpenRouterBudget("roomy", limit_usd="100", period="total"),
+        "tiny": OpenRouterBudget("tiny", limit_usd="0.000001", period="total", on_exhausted="fail"),
+    }
+    for name in budgets:
+        (tmp_path / name).mkdir()
+    _operator(tmp_path / "roomy", inputs=["a", "b", "c"], budget=budgets["roomy"]).execute(
+        context_for(TaskInstanceStandIn())
+    )
+    with pytest.raises(BudgetExhaustedError):
+        _operator(tmp_path / "tiny", inputs=["d", "e"], budget=budgets["tiny"]).execute(
+            context_for(TaskInstanceStandIn())
+        )
+    assert len(opened) == 2
+    # Each engine thread opened its own SQLite connection; closing the ledger closes them all.
+    assert [ledger.db._all for ledger in opened] == [[], []]
