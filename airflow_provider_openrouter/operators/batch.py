@@ -9,9 +9,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeGuard
 
+from airflow_provider_openrouter import _coerce
 from airflow_provider_openrouter.batch import MAX_BATCH_REQUESTS
 from airflow_provider_openrouter.batch.manifest import BatchManifest
-from airflow_provider_openrouter.operators._base import CHAT_PARAMETERS, OpenRouterChatParametersOperator
+from airflow_provider_openrouter.exceptions import OpenRouterRequestError
+from airflow_provider_openrouter.operators._base import (
+    _INTEGER,
+    _OBJECT,
+    CHAT_PARAMETERS,
+    OpenRouterChatParametersOperator,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -311,7 +318,11 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
             overrides = dict(row.overrides)
             row_model = overrides.pop("model", None) or model
             params = {**defaults}
-            params.update((name, overrides.pop(name)) for name in _ROW_CHAT_PARAMETERS if name in overrides)
+            # A row from a template carries text where numbers are meant ("0.2"), as the operator's fields do.
+            named = {name: overrides.pop(name) for name in _ROW_CHAT_PARAMETERS if name in overrides}
+            params.update(
+                _coerce.chat_parameters(named, _bad_row_field, integer_kind=_INTEGER, object_kind=_OBJECT)
+            )
             extra_body = {**(params.pop("extra_body") or {}), **overrides}
             # The identity is made of this body: the attribution (with its try number) is added when sent.
             return hook.build_chat_request(
@@ -590,10 +601,7 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
 
     def _submit_and_defer(self, context: Context, job: BatchJob, reason: str, started: float) -> str | None:
         """Submit (or re-attach to) the batches and defer; return a fallback reason, or None if all landed."""
-        from airflow_provider_openrouter.exceptions import (
-            OpenRouterNotFoundError,
-            OpenRouterRequestError,
-        )
+        from airflow_provider_openrouter.exceptions import OpenRouterNotFoundError
         from airflow_provider_openrouter.triggers.batch import OpenRouterBatchTrigger
 
         client = self._batch_client(job)
@@ -735,6 +743,11 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 outlet_events[outlet].extra = manifest.summary()
+
+
+def _bad_row_field(name: str, value: Any, expected: str) -> OpenRouterRequestError:
+    """A row field that does not read as its type (the engine adds which row)."""
+    return OpenRouterRequestError(f"{name} must be {expected}, got {_coerce.shown(value)}")
 
 
 def _is_budget_error(err: OpenRouterError | None) -> TypeGuard[BudgetExhaustedError]:

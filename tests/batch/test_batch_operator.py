@@ -280,3 +280,19 @@ def test_literal_mistakes_are_caught_when_the_dag_is_parsed(tmp_path: Path) -> N
         _operator(tmp_path, inputs=["a"], input_path="/in.jsonl")
     with pytest.raises(OpenRouterRequestError, match="nothing to run"):
         _operator(tmp_path)
+
+
+def test_a_rows_numbers_rendered_as_text_are_read_and_garbage_is_refused_naming_the_row(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    # Inline rows from a template arrive with text where numbers are meant, as the operator's own fields do.
+    templated = {"temperature": "0.2", "max_tokens": "16", "seed": "7"}
+    build = _operator(tmp_path, inputs=["unused"])._body_builder(OpenRouterHook(), MODEL)
+    body = build(BatchRow(0, "r1", [{"role": "user", "content": "hi"}], templated, "inputs[0]"))
+    assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.2, 16, 7)
+    op = _operator(tmp_path, inputs=["fine", {"prompt": "hot", "temperature": "warm"}])
+    with pytest.raises(BatchInputError) as caught:
+        op.execute(context_for(TaskInstanceStandIn()))
+    assert "inputs[1] (row-2): temperature must be a number, got 'warm'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert _billable_requests(emulator) == 0
