@@ -319,12 +319,19 @@ def _embedding_row(index: int, where: str, value: Any) -> BatchRow:
 
 def embedding_body(row: BatchRow, model: str, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``/embeddings`` request body of an embeddings row: the operator's ``model`` and ``defaults``
-    (``dimensions``, ``encoding_format``, ``input_type``, ``provider``, ``user``, ``extra_body``) with the
-    row's own fields winning; a row field the builder does not name goes into the body as is. Checked by
-    :func:`~airflow_provider_openrouter.embeddings.build_embeddings_request`, so a bad field raises its
-    one-line error (the batch engine adds where the row is)."""
+    (``dimensions``, ``encoding_format``, ``input_type``, ``provider``, ``user``, ``extra_body`` as a dict)
+    with the row's own fields winning; a row field the builder does not name goes into the body as is.
+    Checked by :func:`~airflow_provider_openrouter.embeddings.build_embeddings_request`, so a bad field raises
+    its one-line error (the batch engine adds where the row is)."""
     named = ("model", "dimensions", "encoding_format", "input_type", "provider", "user")
-    fields = {**(defaults or {}), **{key: item for key, item in row.overrides.items() if key in named}}
+    shared = dict(defaults or {})
+    # The row's own fields win over the operator's extra_body too, not only over its named defaults.
+    shared_extra = {
+        key: item for key, item in (shared.pop("extra_body", None) or {}).items() if key not in row.overrides
+    }
+    fields = {**shared, **{key: item for key, item in row.overrides.items() if key in named}}
+    if shared_extra:
+        fields["extra_body"] = shared_extra
     extra = {key: item for key, item in row.overrides.items() if key not in named}
     chosen = fields.pop("model", None) or model
     body = build_embeddings_request(chosen, row.input, **fields)

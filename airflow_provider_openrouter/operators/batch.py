@@ -311,7 +311,12 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         if self.endpoint == "embeddings":
             from airflow_provider_openrouter.batch.inputs import embedding_body
 
-            return lambda row: embedding_body(row, model)
+            defaults = self.chat_parameters()
+            # Of the operator's parameters, these are the ones an /embeddings request takes.
+            shared = {
+                name: defaults[name] for name in ("provider", "extra_body") if defaults[name] is not None
+            }
+            return lambda row: embedding_body(row, model, shared)
         defaults = self.chat_parameters()
 
         def build_body(row: BatchRow) -> dict[str, Any]:
@@ -729,8 +734,9 @@ class OpenRouterBatchCompletionOperator(OpenRouterChatParametersOperator):
         counts = manifest.counts
         raise BatchFailedRowsError(
             f"task {self.task_id!r}: {counts.total - counts.succeeded} of {counts.total} rows did not "
-            f"succeed ({counts.failed} failed, {counts.outcome_unknown} outcome unknown, {counts.not_sent} "
-            f"not sent), more than max_failed_fraction={allowed:g} allows. See {manifest.output_path}",
+            f"succeed ({counts.failed} failed, {counts.invalid_output} invalid output, "
+            f"{counts.outcome_unknown} outcome unknown, {counts.not_sent} not sent), more than "
+            f"max_failed_fraction={allowed:g} allows. See {manifest.output_path}",
             conn_id=self.openrouter_conn_id,
         )
 

@@ -100,3 +100,11 @@ def test_the_budget_ledger_is_closed_when_the_run_ends_even_when_the_budget_stop
     assert len(opened) == 2
     # Each engine thread opened its own SQLite connection; closing the ledger closes them all.
     assert [ledger.db._all for ledger in opened] == [[], []]
+
+
+def test_the_failed_rows_error_counts_invalid_output(emulator: RunningEmulator, tmp_path: Path) -> None:
+    from airflow_provider_openrouter.batch.errors import BatchFailedRowsError
+
+    op = _operator(tmp_path, inputs=["a", "b"], output_type=Ticket)
+    with pytest.raises(BatchFailedRowsError, match=r"2 of 2 rows did not succeed \(.*2 invalid output"):
+        op.execute(context_for(TaskInstanceStandIn()))

@@ -296,3 +296,25 @@ def test_a_rows_numbers_rendered_as_text_are_read_and_garbage_is_refused_naming_
     assert "inputs[1] (row-2): temperature must be a number, got 'warm'" in str(caught.value)
     assert "\n" not in str(caught.value)
     assert _billable_requests(emulator) == 0
+
+
+def test_an_embeddings_batch_sends_the_operators_provider_and_extra_body_with_every_row(
+    tmp_path: Path,
+) -> None:
+    op = _operator(
+        tmp_path,
+        inputs=["unused"],
+        endpoint="embeddings",
+        provider='{"order": ["OpenAI"]}',  # as a template renders it
+        extra_body={"input_type": "search_document"},
+    )
+    build = op._body_builder(OpenRouterHook(), "openai/text-embedding-3-small")
+    own = BatchRow(0, "doc-1", [], {"input_type": "search_query"}, "inputs[0]", "a text")
+    assert build(own) == {
+        "model": "openai/text-embedding-3-small",
+        "input": "a text",
+        "provider": {"order": ["OpenAI"]},
+        "input_type": "search_query",  # the row's own field wins
+    }
+    plain = BatchRow(1, "doc-2", [], {}, "inputs[1]", "another")
+    assert build(plain)["input_type"] == "search_document"
