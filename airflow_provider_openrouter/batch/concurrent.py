@@ -649,7 +649,9 @@ class RowSender:
         job = self._job
         content = self._encode(job.request_body(row)).encode()
         path = ENDPOINT_PATHS[job.spec.endpoint]
-        return await self._transport.post_once(path, content, idempotency_key=job.idempotency_key(row))
+        return await self._transport.post_once(
+            path, content, idempotency_key=job.idempotency_key(row), lane=_LANE.get()
+        )
 
     async def aclose(self) -> None:
         await self._transport.aclose()

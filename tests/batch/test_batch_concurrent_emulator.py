@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,27 @@ def test_an_object_store_output_resumes_on_another_machine(
     assert manifest.resumed_rows == 10
     lines = ObjectStoragePath(output).read_text().splitlines()
     assert [json.loads(line)["custom_id"] for line in lines] == [f"row-{n + 1}" for n in range(10)]
+
+
+def test_the_engines_workers_send_through_every_connection_pool_of_the_transport(
+    emulator: RunningEmulator, hook: OpenRouterHook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Above LANE_CONNECTIONS workers the transport splits its connections over pools (lanes), so a queued
+    # request never scans a pool of every connection; each worker must send through its own lane.
+    from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
+    from airflow_provider_openrouter.transport._async_client import LANE_CONNECTIONS
+
+    lanes_used: Counter[int] = Counter()
+    real_post_once = AsyncOpenRouterTransport.post_once
+
+    async def recording(self: AsyncOpenRouterTransport, *args: Any, lane: int = 0, **kwargs: Any) -> Any:
+        lanes_used[lane % len(self._lanes)] += 1
+        return await real_post_once(self, *args, lane=lane, **kwargs)
+
+    monkeypatch.setattr(AsyncOpenRouterTransport, "post_once", recording)
+    concurrency = 3 * LANE_CONNECTIONS
+    job = make_job(hook, tmp_path / "out.jsonl", [f"question {n}" for n in range(4 * concurrency)])
+    job.open()
+    manifest, _ = run_job(job, hook, RunnerSettings(concurrency=concurrency), LOG, mode_reason="test")
+    assert manifest.counts.succeeded == 4 * concurrency
+    assert sorted(lanes_used) == [0, 1, 2]
