@@ -63,11 +63,18 @@ def imported_distributions() -> set[str]:
     )
     owners = importlib.metadata.packages_distributions()
     # airflow.* comes from apache-airflow (core and task SDK); the declared name is what matters. A module of
-    # an optional extra that this environment lacks is taken by its own name.
+    # an optional extra that this environment lacks is taken by the distribution that ships it, when the two
+    # names differ, else by its own name.
     return {
-        "apache-airflow" if module == "airflow" else owners.get(module, [module])[0].lower()
+        "apache-airflow"
+        if module == "airflow"
+        else owners.get(module, [OPTIONAL_DISTRIBUTIONS.get(module, module)])[0].lower()
         for module in third_party
     }
+
+
+# Modules of optional extras whose distribution has another name (the lowest-Airflow environment lacks them).
+OPTIONAL_DISTRIBUTIONS = {"pydantic_ai": "pydantic-ai-slim"}
 
 
 def test_every_imported_package_is_declared() -> None:
