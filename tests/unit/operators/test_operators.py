@@ -928,11 +928,15 @@ def test_on_kill_closes_the_hook() -> None:
 @pytest.mark.parametrize("on_exhausted", ["skip", "wait", "fail"])
 def test_an_exhausted_budget_skips_defers_or_fails_the_task(on_exhausted: str) -> None:
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-    from airflow.sdk.exceptions import TaskDeferred
+
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # Airflow 3.1: both live in airflow.exceptions
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     from airflow_provider_openrouter.budget import BudgetExhaustedError, OpenRouterBudget, skip_exception
 
-    AirflowSkipException = skip_exception()  # airflow.sdk.exceptions from 3.2, airflow.exceptions on 3.1
+    AirflowSkipException = skip_exception()
 
     budget = OpenRouterBudget("daily", "0.01", period="day", on_exhausted=on_exhausted)
     exhausted = BudgetExhaustedError("budget 'daily' has 0 USD left", budget="daily", period="day")
