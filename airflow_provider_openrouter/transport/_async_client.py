@@ -1,15 +1,18 @@
-"""The asynchronous client (``httpx``) for triggers and the batch engine: the sync client's settings, headers,
-limiter, retry rules and error mapping on an event loop. ``httpx`` is imported when a client is built.
+"""The asynchronous client for triggers and the batch engine: the sync client's settings, headers, limiter,
+retry rules and error mapping on an event loop. ``httpx`` is imported when its client is first used.
 
-The batch engine sends its rows with :meth:`AsyncOpenRouterTransport.post_once`: one exchange, no tenacity and
-no limiter underneath, because the engine owns pacing and resends for its rows (one queue, one attempt cap);
-the answer is mapped by the same rules as every other request."""
+The batch engine sends its rows with :meth:`AsyncOpenRouterTransport.post_once`: one exchange over a lean
+HTTP/1.1 connection of its own (:mod:`._http1`), no tenacity and no limiter underneath, because the engine
+owns pacing and resends for its rows (one queue, one attempt cap); the answer is mapped by the same rules as
+every other request."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import tenacity
 
@@ -19,6 +22,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterOutcomeUnknownError,
 )
 from airflow_provider_openrouter.transport._base import TransportBase, retrying_kwargs
+from airflow_provider_openrouter.transport._http1 import AnswerLost, Http1Lane, RequestNotSent
 from airflow_provider_openrouter.transport._settings import POOL_MAXSIZE, TransportSettings
 
 if TYPE_CHECKING:
@@ -26,19 +30,20 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncOpenRouterTransport"]
 
-LANE_CONNECTIONS = 16
-"""Connections per ``httpx`` pool. httpcore scans every connection of a pool for every queued request, so one
-pool of hundreds of connections costs more CPU per request than the request itself; several small pools
-("lanes"), each used by its own callers, keep that scan short."""
+_HEADER_TOKEN = re.compile(rb"[!-~]+")
+"""What an idempotency key may hold: visible ASCII, no space, no line break."""
 
 
 class AsyncOpenRouterTransport(TransportBase):
-    """The asynchronous twin for triggers and the batch engine: ``httpx.AsyncClient``, same settings, headers,
-    limiter, retry rules and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`.
+    """The asynchronous twin for triggers and the batch engine: same settings, headers, limiter, retry rules
+    and error mapping as :class:`OpenRouterTransport`. Close it with :meth:`aclose`.
+
+    :meth:`get` and :meth:`post` go through ``httpx.AsyncClient``; the batch engine's :meth:`post_once` goes
+    through one lean keep-alive HTTP/1.1 connection per caller (:mod:`._http1`), or through ``httpx`` when the
+    environment names a proxy for the base URL.
 
     :param max_connections: connections kept open to OpenRouter (default :data:`POOL_MAXSIZE`); the batch
-        engine asks for one per request it keeps in flight. More than :data:`LANE_CONNECTIONS` are spread
-        over several pools (lanes, see :meth:`post_once`).
+        engine asks for one per request it keeps in flight.
     """
 
     def __init__(
@@ -48,28 +53,36 @@ class AsyncOpenRouterTransport(TransportBase):
         tenacity_kwargs: Mapping[str, Any] | None = None,
         max_connections: int | None = None,
     ) -> None:
-        import httpx
-
         super().__init__(settings)
-        pool = max_connections or POOL_MAXSIZE
+        self._pool = max_connections or POOL_MAXSIZE
         headers = _latin1_headers(settings.headers())
         if headers is None:
             raise self._refused_before_sending(None, None, "UnicodeEncodeError")
-        lanes = -(-pool // LANE_CONNECTIONS) if max_connections else 1
-        per_lane = -(-pool // lanes)
-        self._lanes = [
-            httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-                limits=httpx.Limits(max_connections=per_lane, max_keepalive_connections=per_lane),
-            )
-            for _ in range(lanes)
-        ]
-        self._client = self._lanes[0]
+        self._headers = headers
+        self._httpx: httpx.AsyncClient | None = None
+        self._lanes: dict[int, Http1Lane] = {}
+        self._heads: dict[str, bytes] = {}
+        from requests.utils import get_environ_proxies
+
+        self._proxied = bool(get_environ_proxies(self.base_url))
         self._kwargs = {
             billable: retrying_kwargs(settings, billable=billable, tenacity_kwargs=tenacity_kwargs)
             for billable in (True, False)
         }
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The ``httpx`` client of :meth:`get` and :meth:`post`, built on first use (it loads TLS roots)."""
+        if self._httpx is None:
+            import httpx
+
+            settings = self.settings
+            self._httpx = httpx.AsyncClient(
+                headers=self._headers,
+                timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+                limits=httpx.Limits(max_connections=self._pool, max_keepalive_connections=self._pool),
+            )
+        return self._httpx
 
     async def __aenter__(self) -> AsyncOpenRouterTransport:
         return self
@@ -78,8 +91,12 @@ class AsyncOpenRouterTransport(TransportBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        for client in self._lanes:
-            await client.aclose()
+        for lane in self._lanes.values():
+            lane.close()
+        self._lanes.clear()
+        if self._httpx is not None:
+            await self._httpx.aclose()
+            self._httpx = None
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return await self._send("GET", path, params, None, None, False)
@@ -102,12 +119,49 @@ class AsyncOpenRouterTransport(TransportBase):
 
         Billable, with ``X-Idempotency-Key``; what comes back is mapped as for :meth:`post`, so the raised
         error's ``billed`` and ``retryable`` say whether the caller may send it again. ``lane``: the caller's
-        number; pool ``lane % lanes`` sends it, so N callers numbered 0..N-1 on a client made for N
-        connections never queue behind each other.
+        number; callers numbered 0..N-1 on a transport made for N connections each have their own keep-alive
+        connection and never wait for each other.
         """
-        headers = {"X-Idempotency-Key": idempotency_key, "Content-Type": "application/json"}
-        client = self._lanes[lane % len(self._lanes)]
-        return await self._exchange("POST", path, None, headers, True, content=content, client=client)
+        if self._proxied:
+            headers = {"X-Idempotency-Key": idempotency_key, "Content-Type": "application/json"}
+            return await self._exchange("POST", path, None, headers, True, content=content)
+        request = f"POST {path}"
+        key = idempotency_key.encode("latin-1", "replace")
+        if not (idempotency_key.isascii() and _HEADER_TOKEN.fullmatch(key)):
+            refused = "an idempotency key outside visible ASCII"
+            raise self._refused_before_sending(request, {"X-Idempotency-Key": idempotency_key}, refused)
+        wire = self._lanes.get(lane % self._pool)
+        if wire is None:
+            settings = self.settings
+            wire = self._lanes[lane % self._pool] = Http1Lane(
+                self.base_url, timeout=settings.timeout, connect_timeout=settings.connect_timeout
+            )
+        head = b"%sX-Idempotency-Key: %s\r\nContent-Length: %d\r\n\r\n" % (
+            self._head(path),
+            key,
+            len(content),
+        )
+        try:
+            status, headers, body = await wire.post(head, content)
+        except RequestNotSent as error:
+            raise OpenRouterConnectionError(str(error), **self._error_kwargs(request)) from None
+        except AnswerLost as error:
+            raise OpenRouterOutcomeUnknownError(str(error), **self._error_kwargs(request)) from None
+        return self._check(status, headers, body, "POST", path, True)
+
+    def _head(self, path: str) -> bytes:
+        """The request line and the connection's headers for a JSON POST to ``path``, built once per path."""
+        head = self._heads.get(path)
+        if head is None:
+            parts = urlsplit(self.base_url + path)
+            host = parts.hostname or ""
+            default_port = 443 if parts.scheme == "https" else 80
+            authority = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+            lines = [f"POST {parts.path} HTTP/1.1".encode(), b"Host: " + authority.encode("idna")]
+            lines += [name + b": " + value for name, value in self._headers.items()]
+            lines += [b"Content-Type: application/json", b"Accept-Encoding: gzip, deflate"]
+            head = self._heads[path] = b"\r\n".join(lines) + b"\r\n"
+        return head
 
     async def _send(
         self,
@@ -142,14 +196,13 @@ class AsyncOpenRouterTransport(TransportBase):
         params: Mapping[str, Any] | None,
         headers: dict[str, str] | None,
         billable: bool,
-        client: httpx.AsyncClient | None = None,
         **payload: Any,
     ) -> dict[str, Any]:
         """One HTTP exchange (``payload``: httpx's ``json=`` or ``content=``), its answer mapped."""
         import httpx
 
         try:
-            response: httpx.Response = await (client or self._client).request(
+            response: httpx.Response = await self._client.request(
                 method, self.base_url + path, params=_httpx_params(params), headers=headers, **payload
             )
         except (httpx.LocalProtocolError, UnicodeEncodeError) as error:

@@ -193,25 +193,33 @@ def test_an_object_store_output_resumes_on_another_machine(
     assert [json.loads(line)["custom_id"] for line in lines] == [f"row-{n + 1}" for n in range(10)]
 
 
-def test_the_engines_workers_send_through_every_connection_pool_of_the_transport(
+def test_each_worker_sends_through_its_own_connection_and_never_shares_it(
     emulator: RunningEmulator, hook: OpenRouterHook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Above LANE_CONNECTIONS workers the transport splits its connections over pools (lanes), so a queued
-    # request never scans a pool of every connection; each worker must send through its own lane.
+    # The transport keeps one keep-alive connection per lane; a lane used by two requests at once would make
+    # one wait for the other (or, without its lock, read the other's answer).
     from airflow_provider_openrouter.transport import AsyncOpenRouterTransport
-    from airflow_provider_openrouter.transport._async_client import LANE_CONNECTIONS
 
     lanes_used: Counter[int] = Counter()
+    busy: set[int] = set()
+    shared: list[int] = []
     real_post_once = AsyncOpenRouterTransport.post_once
 
     async def recording(self: AsyncOpenRouterTransport, *args: Any, lane: int = 0, **kwargs: Any) -> Any:
-        lanes_used[lane % len(self._lanes)] += 1
-        return await real_post_once(self, *args, lane=lane, **kwargs)
+        if lane in busy:
+            shared.append(lane)
+        busy.add(lane)
+        lanes_used[lane] += 1
+        try:
+            return await real_post_once(self, *args, lane=lane, **kwargs)
+        finally:
+            busy.discard(lane)
 
     monkeypatch.setattr(AsyncOpenRouterTransport, "post_once", recording)
-    concurrency = 3 * LANE_CONNECTIONS
+    concurrency = 24
     job = make_job(hook, tmp_path / "out.jsonl", [f"question {n}" for n in range(4 * concurrency)])
     job.open()
     manifest, _ = run_job(job, hook, RunnerSettings(concurrency=concurrency), LOG, mode_reason="test")
     assert manifest.counts.succeeded == 4 * concurrency
-    assert sorted(lanes_used) == [0, 1, 2]
+    assert sorted(lanes_used) == list(range(concurrency))
+    assert shared == []

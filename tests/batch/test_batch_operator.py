@@ -7,7 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
+from airflow.sdk import BaseOperator
 from batch_helpers import MODEL, TaskInstanceStandIn, context_for
 
 from airflow_provider_openrouter.batch.errors import BatchFailedRowsError, BatchInputError
@@ -318,3 +320,44 @@ def test_an_embeddings_batch_sends_the_operators_provider_and_extra_body_with_ev
     }
     plain = BatchRow(1, "doc-2", [], {}, "inputs[1]", "another")
     assert build(plain)["input_type"] == "search_document"
+
+
+class _AirflowRendered(BaseOperator):
+    """Airflow's own rendering of one templated field: the reference the batch operator must match."""
+
+    template_fields = ("inputs",)
+
+    def __init__(self, inputs: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inputs = inputs
+
+
+def test_inputs_render_as_airflow_renders_them_without_compiling_plain_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = [f"Summarise item {n}." for n in range(3)]
+    special = [
+        "on {{ ds }}",
+        "{# a comment #}kept",
+        "{% if true %}yes{% endif %}",
+        "ends in a newline\n",
+        "windows\r\nline",
+    ]
+    inputs = [*plain, *special, {"prompt": "for {{ ds }}", "custom_id": "templated"}, ["two\nlines"]]
+    context: Any = {"ds": "2026-12-03"}
+    reference = _AirflowRendered(task_id="reference", inputs=json.loads(json.dumps(inputs)))
+    reference.render_template_fields(context)
+    compiled: list[str] = []
+    from_string = jinja2.Environment.from_string
+
+    def counting(env: jinja2.Environment, source: str, *args: Any, **kwargs: Any) -> jinja2.Template:
+        compiled.append(source)
+        return from_string(env, source, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "from_string", counting)
+    op = _operator(tmp_path, inputs=inputs)
+    op.render_template_fields(context)
+
+    assert op.inputs == reference.inputs
+    assert op.inputs[0] == "Summarise item 0." and op.inputs[3] == "on 2026-12-03"
+    assert sorted(compiled) == sorted([*special, "for {{ ds }}"])
