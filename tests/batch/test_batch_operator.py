@@ -361,3 +361,70 @@ def test_inputs_render_as_airflow_renders_them_without_compiling_plain_text(
     assert op.inputs == reference.inputs
     assert op.inputs[0] == "Summarise item 0." and op.inputs[3] == "on 2026-12-03"
     assert sorted(compiled) == sorted([*special, "for {{ ds }}"])
+
+
+def _counting_hook(monkeypatch: pytest.MonkeyPatch) -> tuple[OpenRouterHook, list[Any]]:
+    hook = OpenRouterHook()
+    calls: list[Any] = []
+    build = hook.build_chat_request
+
+    def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs["messages"])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(hook, "build_chat_request", counted)
+    return hook, calls
+
+
+def test_prompt_rows_get_the_body_the_hook_builds_with_its_checks_run_once(
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op = _operator(
+        tmp_path,
+        inputs=["unused"],
+        system_prompt="Be brief.",
+        temperature="0.3",
+        max_tokens=20,
+        provider={"order": ["OpenAI"]},
+        extra_body={"user": "nightly"},
+    )
+    user = [{"role": "user", "content": f"prompt {n}"} for n in range(4)]
+    rows = [
+        BatchRow(0, "p0", [user[0]], {}, "inputs[0]"),
+        BatchRow(1, "long", [user[1], {"role": "assistant", "content": "a"}, user[2]], {}, "inputs[1]"),
+        BatchRow(2, "own", [user[1]], {"temperature": 1.5}, "inputs[2]"),
+        BatchRow(3, "named", [{"role": "user", "content": "hi", "name": "ann"}], {}, "inputs[3]"),
+        BatchRow(4, "p4", [user[2]], {}, "inputs[4]"),
+        BatchRow(5, "p5", [user[3]], {}, "inputs[5]"),
+    ]
+    hook, calls = _counting_hook(monkeypatch)
+    # Each row's body as the hook builds it on its own: the first row of a fresh builder always is.
+    expected = [op._body_builder(OpenRouterHook(), MODEL)(row) for row in rows]
+    build = op._body_builder(hook, MODEL)
+
+    bodies = [build(row) for row in rows]
+
+    assert bodies == expected
+    assert bodies[4]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "prompt 2"},
+    ]
+    assert len(calls) == 4  # p0, then the rows that are not a bare prompt; p4 and p5 reuse p0's body
+    bodies[4]["messages"][0]["content"] = "changed by a caller"
+    bodies[4]["provider"] = None
+    assert build(rows[5]) == expected[5]
+
+
+def test_an_extra_body_with_messages_is_built_for_every_row(
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override = [{"role": "user", "content": "from extra_body"}]
+    op = _operator(tmp_path, inputs=["unused"], extra_body={"messages": override})
+    hook, calls = _counting_hook(monkeypatch)
+    build = op._body_builder(hook, MODEL)
+    rows = [
+        BatchRow(n, f"p{n}", [{"role": "user", "content": f"p{n}"}], {}, f"inputs[{n}]") for n in range(3)
+    ]
+
+    assert [build(row)["messages"] for row in rows] == [override] * 3
+    assert len(calls) == 3
