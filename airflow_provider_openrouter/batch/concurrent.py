@@ -98,7 +98,7 @@ BuildRecord = Callable[[BatchRow, dict[str, Any], int], dict[str, Any]]
 
 CHAT_PATH = "/chat/completions"
 _LANE: contextvars.ContextVar[int] = contextvars.ContextVar("openrouter_batch_lane", default=0)
-"""The number of the worker coroutine a request comes from: the transport's pool (lane) for it."""
+"""The number of the worker coroutine a request comes from: its own keep-alive connection (lane)."""
 MIRROR_GROUP_ROWS = 1_000
 """The most rows whose ``sending`` records go to an object-store mirror in one upload."""
 
