@@ -18,7 +18,8 @@ from bench_batch import run_engine
 
 def main() -> None:
     workdir = Path(sys.argv[1])
-    seconds, manifest, _ = run_engine(workdir / "in.jsonl", workdir / "out.jsonl", concurrency=32)
+    run = run_engine(workdir / "in.jsonl", workdir / "out.jsonl", concurrency=32)
+    seconds, manifest = run.seconds, run.manifest
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(

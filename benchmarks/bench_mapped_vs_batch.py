@@ -143,7 +143,8 @@ def _engine_seconds(n: int, concurrency: int, latency_ms: float, work_dir: Path)
             prompts[:concurrency], work_dir / "engine-warm.jsonl", concurrency, run_key="warm-up"
         )
         emulator.reset()
-        seconds, manifest, _ = bench_batch.run_engine(prompts, work_dir / "engine.jsonl", concurrency)
+        run = bench_batch.run_engine(prompts, work_dir / "engine.jsonl", concurrency)
+        seconds, manifest = run.seconds, run.manifest
         _check_billed(emulator, n, "engine")
     if manifest.counts.succeeded != n:
         raise SystemExit(f"engine run did not complete: {manifest.counts}")
