@@ -34,24 +34,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from pydantic import ValidationError
+
 from airflow_provider_openrouter.batch.errors import BatchInputError
-from airflow_provider_openrouter.models import plain_decimal
+from airflow_provider_openrouter.embeddings import Embeddings
+from airflow_provider_openrouter.exceptions import OpenRouterResponseError
+from airflow_provider_openrouter.models import ChatCompletion, plain_decimal
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
     from pydantic import BaseModel
 
     from airflow_provider_openrouter.batch.inputs import BatchRow
-    from airflow_provider_openrouter.batch.vectors import VectorFile
-    from airflow_provider_openrouter.embeddings import Embeddings
-    from airflow_provider_openrouter.models import ChatCompletion
+    from airflow_provider_openrouter.batch.vectors import VectorFile, VectorWriter
 
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
@@ -184,12 +185,6 @@ def answer_record(
     Raises :class:`~airflow_provider_openrouter.exceptions.OpenRouterResponseError` (``billed=True``: the
     answer arrived, so it was paid for) when the body is not of the endpoint's type.
     """
-    from pydantic import ValidationError
-
-    from airflow_provider_openrouter.embeddings import Embeddings
-    from airflow_provider_openrouter.exceptions import OpenRouterResponseError
-    from airflow_provider_openrouter.models import ChatCompletion
-
     expected: type[ChatCompletion] | type[Embeddings] = (
         Embeddings if endpoint == "embeddings" else ChatCompletion
     )
@@ -253,31 +248,37 @@ def record_cost(record: dict[str, Any]) -> Decimal:
         return Decimal(0)
 
 
-# A Decimal leaves json.dumps as a marked string, whose quotes and mark are then removed, so it is written as
-# a JSON number in plain notation (json writes a float as 1.5e-07 and has no hook for its own number text).
-# The mark is random per process: no text from an answer can imitate it.
-_NUMBER_MARK = "\u2063" + secrets.token_hex(8)
-_MARKED_NUMBER = re.compile(f'"{_NUMBER_MARK}(-?[0-9]+(?:\\.[0-9]+)?)"')
+# A Decimal leaves the encoder as a string between two marks; the marks and the string's quotes are then
+# removed, so it is written as a JSON number in plain notation (json writes a float as 1.5e-07 and has no hook
+# for its own number text). The marks are random per process: no text from an answer can imitate them.
+_NUMBER_OPEN = '"\u2063' + secrets.token_hex(8)
+_NUMBER_CLOSE = "\u2064" + secrets.token_hex(8) + '"'
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal) and value.is_finite():
-        return _NUMBER_MARK + plain_decimal(value)
+        return _NUMBER_OPEN[1:] + plain_decimal(value) + _NUMBER_CLOSE[:-1]
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# One encoder and one decoder for every line: json.dumps and json.loads build a new one per call when given
+# options, which cost as much as encoding a record.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
+_decode = json.JSONDecoder(parse_float=Decimal).decode
 
 
 def dumps_record(record: dict[str, Any]) -> bytes:
     """One JSONL line (with its newline) for the checkpoint and the output; Decimals in plain notation."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-    if _NUMBER_MARK in text:
-        text = _MARKED_NUMBER.sub(r"\1", text)
+    text = _encode(record)
+    if _NUMBER_OPEN in text:
+        text = text.replace(_NUMBER_OPEN, "").replace(_NUMBER_CLOSE, "")
     return (text + "\n").encode("utf-8")
 
 
 def loads_record(raw: bytes | str) -> Any:
     """A JSONL line as written by :func:`dumps_record`: numbers with a fraction come back as exact Decimals,
     so a cost read back from the checkpoint is written to the output exactly as OpenRouter reported it."""
-    return json.loads(raw, parse_float=Decimal)
+    return _decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
 # -- the output file -------------------------------------------------------------------------------------
@@ -384,31 +385,48 @@ def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any
     ``.vectors.jsonl`` without pyarrow), which is published before the output, so a committed output always
     has its vectors; ``summary.vectors`` says where they are.
     """
-    from airflow_provider_openrouter.batch.vectors import VectorWriter, batch_vector_path
-
     summary = OutputSummary()
     partial = sibling(output_path, f".partial-{secrets.token_hex(4)}")
-    vectors = VectorWriter(*batch_vector_path(output_path))
+    vectors: VectorWriter | None = None  # made for the first vector: a chat batch never looks for pyarrow
     try:
         with partial.open("wb") as handle:
+            # Lines go out in chunks: each write to an ObjectStoragePath's file is also a lineage event.
+            chunk: list[bytes] = []
+            chunk_bytes = 0
             for record in records:
                 vector = record.pop("embedding", None)
                 if vector is not None:
+                    vectors = vectors or _vector_writer(output_path)
                     vectors.add({**record, "embedding": vector})
                 data = dumps_record(record)
-                handle.write(data)
+                chunk.append(data)
+                chunk_bytes += len(data)
                 summary.add(data)
+                if chunk_bytes >= _WRITE_CHUNK_BYTES:
+                    handle.write(b"".join(chunk))
+                    chunk, chunk_bytes = [], 0
+            handle.write(b"".join(chunk))
             if is_local(partial):
                 handle.flush()
                 os.fsync(handle.fileno())
-        summary.vectors = vectors.commit()
+        summary.vectors = vectors.commit() if vectors is not None else None
         publish(partial, output_path)
     except BaseException:
-        vectors.abort()
+        if vectors is not None:
+            vectors.abort()
         if partial.exists():
             partial.unlink()
         raise
     return summary
+
+
+_WRITE_CHUNK_BYTES = 1 << 20
+
+
+def _vector_writer(output_path: ObjectStoragePath) -> VectorWriter:
+    from airflow_provider_openrouter.batch.vectors import VectorWriter, batch_vector_path
+
+    return VectorWriter(*batch_vector_path(output_path))
 
 
 def publish(partial: ObjectStoragePath, final: ObjectStoragePath) -> None:

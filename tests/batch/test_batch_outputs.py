@@ -117,3 +117,52 @@ def test_tally_sums_cost_exactly_and_counts_outcomes() -> None:
     assert (counts.total, counts.succeeded, counts.failed, counts.not_sent) == (5, 3, 1, 1)
     assert tally.tokens().total_tokens == 30
     assert tally.tokens().prompt_tokens == 21
+
+
+def test_output_lines_go_out_in_chunks_and_a_chat_output_never_looks_for_a_vectors_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_openrouter.batch import outputs, vectors
+
+    def refuse(path: Any) -> Any:
+        raise AssertionError("a batch without vectors looked for a vectors file (and imported pyarrow)")
+
+    monkeypatch.setattr(vectors, "batch_vector_path", refuse)
+    monkeypatch.setattr(outputs, "_WRITE_CHUNK_BYTES", 4096)
+    writes: list[int] = []
+    open_path = ObjectStoragePath.open
+
+    def counting_open(path: ObjectStoragePath, mode: str = "r", **kwargs: Any) -> Any:
+        handle = open_path(path, mode, **kwargs)
+        if "w" in mode:
+            write = handle.write
+            monkeypatch.setattr(handle, "write", lambda data: writes.append(len(data)) or write(data))
+        return handle
+
+    monkeypatch.setattr(ObjectStoragePath, "open", counting_open)
+    output = ObjectStoragePath(str(tmp_path / "result.jsonl"))
+
+    summary = write_output(output, _records(2_000))
+
+    expected = b"".join(dumps_record(record) for record in _records(2_000))
+    assert Path(output.path).read_bytes() == expected
+    assert summary.rows == 2_000 and summary.vectors is None
+    assert sum(writes) == len(expected)
+    assert len(writes) <= len(expected) // 4096 + 2  # one write per chunk, not one per line
+
+
+def test_decimals_anywhere_in_a_record_are_plain_json_numbers_and_text_is_kept() -> None:
+    record = {
+        "cost": Decimal("1.5E-7"),
+        "usage": {"cost": Decimal("-0.25"), "details": [Decimal("123456789012345678901234567890.5")]},
+        "text": '"\u2063 0.5 \u2064" looks like a mark',
+    }
+    line = dumps_record(record)
+    assert (
+        line
+        == (
+            '{"cost":0.00000015,"usage":{"cost":-0.25,"details":[123456789012345678901234567890.5]},'
+            '"text":"\\"\u2063 0.5 \u2064\\" looks like a mark"}\n'
+        ).encode()
+    )
+    assert json.loads(line, parse_float=Decimal) == record
