@@ -158,6 +158,9 @@ class AsyncOpenRouterTransport(TransportBase):
             default_port = 443 if parts.scheme == "https" else 80
             authority = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
             lines = [f"POST {parts.path} HTTP/1.1".encode(), b"Host: " + authority.encode("idna")]
+            if any(b"\r" in value or b"\n" in value for value in self._headers.values()):
+                # Settings changed after they were checked: a line break would add a header of its own.
+                raise self._refused_before_sending(f"POST {path}", None, "a line break in a header")
             lines += [name + b": " + value for name, value in self._headers.items()]
             lines += [b"Content-Type: application/json", b"Accept-Encoding: gzip, deflate"]
             head = self._heads[path] = b"\r\n".join(lines) + b"\r\n"

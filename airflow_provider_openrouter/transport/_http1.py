@@ -43,19 +43,27 @@ class _Malformed(Exception):
     """The bytes that came back are not an HTTP/1.1 answer."""
 
 
-@functools.cache
-def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """One verifying TLS context per process (building one reads the CA bundle: tens of milliseconds)."""
-    import httpx
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context for the environment's CA settings, one per process and setting: building
+    one reads the CA bundle, tens of milliseconds."""
+    return _tls_context(
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None,
+        os.environ.get("SSL_CERT_FILE"),
+        os.environ.get("SSL_CERT_DIR"),
+    )
 
-    context = httpx.create_ssl_context(verify=ca_bundle or True)
+
+@functools.cache
+def _tls_context(ca_bundle: str | None, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # ``cert_file`` and ``cert_dir`` are part of the key only: httpx reads them from the environment itself.
+    if ca_bundle:
+        context = ssl.create_default_context(cafile=ca_bundle)
+    else:
+        import httpx
+
+        context = httpx.create_ssl_context()
     context.set_alpn_protocols(["http/1.1"])
     return context
-
-
-def ca_bundle_from_env() -> str | None:
-    """The CA bundle the synchronous client (requests) would use, when the environment names one."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 class _AnswerReader(asyncio.Protocol):
@@ -283,7 +291,7 @@ class Http1Lane:
     def __init__(self, base_url: str, *, timeout: float, connect_timeout: float) -> None:
         parts = urlsplit(base_url)
         self._host = parts.hostname or ""
-        self._tls = tls_context(ca_bundle_from_env()) if parts.scheme == "https" else None
+        self._tls = tls_context() if parts.scheme == "https" else None
         self._port = parts.port or (443 if self._tls else 80)
         self._timeout = timeout
         self._connect_timeout = connect_timeout

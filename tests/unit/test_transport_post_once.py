@@ -914,15 +914,8 @@ def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-HTTPX_IGNORES_REQUESTS_CA_BUNDLE = pytest.mark.xfail(
-    strict=True,
-    reason="httpx trusts SSL_CERT_FILE/SSL_CERT_DIR (else certifi), not REQUESTS_CA_BUNDLE, which the "
-    "synchronous transport honours; the lean client is to read both",
-)
-TRUST_VARIABLES = [
-    pytest.param("SSL_CERT_FILE"),
-    pytest.param("REQUESTS_CA_BUNDLE", marks=HTTPX_IGNORES_REQUESTS_CA_BUNDLE),
-]
+# Both what httpx reads and what the synchronous transport (requests) reads.
+TRUST_VARIABLES = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"]
 
 
 async def tls_exchange(authority: Authority, rows: int = 1) -> tuple[list[dict[str, Any]], Server]:
@@ -978,11 +971,6 @@ def test_a_certificate_no_one_trusts_is_never_sent(stranger: Authority) -> None:
     assert_hides_the_key(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="httpx's error quotes OpenSSL (CERTIFICATE_VERIFY_FAILED) and the hint says to check the Base "
-    "URL; it names no way to trust the certificate's authority",
-)
 def test_a_refused_certificate_says_how_to_trust_its_authority(stranger: Authority) -> None:
     error, _ = run(lambda: refused_by(stranger))
     text = str(error)
