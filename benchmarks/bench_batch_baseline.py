@@ -1,9 +1,10 @@
-"""What a skilled user writes by hand: asyncio + httpx, a semaphore, no checkpoint, no retries.
+"""What a skilled user writes by hand: asyncio + httpx (or aiohttp), a semaphore, no checkpoint, no retries.
 
-The yardstick of ``bench_batch.py`` part 6 (the engine must reach 0.8x of it at zero latency and 0.95x at
-200 ms). Run alone against a running emulator::
+The yardstick of ``bench_batch.py`` part 6 (the engine must reach 0.8x of the httpx script at zero latency and
+0.95x at 200 ms); the aiohttp variant is a second, harder yardstick (aiohttp is in the dev dependencies). Run
+alone against a running emulator::
 
-    uv run python benchmarks/bench_batch_baseline.py BASE_URL API_KEY N CONCURRENCY
+    uv run python benchmarks/bench_batch_baseline.py BASE_URL API_KEY N CONCURRENCY [httpx|aiohttp]
 
 prints ``{"seconds": ..., "ok": ...}`` (one JSON line). The model and prompts are the engine's.
 """
@@ -14,35 +15,76 @@ import asyncio
 import json
 import sys
 import time
-
-import httpx
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 MODEL = "openai/gpt-4o-mini"
 
 
-async def run(base_url: str, api_key: str, n: int, concurrency: int) -> tuple[float, int]:
+def _bodies(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": f"Summarise item {row} in one sentence."}],
+            "max_tokens": 32,
+        }
+        for row in range(n)
+    ]
+
+
+async def _fan_out(
+    post: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], n: int, concurrency: int
+) -> Any:
     semaphore = asyncio.Semaphore(concurrency)
+    ok = 0
+
+    async def one(body: dict[str, Any]) -> None:
+        nonlocal ok
+        async with semaphore:
+            answer = await post(body)
+        if answer["choices"]:
+            ok += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(body) for body in _bodies(n)))
+    return time.perf_counter() - started, ok
+
+
+async def with_httpx(base_url: str, api_key: str, n: int, concurrency: int) -> tuple[float, int]:
+    import httpx
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {api_key}"}
-    ok = 0
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
 
-        async def one(prompt: str) -> None:
-            nonlocal ok
-            body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 32}
-            async with semaphore:
-                answer = await client.post("/chat/completions", json=body)
+        async def post(body: dict[str, Any]) -> dict[str, Any]:
+            answer = await client.post("/chat/completions", json=body)
             answer.raise_for_status()
-            if answer.json()["choices"]:
-                ok += 1
+            return dict(answer.json())
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one(f"Summarise item {n} in one sentence.") for n in range(n)))
-        return time.perf_counter() - started, ok
+        return await _fan_out(post, n, concurrency)  # type: ignore[no-any-return]
+
+
+async def with_aiohttp(base_url: str, api_key: str, n: int, concurrency: int) -> tuple[float, int]:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+        url = base_url.rstrip("/") + "/chat/completions"
+
+        async def post(body: dict[str, Any]) -> dict[str, Any]:
+            async with session.post(url, json=body) as answer:
+                answer.raise_for_status()
+                return dict(await answer.json())
+
+        return await _fan_out(post, n, concurrency)  # type: ignore[no-any-return]
 
 
 def main() -> None:
     base_url, api_key, n, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    client = sys.argv[5] if len(sys.argv) > 5 else "httpx"
+    run = {"httpx": with_httpx, "aiohttp": with_aiohttp}[client]
     seconds, ok = asyncio.run(run(base_url, api_key, n, concurrency))
     print(json.dumps({"seconds": seconds, "ok": ok}))
 
