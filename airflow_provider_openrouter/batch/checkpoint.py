@@ -436,7 +436,7 @@ class Checkpoint:
     def recorded_count(self) -> int:
         return self.total - self._offsets.count(_MISSING)
 
-    def records_in_order(self) -> Iterator[dict[str, Any] | None]:
+    def records_in_order(self) -> Iterator[JournalRecord | None]:
         """Every slot's latest record in input order (``None`` for a slot without one), one read at a time."""
         with self.path.open("rb") as handle:
             for offset in self._offsets:
@@ -444,10 +444,21 @@ class Checkpoint:
                     yield None
                     continue
                 handle.seek(offset)
-                record = _parse(handle.readline())
+                line = handle.readline()
+                record = _parse(line)
                 if record is None:
                     raise BatchStateError(f"Checkpoint {self.path} changed under this run at byte {offset}")
-                yield record
+                yield JournalRecord(record, line)
+
+
+class JournalRecord(dict[str, Any]):
+    """A record read back from the journal; ``line`` is its line there, as :func:`dumps_record` wrote it."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, record: dict[str, Any], line: bytes) -> None:
+        super().__init__(record)
+        self.line = line
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

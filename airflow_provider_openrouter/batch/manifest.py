@@ -156,7 +156,7 @@ class Tally:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if type(value) is int else 0  # not a bool, nor any other int subclass
 
 
 register_with_serde(BatchManifest, OutcomeCounts, TokenCounts, BatchTimings)

@@ -394,11 +394,13 @@ def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any
             chunk: list[bytes] = []
             chunk_bytes = 0
             for record in records:
-                vector = record.pop("embedding", None)
-                if vector is not None:
-                    vectors = vectors or _vector_writer(output_path)
-                    vectors.add({**record, "embedding": vector})
-                data = dumps_record(record)
+                data = _journal_line(record)
+                if data is None:
+                    vector = record.pop("embedding", None)
+                    if vector is not None:
+                        vectors = vectors or _vector_writer(output_path)
+                        vectors.add({**record, "embedding": vector})
+                    data = dumps_record(record)
                 chunk.append(data)
                 chunk_bytes += len(data)
                 summary.add(data)
@@ -421,6 +423,20 @@ def write_output(output_path: ObjectStoragePath, records: Iterable[dict[str, Any
 
 
 _WRITE_CHUNK_BYTES = 1 << 20
+
+
+def _journal_line(record: dict[str, Any]) -> bytes | None:
+    """The record's checkpoint line when it is already the output line (``None``: encode the record).
+
+    A record read back from the checkpoint carries the line :func:`dumps_record` wrote for it. Encoding the
+    record again gives the same bytes (Decimals come back as written, in plain notation), except for a float
+    that was written with an exponent (``1e-05``): it comes back a Decimal and would be written plain. A line
+    with ``e-`` or ``e+`` anywhere (in text too) is therefore encoded again, and so is one with a vector.
+    """
+    line: bytes | None = getattr(record, "line", None)
+    if line is None or b"e-" in line or b"e+" in line or "embedding" in record:
+        return None
+    return line
 
 
 def _vector_writer(output_path: ObjectStoragePath) -> VectorWriter:

@@ -166,3 +166,37 @@ def test_decimals_anywhere_in_a_record_are_plain_json_numbers_and_text_is_kept()
         ).encode()
     )
     assert json.loads(line, parse_float=Decimal) == record
+
+
+def test_an_output_from_the_checkpoint_copies_its_lines_and_keeps_every_number_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_openrouter.batch import outputs
+    from airflow_provider_openrouter.batch.checkpoint import Checkpoint
+
+    money = {"status": "succeeded", "cost": Decimal("0.0000216"), "usage": {"total_tokens": 48}}
+    records = [
+        {"custom_id": "a", "index": 0, **money, "text": "Plain."},
+        {"custom_id": "b", "index": 1, **money, "text": "Spread", "usage": {"ratio": 1e-05}},
+        {"custom_id": "c", "index": 2, **money, "text": "Write to my e-mail"},
+        {"custom_id": "d", "index": 3, "status": "failed", "error": {"billed": True}, "cost": None},
+    ]
+    checkpoint = Checkpoint(tmp_path / "journal.jsonl", identity="i", total=len(records))
+    checkpoint.open()
+    for record in reversed(records):
+        checkpoint.record(record, mirror_now=False)
+    checkpoint.close()
+    encoded: list[Any] = []
+    dumps = outputs.dumps_record
+    monkeypatch.setattr(outputs, "dumps_record", lambda record: encoded.append(record) or dumps(record))
+    output = ObjectStoragePath(str(tmp_path / "result.jsonl"))
+
+    write_output(output, checkpoint.records_in_order())
+
+    lines = Path(output.path).read_bytes().splitlines(keepends=True)
+    journal = (tmp_path / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines[0] == journal[4] and lines[3] == journal[1]  # copied, not encoded again
+    assert b'"cost":0.0000216' in lines[0]
+    assert b'"usage":{"ratio":0.00001}' in lines[1]  # a float's exponent form is written plain
+    assert [json.loads(line)["custom_id"] for line in lines] == ["a", "b", "c", "d"]
+    assert [record["custom_id"] for record in encoded] == ["b", "c"]
