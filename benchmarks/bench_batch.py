@@ -392,6 +392,7 @@ def by_hand(quick: bool) -> None:
             run = run_engine(_prompts(n), Path(tmp) / "out.jsonl", concurrency)
             baseline = _baseline(emulator, n, concurrency)
             aiohttp_baseline = _baseline(emulator, n, concurrency, "aiohttp") if with_aiohttp else None
+            raw = _baseline(emulator, n, concurrency, "raw")
         engine = run.seconds
         goal = 0.8 if latency_s == 0 else 0.95
         _line(f"N={n:,}, C={concurrency}, latency {latency_s * 1000:.0f} ms", "")
@@ -409,6 +410,8 @@ def by_hand(quick: bool) -> None:
                 "  asyncio + aiohttp by hand", f"{aiohttp_baseline:.2f} s, {n / aiohttp_baseline:.0f} rows/s"
             )
             _line("  whole execute() / aiohttp by hand", f"{aiohttp_baseline / engine:.3f}")
+        _line("  raw sockets, no client (the emulator's limit)", f"{raw:.2f} s, {n / raw:.0f} rows/s")
+        _line("  engine / raw sockets throughput", f"{raw / run.engine_seconds:.3f}")
 
 
 # -- 7. 1,024 in flight -------------------------------------------------------------------------------------
@@ -418,9 +421,13 @@ def in_flight(quick: bool) -> None:
     concurrency, latency_s = (256, 0.5) if quick else (1_024, 0.5)
     n = concurrency * 4
     print(f"\n7. In flight: N={n:,}, latency {latency_s * 1000:.0f} ms, concurrency {concurrency:,}")
-    with emulator_connection("--latency-ms", str(latency_s * 1000)), tempfile.TemporaryDirectory() as tmp:
+    with (
+        emulator_connection("--latency-ms", str(latency_s * 1000)) as emulator,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         run_engine(_prompts(64), Path(tmp) / "warm-up.jsonl", 64, run_key="warm-up")
         run = run_engine(_prompts(n), Path(tmp) / "out.jsonl", concurrency)
+        raw = _baseline(emulator, n, concurrency, "raw")
     limit = math.ceil(n / concurrency) * latency_s
     counts = run.manifest.counts
     _line("physical limit ceil(N/C) x L", f"{limit:.2f} s")
@@ -430,6 +437,10 @@ def in_flight(quick: bool) -> None:
     _line("engine CPU per request (this process)", run.cpu_per_request())
     _line("rows that did not succeed (goal 0)", f"{n - counts.succeeded:,}")
     _line("rate / the limit's rate (goal >= 0.9)", f"{limit / run.engine_seconds:.3f}")
+    _line(
+        "raw sockets, no client (the emulator's limit)", f"{raw:.2f} s, {limit / raw:.3f} of the limit's rate"
+    )
+    _line("engine / raw sockets throughput", f"{raw / run.engine_seconds:.3f}")
 
 
 # -- 8. persistent 429s ------------------------------------------------------------------------------------
