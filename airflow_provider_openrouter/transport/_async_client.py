@@ -22,7 +22,7 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterOutcomeUnknownError,
 )
 from airflow_provider_openrouter.transport._base import TransportBase, retrying_kwargs
-from airflow_provider_openrouter.transport._http1 import AnswerLost, Http1Lane, RequestNotSent
+from airflow_provider_openrouter.transport._http1 import AnswerLost, Http1Lane, Origin, RequestNotSent
 from airflow_provider_openrouter.transport._settings import POOL_MAXSIZE, TransportSettings
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class AsyncOpenRouterTransport(TransportBase):
         self._headers = headers
         self._httpx: httpx.AsyncClient | None = None
         self._lanes: dict[int, Http1Lane] = {}
+        self._origin: Origin | None = None  # built with the first lane: it may load a TLS context
         self._heads: dict[str, bytes] = {}
         from requests.utils import get_environ_proxies
 
@@ -130,11 +131,14 @@ class AsyncOpenRouterTransport(TransportBase):
         if not (idempotency_key.isascii() and _HEADER_TOKEN.fullmatch(key)):
             refused = "an idempotency key outside visible ASCII"
             raise self._refused_before_sending(request, {"X-Idempotency-Key": idempotency_key}, refused)
-        wire = self._lanes.get(lane % self._pool)
+        number = lane % self._pool
+        wire = self._lanes.get(number)
         if wire is None:
+            if self._origin is None:
+                self._origin = Origin(self.base_url)
             settings = self.settings
-            wire = self._lanes[lane % self._pool] = Http1Lane(
-                self.base_url, timeout=settings.timeout, connect_timeout=settings.connect_timeout
+            wire = self._lanes[number] = Http1Lane(
+                self._origin, number, timeout=settings.timeout, connect_timeout=settings.connect_timeout
             )
         head = b"%sX-Idempotency-Key: %s\r\nContent-Length: %d\r\n\r\n" % (
             self._head(path),

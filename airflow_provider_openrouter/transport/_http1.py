@@ -21,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import socket
 import ssl
 import zlib
 from urllib.parse import urlsplit
 
-__all__ = ["AnswerLost", "Http1Lane", "RequestNotSent", "tls_context"]
+__all__ = ["AnswerLost", "Http1Lane", "Origin", "RequestNotSent", "tls_context"]
 
+RESOLVE_TTL = 60.0
+"""Seconds a resolved address list of the base URL's host is used before it is looked up again."""
 MAX_HEAD_BYTES = 64 * 1024
 """An answer whose status line and headers do not end within this many bytes is not one OpenRouter sends."""
 
@@ -280,19 +283,46 @@ def _decoded(body: bytes, encoding: str) -> bytes:
     raise _Malformed(f"unsupported Content-Encoding {encoding[:20]!r}")
 
 
+class Origin:
+    """The base URL's scheme, host and port, with the host resolved once for every lane that connects to it
+    (a thousand lanes would otherwise ask DNS a thousand times at the start of a run), again after
+    :data:`RESOLVE_TTL` seconds or after no address took a connection."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or ""
+        self.tls = tls_context() if parts.scheme == "https" else None
+        self.port = parts.port or (443 if self.tls else 80)
+        self._addresses: list[str] = []
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def addresses(self) -> list[str]:
+        loop = asyncio.get_running_loop()
+        if not (self._addresses and loop.time() < self._expires):
+            async with self._lock:  # one lookup for every lane waiting on it
+                if not (self._addresses and loop.time() < self._expires):
+                    found = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+                    self._addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+                    self._expires = loop.time() + RESOLVE_TTL
+        return self._addresses
+
+    def forget(self) -> None:
+        self._expires = 0.0
+
+
 class Http1Lane:
-    """One keep-alive connection to the base URL's host, used by one caller at a time.
+    """One keep-alive connection to ``origin``, used by one caller at a time.
 
     :meth:`post` writes a request made of a prepared head and the body, and returns ``(status, headers,
     body)`` with header names in lower case. It connects (again) when the connection is closed or out of
-    step; it never sends a request twice.
+    step, to the origin's addresses in turn starting from the ``number``-th (so lanes spread over them); it
+    never sends a request twice.
     """
 
-    def __init__(self, base_url: str, *, timeout: float, connect_timeout: float) -> None:
-        parts = urlsplit(base_url)
-        self._host = parts.hostname or ""
-        self._tls = tls_context() if parts.scheme == "https" else None
-        self._port = parts.port or (443 if self._tls else 80)
+    def __init__(self, origin: Origin, number: int, *, timeout: float, connect_timeout: float) -> None:
+        self._origin = origin
+        self._number = number
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._reader: _AnswerReader | None = None
@@ -317,16 +347,30 @@ class Http1Lane:
 
     async def _connect(self) -> _AnswerReader:
         loop = asyncio.get_running_loop()
-        where = f"{self._host}:{self._port}"
+        origin = self._origin
+        where = f"{origin.host}:{origin.port}"
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, reader = await loop.create_connection(
-                    lambda: _AnswerReader(loop, self._timeout),
-                    self._host,
-                    self._port,
-                    ssl=self._tls,
-                    server_hostname=self._host if self._tls else None,
-                )
+                addresses = await origin.addresses()
+                last_error: OSError | None = None
+                for step in range(len(addresses)):
+                    address = addresses[(self._number + step) % len(addresses)]
+                    try:
+                        _, reader = await loop.create_connection(
+                            lambda: _AnswerReader(loop, self._timeout),
+                            address,
+                            origin.port,
+                            ssl=origin.tls,
+                            server_hostname=origin.host if origin.tls else None,
+                        )
+                    except ssl.SSLCertVerificationError:
+                        raise
+                    except OSError as error:  # this address refused: the next one may not
+                        last_error = error
+                        continue
+                    return reader
+                origin.forget()
+                raise last_error or OSError(f"{origin.host} resolved to no address")
         except ssl.SSLCertVerificationError as error:
             raise RequestNotSent(
                 f"the TLS certificate of {where} was refused ({error.verify_message}); if a proxy or a "
@@ -336,7 +380,6 @@ class Http1Lane:
             raise RequestNotSent(f"no connection to {where} within {self._connect_timeout:g} s") from None
         except (OSError, ssl.SSLError) as error:
             raise RequestNotSent(f"cannot connect to {where} ({type(error).__name__}: {error})") from None
-        return reader
 
     def close(self) -> None:
         if self._reader is not None and self._reader.transport is not None:

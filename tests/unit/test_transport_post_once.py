@@ -575,6 +575,53 @@ def test_callers_on_lanes_0_to_n_minus_1_use_n_connections_and_never_wait_for_ea
     assert run(main) == [callers, callers]
 
 
+def lookups_answered_by(addresses: Callable[[int], list[str]] | None, asked: list[str]) -> None:
+    """Record each host lookup of the running loop in ``asked``; answer it with ``addresses(port)`` (IPv4)
+    instead of the system's resolver when given. (Name resolution cannot be staged on 127.0.0.1 otherwise.)"""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        if addresses is None:
+            return await real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in addresses(port)]
+
+    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+
+
+def test_many_lanes_look_the_host_up_once() -> None:
+    """A thousand lanes starting together must not ask DNS a thousand times."""
+    barrier = Barrier(16)
+    asked: list[str] = []
+
+    async def main() -> None:
+        lookups_answered_by(lambda port: ["127.0.0.1"], asked)
+        async with Server(barrier.script) as server:
+            base_url = server.base_url.replace("127.0.0.1", "openrouter.test")
+            async with AsyncOpenRouterTransport(settings_for(base_url), max_connections=16) as transport:
+                await one_row_per_lane(transport, 16)
+            assert {request.one("Host") for request in server.requests} == {f"openrouter.test:{server.port}"}
+
+    run(main)
+    assert asked == ["openrouter.test"]
+
+
+def test_an_address_that_refuses_the_connection_gives_way_to_the_next() -> None:
+    asked: list[str] = []
+
+    async def main() -> tuple[dict[str, Any], int]:
+        # Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1): that connection is refused.
+        lookups_answered_by(lambda port: ["127.0.0.2", "127.0.0.1"], asked)
+        async with Server(serving(answer())) as server:
+            base_url = server.base_url.replace("127.0.0.1", "openrouter.test")
+            async with AsyncOpenRouterTransport(settings_for(base_url)) as transport:
+                result = await transport.post_once(PATH, BODY, idempotency_key="row-1", lane=0)
+            return result, len(server.requests)
+
+    assert run(main) == (CHAT_OK, 1)
+
+
 def test_aclose_closes_every_connection_and_may_be_called_twice() -> None:
     barrier = Barrier(4)
 
