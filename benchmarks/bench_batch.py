@@ -3,12 +3,13 @@
 Prints figures and ratios measured in this one run (a script, not a test). Every part starts its own emulator
 on 127.0.0.1 with the settings it needs:
 
-1. fan-out      N chat completions, emulator latency L, concurrency C: wall / (ceil(N/C) x L), goal <= 1.15;
+1. fan-out      N chat completions, emulator latency L, concurrency C: the engine's time (first request to
+                last answer) / (ceil(N/C) x L), goal <= 1.05;
 2. user ways    the same work as an OpenAIHook loop and a plain requests loop (sequential, as users write
                 them; measured on a prefix and extrapolated to N, which the output says): speed-up ratios.
                 Mapped OpenRouterChatCompletionOperator tasks under a real executor are measured by
                 benchmarks/bench_mapped_vs_batch.py (see :func:`mapped_tasks`);
-3. rate limit   emulator limit R requests/minute (small burst), client limit R: wall / (N/R), goal <= 1.05,
+3. rate limit   emulator limit R requests/minute (small burst), client limit R: wall / (N/R), goal <= 1.02,
                 and no 429 reaching the output (the emulator's count of 429s is printed too);
 4. memory       a JSONL file of 10,000 and of 100,000 rows at zero latency, one worker process per size: peak
                 RSS (goal <= 250 MB, and flat) and throughput;
@@ -16,8 +17,9 @@ on 127.0.0.1 with the settings it needs:
                 so no worker slot is held during the wait), the trigger's wait, landing;
 6. by hand      the engine (with its checkpoint) against bench_batch_baseline.py (asyncio + httpx, a
                 semaphore, no checkpoint) at zero latency and at 200 ms: ratio of throughputs, goal >= 0.8
-                and >= 0.95;
-7. 1,024 flying N rows at 500 ms latency, concurrency 1,024: wall / (ceil(N/C) x L), goal <= 1/0.9;
+                and >= 0.95; beside it aiohttp by hand, and raw sockets with no client (the emulator's limit);
+7. 1,024 flying N rows at 500 ms latency, concurrency 1,024: rate / the rate of ceil(N/C) x L, goal >= 0.9,
+                and against raw sockets doing the same;
 8. 429s         every request answered 429 for 30 s, then the limit lifts, on 200 rows: the run slows, then
                 completes; no row is sent more than its attempt cap;
 The whole task in a real ``dag.test()`` (task start to task end): benchmarks/bench_batch_task.py.
@@ -240,8 +242,12 @@ def rate_limited(quick: bool) -> None:
     floor = n / (rpm / 60.0)
     reaching = sum(1 for line in lines if (line.get("error") or {}).get("status") == 429)
     _line("N / R", f"{floor:.2f} s")
-    _line("batch engine wall time", f"{seconds:.2f} s ({manifest.counts.succeeded}/{n} succeeded)")
-    _line("ratio to N / R (goal <= 1.05)", f"{seconds / floor:.3f}")
+    _line(
+        "engine: first request to last answer",
+        f"{run.engine_seconds:.2f} s ({manifest.counts.succeeded}/{n} ok)",
+    )
+    _line("ratio to N / R (goal <= 1.02)", f"{run.engine_seconds / floor:.3f}")
+    _line("the operator's whole execute()", f"{seconds:.2f} s, {seconds / floor:.3f}x N / R")
     _line("429s answered by the emulator", str(stats["rate_limited"]))
     _line("429s met by the engine (each paused the run)", str(runner.rate_limited))
     _line("429s reaching the output (goal 0)", str(reaching))
