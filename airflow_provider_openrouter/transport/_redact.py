@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -18,8 +19,10 @@ def excerpt(text: str, limit: int, secrets: tuple[str, ...]) -> str:
 _MAY_HIDE_A_KEY = (b"sk-or-", b"\\u", b"\\/")
 
 
+@functools.lru_cache(maxsize=64)
 def secret_needles(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
-    """Byte patterns that betray a key in a raw answer: as written, and as JSON writes it (\" and \\)."""
+    """Byte patterns that betray a key in a raw answer: as written, and as JSON writes it (\" and \\).
+    Cached: every answer is checked for them (a process holds a handful of connections' keys)."""
     return _MAY_HIDE_A_KEY + tuple(
         {
             form.encode()

@@ -222,6 +222,8 @@ def _envelope(payload: Any) -> tuple[int | str | None, str, dict[str, Any] | Non
     if not isinstance(payload, Mapping):
         return None
     error = payload.get("error")
+    if error is None:  # the answer of every successful request: nothing more to look at
+        return None
     if isinstance(error, Mapping):
         metadata = error.get("metadata")
         code = error.get("code", error.get("http_status"))
