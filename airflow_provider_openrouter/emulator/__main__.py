@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_openrouter.emulator.config import SPECS, EmulatorSettings, SettingError
 
@@ -155,11 +155,92 @@ def _raise_descriptor_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+class _CorkedTransport(asyncio.Transport):
+    """A transport that gathers what one turn of the event loop writes into one send.
+
+    uvicorn writes an answer's status line and headers, then its body, each with its own send system call;
+    gathered, a whole answer costs one. Whatever closes, aborts or hands over the connection sends what is
+    held first, so the bytes and their order on the wire stay as uvicorn wrote them.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(bytes(data))
+
+    def _flush(self) -> None:
+        if not self._held:
+            return
+        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        self._held.clear()
+        if not self._transport.is_closing():  # the client left meanwhile: nobody to send it to
+            self._transport.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._flush()
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._flush()
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._held))
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+
 def _http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol, closing a connection whose request is not complete in time.
+    """uvicorn's HTTP protocol, closing a connection whose request is not complete in time, on a corked
+    transport (see _CorkedTransport).
 
     uvicorn times out only idle keep-alive connections, after an answer: a client that connects and sends
-    nothing, or half a request, would hold its connection (and a descriptor) forever.
+    nothing, or half a request, would hold its connection (and a descriptor) forever. One timer per connection
+    serves all its requests: a request only notes when its clock started, and the timer, when it fires early
+    for a later request, waits out the rest (a timer per request cost more than the rest of the check).
     """
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -167,36 +248,43 @@ def _http_protocol(request_timeout_s: float) -> type[asyncio.Protocol]:
 
     class Protocol(base):
         _request_timer: asyncio.TimerHandle | None = None
+        _request_since: float | None = None  # when the unanswered request's clock started
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            self._arm_request_timer()
+            super().connection_made(_CorkedTransport(cast(asyncio.Transport, transport), self.loop))
+            self._start_request_clock()
 
         def data_received(self, data: bytes) -> None:
             # The first byte of a new request on a kept-alive connection starts its clock.
-            if self._request_timer is None and (self.cycle is None or self.cycle.response_complete):
-                self._arm_request_timer()
+            if self._request_since is None and (self.cycle is None or self.cycle.response_complete):
+                self._start_request_clock()
             super().data_received(data)
 
         def on_response_complete(self) -> None:
             # Answered: the connection is idle now, which uvicorn's keep-alive timeout bounds.
-            self._cancel_request_timer()
+            self._request_since = None
             super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_request_timer()
-            super().connection_lost(exc)
-
-        def _cancel_request_timer(self) -> None:
+            self._request_since = None
             if self._request_timer is not None:
                 self._request_timer.cancel()
                 self._request_timer = None
+            super().connection_lost(exc)
 
-        def _arm_request_timer(self) -> None:
-            self._request_timer = self.loop.call_later(request_timeout_s, self._request_timed_out)
+        def _start_request_clock(self) -> None:
+            self._request_since = self.loop.time()
+            if self._request_timer is None:
+                self._request_timer = self.loop.call_later(request_timeout_s, self._request_timed_out)
 
         def _request_timed_out(self) -> None:
             self._request_timer = None
+            if self._request_since is None:
+                return  # answered; the next request starts the clock again
+            left = self._request_since + request_timeout_s - self.loop.time()
+            if left > 0:  # the clock was restarted by a later request after this timer was armed
+                self._request_timer = self.loop.call_later(left, self._request_timed_out)
+                return
             cycle = self.cycle
             if cycle is not None and not cycle.more_body and not cycle.response_complete:
                 return  # the whole request arrived and is being answered, however long that takes
@@ -237,6 +325,7 @@ def serve(
         Emulator(settings),
         lifespan="off",
         access_log=False,
+        proxy_headers=False,  # nothing reads the client address: spare every request the middleware
         log_level=log_level,
         loop="auto",  # uvloop and httptools when installed: the hot path needs them
         http=_http_protocol(request_timeout_s),  # httptools when installed, as "auto" would pick
