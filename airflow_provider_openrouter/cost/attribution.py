@@ -36,12 +36,14 @@ __all__ = [
     "MAX_SESSION_ID_CHARS",
     "MAX_VALUE_CHARS",
     "METADATA_KEYS",
+    "ROW_PLACEHOLDER",
     "AttributionError",
     "apply_attribution",
     "attribution_fields",
     "attribution_from_metadata",
     "attribution_setting",
     "split_session_id",
+    "with_custom_id",
 ]
 
 MAX_METADATA_PAIRS = 16
@@ -208,6 +210,25 @@ def attribution_fields(
         trace["generation_name"] = _fit(str(generation_name), MAX_TRACE_CHARS)
     if trace:
         fields["trace"] = trace
+    return fields
+
+
+ROW_PLACEHOLDER = "\x00row"
+"""A ``custom_id`` for :func:`attribution_fields` whose result :func:`with_custom_id` turns into any row's."""
+
+
+def with_custom_id(template: Mapping[str, Any], custom_id: str) -> dict[str, Any]:
+    """The fields of ``attribution_fields(..., custom_id=custom_id)``, made from ``template``, the result of
+    the same call with ``custom_id=ROW_PLACEHOLDER``: only the row's two values differ between the rows of a
+    batch, so the rest is worked out once per run instead of once per row. (An empty ``custom_id`` is not
+    sent at all; ask :func:`attribution_fields` for that one.)"""
+    if not custom_id:
+        raise ValueError("with_custom_id needs a non-empty custom_id")
+    fields = dict(template)
+    metadata = dict(template["metadata"])
+    metadata[METADATA_KEYS["custom_id"]] = _fit(custom_id, MAX_VALUE_CHARS)
+    fields["metadata"] = metadata
+    fields["trace"] = {**template["trace"], "generation_name": _fit(custom_id, MAX_TRACE_CHARS)}
     return fields
 
 

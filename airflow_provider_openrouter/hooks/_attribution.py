@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_openrouter.cost.attribution import apply_attribution, attribution_fields
+from airflow_provider_openrouter.cost.attribution import (
+    ROW_PLACEHOLDER,
+    apply_attribution,
+    attribution_fields,
+    with_custom_id,
+)
 
 __all__ = ["NO_ATTRIBUTION", "Attribution", "current_task_context"]
 
@@ -40,11 +46,19 @@ class Attribution:
         if not self.enabled:
             return dict(body)
         fields = self.fields
-        if custom_id is not None:
-            fields = attribution_fields(
-                self.context, custom_id=custom_id, user_pairs=self.pairs, enabled=self.enabled
-            )
+        if custom_id:
+            fields = with_custom_id(self._row_template, custom_id)
+        elif custom_id is not None:
+            fields = self._fields_for(custom_id)
         return apply_attribution(body, fields)
+
+    @functools.cached_property
+    def _row_template(self) -> dict[str, Any]:
+        """The fields of a batch row, worked out once per run (per row only its custom_id changes)."""
+        return self._fields_for(ROW_PLACEHOLDER)
+
+    def _fields_for(self, custom_id: str) -> dict[str, Any]:
+        return attribution_fields(self.context, custom_id=custom_id, user_pairs=self.pairs, enabled=True)
 
 
 NO_ATTRIBUTION = Attribution(None, False, {}, {})

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_openrouter.cost.attribution import (
+    ROW_PLACEHOLDER,
     AttributionError,
     apply_attribution,
     attribution_fields,
     attribution_from_metadata,
     attribution_setting,
     split_session_id,
+    with_custom_id,
 )
 
 
@@ -47,6 +49,27 @@ def test_a_mapped_batch_row_gets_every_field() -> None:
             "generation_name": "row-17",
         },
     }
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [context(), context(map_index=-1), context(run_id="r" * 600), None],
+    ids=["mapped", "unmapped", "long run id", "no task"],
+)
+@pytest.mark.parametrize("custom_id", ["row-17", "é" * 3, "x" * 700, "row-" + "9" * 511])
+def test_a_rows_fields_from_the_runs_template_equal_the_fields_worked_out_for_that_row(
+    ctx: dict[str, Any] | None, custom_id: str
+) -> None:
+    pairs = {"team": "search", "cost_center": "42"}
+    template = attribution_fields(ctx, custom_id=ROW_PLACEHOLDER, user_pairs=pairs)
+
+    expected = attribution_fields(ctx, custom_id=custom_id, user_pairs=pairs)
+    assert with_custom_id(template, custom_id) == expected
+
+
+def test_a_template_refuses_an_empty_custom_id_which_is_not_sent_at_all() -> None:
+    with pytest.raises(ValueError, match="non-empty custom_id"):
+        with_custom_id(attribution_fields(context(), custom_id=ROW_PLACEHOLDER), "")
 
 
 def test_an_unmapped_task_leaves_the_map_index_out_and_names_the_generation_after_the_task() -> None:
