@@ -63,9 +63,7 @@ class AsyncOpenRouterTransport(TransportBase):
         self._lanes: dict[int, Http1Lane] = {}
         self._origin: Origin | None = None  # built with the first lane: it may load a TLS context
         self._heads: dict[str, bytes] = {}
-        from requests.utils import get_environ_proxies
-
-        self._proxied = bool(get_environ_proxies(self.base_url))
+        self._proxied = _proxy_named_for(self.base_url)
         self._kwargs = {
             billable: retrying_kwargs(settings, billable=billable, tenacity_kwargs=tenacity_kwargs)
             for billable in (True, False)
@@ -237,6 +235,18 @@ class AsyncOpenRouterTransport(TransportBase):
         return OpenRouterOutcomeUnknownError(
             f"connection lost after sending ({type(error).__name__}: {error})", **common
         )
+
+
+def _proxy_named_for(url: str) -> bool:
+    """Whether the environment names a proxy for ``url`` (``HTTP(S)_PROXY``, ``ALL_PROXY``, minus
+    ``NO_PROXY``), read as httpx reads it (the standard library's ``getproxies``)."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 def _latin1_headers(headers: Mapping[str, str]) -> dict[bytes, bytes] | None:

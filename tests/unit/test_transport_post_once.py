@@ -622,6 +622,34 @@ def test_an_address_that_refuses_the_connection_gives_way_to_the_next() -> None:
     assert run(main) == (CHAT_OK, 1)
 
 
+@pytest.mark.parametrize("bypassed", [False, True], ids=["through the proxy", "NO_PROXY names the host"])
+def test_a_proxy_the_environment_names_carries_the_rows_unless_no_proxy_names_the_host(
+    bypassed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean client speaks to no proxy: with one named for the base URL, rows go through httpx to it."""
+    asked: list[str] = []
+
+    async def main() -> tuple[dict[str, Any], Request]:
+        async with Server(serving(answer())) as server:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+            if bypassed:  # then the host is looked up and the lean client connects to it
+                monkeypatch.setenv("NO_PROXY", "openrouter.test")
+                lookups_answered_by(lambda port: ["127.0.0.1"], asked)
+            base_url = server.base_url.replace("127.0.0.1", "openrouter.test")
+            async with AsyncOpenRouterTransport(settings_for(base_url)) as transport:
+                result = await transport.post_once(PATH, BODY, idempotency_key="row-1")
+            return result, server.requests[0]
+
+    result, request = run(main)
+    assert result == CHAT_OK
+    if bypassed:
+        assert (request.target, asked) == ("/api/v1/chat/completions", ["openrouter.test"])
+    else:  # the absolute form a proxy is sent
+        assert request.target.startswith("http://openrouter.test:") and request.target.endswith(PATH)
+    assert request.one("X-Idempotency-Key") == "row-1"
+    assert request.body == BODY
+
+
 def test_aclose_closes_every_connection_and_may_be_called_twice() -> None:
     barrier = Barrier(4)
 
