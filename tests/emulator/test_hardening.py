@@ -271,6 +271,20 @@ def test_a_kept_alive_connection_that_pauses_between_requests_is_not_cut_by_the_
                 time.sleep(0.4)
 
 
+def test_a_kept_alive_connection_whose_next_request_stalls_is_closed_by_the_request_timeout() -> None:
+    # One timer serves all requests of a connection: armed when it connected, it must restart its count
+    # from the first byte of the stalled request, not end it at the first request's deadline nor never.
+    with running_emulator("--request-timeout-s", "1") as emulator:
+        head, body = _raw_request(emulator, "POST", "/chat/completions", json.dumps(CHAT).encode())
+        with _connect(emulator) as sock:
+            sock.sendall(head + body)
+            assert _read_answer(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(0.5)  # the stalled request starts halfway through the first timer's period
+            sock.sendall(head + body[: len(body) // 2])
+            assert sock.recv(1) == b""
+        assert emulator.stats()["billed_generations"] == 1
+
+
 def test_a_batch_row_too_deep_to_follow_fails_alone(http: httpx.Client, emulator: RunningEmulator) -> None:
     emulator.configure(batch_duration_s=0)
     loop = {"type": "json_schema", "json_schema": {"name": "loop", "schema": {"$ref": "#"}}}
