@@ -224,7 +224,7 @@ class EmulatorCore:
         self.moderate(inference)
         self.check_credits(key, inference)
         fault = (
-            self.decide_fault(content_digest(request.body), directives)
+            self.decide_fault(content_digest(request.body, request.parsed), directives)
             if directives is not None or self.settings.fault_rate
             else None
         )
@@ -333,5 +333,5 @@ class EmulatorCore:
         idempotency_key = request.headers.get("x-idempotency-key")
         identity = None
         if idempotency_key:
-            identity = (idempotency_key, content_digest(request.body))
+            identity = (idempotency_key, content_digest(request.body, request.parsed))
         self.ledger.bill(record, identity)

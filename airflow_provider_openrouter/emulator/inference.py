@@ -26,8 +26,11 @@ from airflow_provider_openrouter.emulator.validation import (
 _VARIANT_SORT: dict[str, str | None] = {":nitro": "throughput", ":floor": "price", ":online": None}
 
 
-def model_chain(body: dict[str, Any], settings: EmulatorSettings, catalog: Catalog) -> list[str]:
-    """``model`` then the ``models`` fallbacks, each checked against the catalog."""
+def model_chain(
+    body: dict[str, Any], settings: EmulatorSettings, catalog: Catalog
+) -> list[tuple[str, Model, str | None]]:
+    """``model`` then the ``models`` fallbacks, each checked against the catalog: (ID as named, its catalog
+    model, the sort its variant suffix implies)."""
     chain: list[str] = []
     model = body.get("model")
     if model is not None:
@@ -41,10 +44,13 @@ def model_chain(body: dict[str, Any], settings: EmulatorSettings, catalog: Catal
         chain.extend(m for m in models if m not in chain)
     if not chain:
         chain.append(settings.default_model)
+    resolved = []
     for model_id in chain:
-        if _catalog_model(model_id, catalog)[0] is None:
+        found, variant_sort = _catalog_model(model_id, catalog)
+        if found is None:
             raise HTTPError(400, f"{model_id} is not a valid model ID")
-    return chain
+        resolved.append((model_id, found, variant_sort))
+    return resolved
 
 
 def _catalog_model(model_id: str, catalog: Catalog) -> tuple[Model | None, str | None]:
@@ -71,6 +77,8 @@ def pick_endpoint(
     model: Model, provider: dict[str, Any] | None, variant_sort: str | None, requested: set[str]
 ) -> Endpoint | None:
     """The endpoint that serves ``model`` under the request's provider preferences, or None if none may."""
+    if not provider and variant_sort is None:  # the common case: the model's first endpoint
+        return model.endpoints[0] if model.endpoints else None
     prefs = provider or {}
     endpoints = list(model.endpoints)
     only = prefs.get("only")
@@ -165,9 +173,8 @@ def route(
     """The model and endpoint that serve ``body``: ``model``, then its ``models`` fallbacks, each of the kind
     the route serves (an embeddings model only at ``POST /embeddings``, and only there)."""
     chain = model_chain(body, settings, catalog)
-    for model_id in chain:
-        model = _catalog_model(model_id, catalog)[0]
-        if model is not None and model.is_embeddings != embeddings:
+    for model_id, model, _ in chain:
+        if model.is_embeddings != embeddings:
             raise HTTPError(
                 400,
                 f"{model_id} is an embeddings model: send it to POST /embeddings"
@@ -175,20 +182,22 @@ def route(
                 else f"{model_id} is not an embeddings model; GET /embeddings/models lists those that are",
             )
     provider = body.get("provider")
-    requested = {name for name in PARAMETER_NAMES.intersection(body) if body[name] is not None}
+    # Only provider.require_parameters reads them.
+    requested = (
+        {name for name in PARAMETER_NAMES.intersection(body) if body[name] is not None} if provider else set()
+    )
     filtered: list[str] = []
     skipped: list[tuple[str, str]] = []
-    for model_id in chain:
-        model, variant_sort = _catalog_model(model_id, catalog)
-        if model is None or model.id in settings.down_model or model_id in settings.down_model:
-            if model is not None:
-                skipped.append((model.id, model.endpoints[0].provider.name))
+    down = settings.down_model
+    for model_id, model, variant_sort in chain:
+        if down and (model.id in down or model_id in down):
+            skipped.append((model.id, model.endpoints[0].provider.name))
             continue
         endpoint = pick_endpoint(model, provider, variant_sort, requested)
         if endpoint is None:
             filtered.append(model_id)
             continue
-        return Routed(model, endpoint, model_id, chain[0], tuple(skipped))
+        return Routed(model, endpoint, model_id, chain[0][0], tuple(skipped))
     if filtered:
         raise HTTPError(
             404,
@@ -199,7 +208,7 @@ def route(
         )
     raise HTTPError(
         503,
-        f"No available provider for {', '.join(chain)}: the model is unavailable",
+        f"No available provider for {', '.join(named for named, _, _ in chain)}: the model is unavailable",
         {"error_type": "provider_unavailable"},
     )
 

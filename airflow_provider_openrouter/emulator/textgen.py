@@ -70,9 +70,13 @@ def prompt_tokens(messages: list[dict[str, Any]], tools: Any = None, response_fo
     return total
 
 
+# Built once: json.dumps with options builds an encoder per call.
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def answer_digest(model: str, messages: Any, request_seed: Any, emulator_seed: int) -> bytes:
     """64 bytes that determine one answer: a pure function of its inputs (dict key order does not matter)."""
-    canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = _canonical_json(messages)
     return hashlib.blake2b(
         f"{model}\x00{emulator_seed}\x00{request_seed}\x00{canonical}".encode(), digest_size=64
     ).digest()
