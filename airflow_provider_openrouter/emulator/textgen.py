@@ -13,6 +13,7 @@ JSON of its arguments.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from typing import Any
 from airflow_provider_openrouter.emulator.schemagen import schema_json
 from airflow_provider_openrouter.emulator.words import WORDS as _WORDS
 
-_WORD_OF_BYTE = tuple(_WORDS[byte % len(_WORDS)] for byte in range(256))
+_WORD_OF_BYTE = tuple(_WORDS[byte % len(_WORDS)] for byte in range(256))  # the words are lower case
+_CAPITAL_OF_BYTE = tuple(word.capitalize() for word in _WORD_OF_BYTE)  # a sentence's first word
 _MEDIA_PART_TOKENS = 85
 # Gemini's image models count 1,290 output tokens per generated image.
 IMAGE_TOKENS = 1290
@@ -90,15 +92,16 @@ def sentence_text(digest: bytes) -> str:
     """
     count = 12 + digest[0] % 28
     words = [_WORD_OF_BYTE[byte] for byte in digest[1 : 1 + count]]
-    sentences = []
     position = 0
     for length_byte in digest[41:]:
         if position >= count:
             break
-        length = 4 + length_byte % 9
-        sentences.append(" ".join(words[position : position + length]).capitalize() + ".")
-        position += length
-    return " ".join(sentences)
+        words[position] = _CAPITAL_OF_BYTE[digest[1 + position]]
+        position += 4 + length_byte % 9
+        if position < count:
+            words[position - 1] += "."
+    words[-1] += "."
+    return " ".join(words)
 
 
 _NATIVE_FINISH = {
@@ -107,6 +110,7 @@ _NATIVE_FINISH = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # a handful per model; every answer asks twice
 def native_finish_reason(model_id: str, finish_reason: str | None) -> str | None:
     if finish_reason is None:
         return None

@@ -243,7 +243,9 @@ def check_messages(messages: Any) -> list[str]:
             raise HTTPError(
                 400, f"{field}.role: {role!r} is not a valid role; expected one of {', '.join(ROLES)}"
             )
-        _check_content(f"{field}.content", message.get("content"), optional=role == "assistant")
+        content = message.get("content")
+        if not isinstance(content, str):  # a plain text, the common case, needs no more checks
+            _check_content(f"{field}.content", content, optional=role == "assistant")
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise fail(
                 f"{field}.tool_call_id",
