@@ -226,10 +226,13 @@ async def one():
 async def main(count):
     for _ in range(300):
         await one()
-    start = time.process_time()
-    for _ in range(count):
-        await one()
-    print((time.process_time() - start) / count * 1e6)
+    blocks = []
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(count // 5):
+            await one()
+        blocks.append((time.process_time() - start) / (count // 5) * 1e6)
+    print(min(blocks))  # the block least slowed by other processes on a shared machine
 asyncio.run(main(int(sys.argv[1])))
 """
 
