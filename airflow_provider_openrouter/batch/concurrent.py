@@ -310,7 +310,10 @@ class ConcurrentRunner:
         self._ready: deque[BatchRow] = deque()  # rows taken from the input, sending record written
         self._rows: Iterator[BatchRow] = iter(())
         self._exhausted = False
-        self._in_flight = 0
+        # Answers waiting for their records, written once the workers' next requests have left.
+        self._answered: deque[tuple[_Pending, dict[str, Any]]] = deque()
+        self._answers: asyncio.Event | None = None
+        self._sending_done = False
         self.stop_error: OpenRouterError | None = None
         self.requests_sent = 0
 
@@ -352,12 +355,14 @@ class ConcurrentRunner:
     async def run_async(self, rows: Iterable[BatchRow]) -> None:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
+        self._answers = asyncio.Event()
         if self._stopped.is_set():
             self._changed.set()
         self._rows = iter(rows)
         _allow_open_files(self._settings.concurrency)
         progress = asyncio.create_task(self._log_progress())
         feeder = asyncio.create_task(self._feed()) if self._mirror is not None else None
+        recorder = asyncio.create_task(self._record_answers())
         try:
             workers = [asyncio.create_task(self._worker(n)) for n in range(self._settings.concurrency)]
             try:
@@ -366,6 +371,10 @@ class ConcurrentRunner:
                 self.stop()
                 await asyncio.gather(*workers, return_exceptions=True)
                 raise
+            finally:
+                self._sending_done = True
+                self._answers.set()
+                await recorder
         finally:
             progress.cancel()
             if feeder is not None:
@@ -472,6 +481,8 @@ class ConcurrentRunner:
 
     async def _worker(self, number: int) -> None:
         _LANE.set(number)
+        answers = self._answers
+        assert answers is not None
         while (pending := await self._next()) is not None:
             probe = await self._admit()
             if probe is None:
@@ -496,17 +507,40 @@ class ConcurrentRunner:
             pending.attempts += 1
             pending.first_sent = pending.first_sent or now
             self.requests_sent += 1
-            self._in_flight += 1
             try:
                 answer = await self._send(pending.row)
             except OpenRouterError as err:
                 self._failed(pending, err, probe=probe)
             else:
                 self._pacer.answered(probe=probe)
-                self._finish(self._answer_record(pending, answer), pending)
+                self._answered.append((pending, answer))
+                answers.set()
             finally:
-                self._in_flight -= 1
                 self._wake()
+
+    async def _record_answers(self) -> None:
+        """Record the answered rows, after the workers that got them have sent their next requests.
+
+        When a burst of answers arrives together (rows sent together come back together), each worker sends
+        its next request first and the bookkeeping of the burst (record, checkpoint, budget) follows: at
+        latency L the next round then starts a few milliseconds after the last answer, not after every
+        answer's records. A row answered and not yet recorded when the worker dies stays ``sending`` in the
+        checkpoint, so a rerun counts it as outcome unknown, as for a row in flight.
+        """
+        answers = self._answers
+        assert answers is not None
+        try:
+            while True:
+                while self._answered:
+                    pending, answer = self._answered.popleft()
+                    self._finish(self._answer_record(pending, answer), pending)
+                if self._sending_done:
+                    return
+                answers.clear()
+                await answers.wait()
+        except BaseException:
+            self.stop()  # an answer that cannot be recorded: send nothing more that could not be either
+            raise
 
     def _answer_record(self, pending: _Pending, answer: dict[str, Any]) -> dict[str, Any]:
         row = pending.row

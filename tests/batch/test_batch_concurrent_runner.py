@@ -100,6 +100,36 @@ def test_every_row_is_sent_once_and_recorded_once() -> None:
     assert runner.requests_sent == 50
 
 
+def test_answers_arriving_together_send_the_next_requests_before_any_is_recorded() -> None:
+    """At latency L, rows sent together come back together: each worker sends its next request first and
+    the records follow, so the next round does not wait for the bookkeeping of this one."""
+    answers_due = asyncio.Event()
+    order: list[str] = []
+
+    async def send(row: BatchRow) -> dict[str, Any]:
+        order.append(f"send {row.index}")
+        if row.index < 3:  # the first round: all three answers come back at once
+            if row.index == 2:
+                answers_due.set()
+            await answers_due.wait()
+        return _answer(row)
+
+    class Journal(Recorder):
+        def record(self, record: dict[str, Any], *, mirror_now: bool = True) -> None:
+            if record["status"] != "sending":
+                order.append(f"record {record['index']}")
+            super().record(record, mirror_now=mirror_now)
+
+    recorder = Journal()
+    runner = ConcurrentRunner(
+        send, recorder, RunnerSettings(concurrency=3), Progress(6, 0, LOG, interval=3600), LOG
+    )
+    runner.run(_rows(6))
+    first_record = order.index(next(event for event in order if event.startswith("record")))
+    assert sorted(order[:first_record]) == [f"send {n}" for n in range(6)]
+    assert sorted(record["index"] for record in recorder.records) == list(range(6))
+
+
 def test_rows_in_flight_never_exceed_the_concurrency() -> None:
     in_flight = 0
     peak = 0
@@ -255,12 +285,13 @@ def test_an_account_error_stops_sending_and_labels_its_row_not_sent() -> None:
     runner, recorder = _run(send, 10, concurrency=1)
     assert sent == [0, 1, 2]
     assert isinstance(runner.stop_error, OpenRouterInsufficientCreditsError)
-    assert [(record["index"], record["status"]) for record in recorder.records] == [
+    # (Answers are recorded after the next request has left, so the journal's order is not the rows'.)
+    assert sorted((record["index"], record["status"]) for record in recorder.records) == [
         (0, "succeeded"),
         (1, "succeeded"),
         (2, "not_sent"),
     ]
-    assert recorder.records[2]["error"]["billed"] is False
+    assert recorder.by_id()["row-3"]["error"]["billed"] is False
 
 
 def test_a_429_pauses_the_run_and_resends_the_row() -> None:
