@@ -32,7 +32,8 @@ connection's ``max_retry_wait`` (default 300 s) has passed since its first send:
 ``failed`` with its last error. Nothing retries underneath: the transport sends each request once.
 
 Checkpoint: a row's ``sending`` record is in the kernel (one ``O_APPEND`` write) before its request leaves,
-so a worker killed with the request in flight leaves the row ``outcome_unknown``. For an output on an object
+so a worker killed with the request in flight leaves the row ``outcome_unknown``; an answered row's record is
+written by one recorder coroutine right after its worker has sent the next request. For an output on an object
 store, rows are taken from the input in groups (up to :data:`MIRROR_GROUP_ROWS`, at least the concurrency);
 a group's ``sending`` records are uploaded to the mirror as one segment before any request of the group
 leaves, and the next group is uploaded while this one is sent. Rows of a group that were not sent when the
