@@ -388,7 +388,7 @@ def by_hand(quick: bool) -> None:
 
     with_aiohttp = importlib.util.find_spec("aiohttp") is not None
     print("\n6. The engine with its checkpoint against asyncio + httpx by hand (semaphore, no checkpoint)")
-    cases = ((1_000 if quick else 5_000, 256, 0.0), (200 if quick else 1_000, 64, 0.2))
+    cases = ((1_000 if quick else 10_000, 256, 0.0), (200 if quick else 1_000, 64, 0.2))
     for n, concurrency, latency_s in cases:
         with (
             emulator_connection("--latency-ms", str(latency_s * 1000)) as emulator,
