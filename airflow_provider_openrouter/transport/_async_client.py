@@ -211,15 +211,16 @@ class AsyncOpenRouterTransport(TransportBase):
                 method, self.base_url + path, params=_httpx_params(params), headers=headers, **payload
             )
         except (httpx.LocalProtocolError, UnicodeEncodeError) as error:
-            refused = type(error).__name__
+            failure = self._refused_before_sending(f"{method} {path}", headers, type(error).__name__)
         except httpx.TransportError as error:
-            raise self._transport_error(error, f"{method} {path}") from None
+            failure = self._transport_error(error, f"{method} {path}")
         else:
             return self._check(
                 response.status_code, response.headers, response.content, method, path, billable
             )
-        # Raised outside the handler: the library's error quotes the header (the key) and must not be chained.
-        raise self._refused_before_sending(f"{method} {path}", headers, refused)
+        # Raised outside the handler: the library's error may quote the key (a header, or an answer that
+        # echoes the request) and must not stay attached, not even as a suppressed context.
+        raise failure
 
     def _transport_error(self, error: httpx.TransportError, request: str) -> OpenRouterError:
         """httpx failures, mapped like the sync transport's: never sent, or sent with the outcome unknown."""

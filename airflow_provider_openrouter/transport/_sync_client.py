@@ -175,11 +175,12 @@ class OpenRouterTransport(TransportBase):
                 stream=stream,
             )
         except (requests.exceptions.InvalidHeader, UnicodeEncodeError) as error:
-            refused = type(error).__name__
+            failure = self._refused_before_sending(f"{method} {path}", headers, type(error).__name__)
         except requests.RequestException as error:
-            raise self._transport_error(error, f"{method} {path}") from None
-        # Raised outside the handler: the library's error quotes the header (the key) and must not be chained.
-        raise self._refused_before_sending(f"{method} {path}", headers, refused)
+            failure = self._transport_error(error, f"{method} {path}")
+        # Raised outside the handler: the library's error may quote the key (a header, or an answer that
+        # echoes the request) and must not stay attached, not even as a suppressed context.
+        raise failure
 
     def _transport_error(
         self, error: requests.RequestException, request: str, *, sent: bool = False
@@ -223,15 +224,18 @@ class OpenRouterTransport(TransportBase):
         try:
             content = response.content
         except requests.RequestException as error:  # the answer had begun: the request arrived
-            raise self._transport_error(error, f"{method} {path}", sent=True) from None
+            lost = self._transport_error(error, f"{method} {path}", sent=True)
+        else:
+            return self._check(response.status_code, response.headers, content, method, path, True)
         finally:
             response.close()
-        return self._check(response.status_code, response.headers, content, method, path, True)
+        raise lost  # outside the handler, as in _send
 
     def _events(self, response: requests.Response, path: str) -> Iterator[dict[str, Any]]:
         request = f"POST {path}"
         generation_id = response.headers.get("x-generation-id")
         finished = saw_choice = False
+        lost: OpenRouterError | None = None
         try:
             for payload in _sse_payloads(response.iter_lines()):
                 if payload == "[DONE]":
@@ -259,7 +263,8 @@ class OpenRouterTransport(TransportBase):
         except requests.RequestException as error:
             lost = self._transport_error(error, request, sent=True)
             lost.generation_id = scrub(generation_id, self._secrets)
-            raise lost from None
+        if lost is not None:
+            raise lost  # outside the handler, as in _send
         if not finished:
             raise OpenRouterOutcomeUnknownError(
                 "the stream ended before the completion finished",

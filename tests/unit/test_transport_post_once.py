@@ -296,7 +296,8 @@ async def failure(
 
 def assert_hides_the_key(error: BaseException) -> None:
     """Neither the key nor a 16-character piece of its secret part shows in anything the error can print:
-    str, repr, message, the trigger event, and the chain of causes and contexts a traceback prints."""
+    str, repr, message, the trigger event, and every cause and context it holds (also one a traceback
+    would not print: code that walks the chain reads it)."""
     texts = [
         str(error),
         repr(error),
@@ -307,10 +308,36 @@ def assert_hides_the_key(error: BaseException) -> None:
     link: BaseException | None = error
     while link is not None:
         texts += [str(link), repr(link)]
-        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+        link = link.__cause__ or link.__context__
     pieces = [SECRET[start : start + 16] for start in range(len(SECRET) - 15)]
     for text in texts:
         assert not any(piece in text for piece in pieces), f"the API key leaks: {text}"
+
+
+@pytest.mark.parametrize("client", ["async httpx post", "sync requests post"])
+def test_the_libraries_own_errors_are_not_kept_where_they_quote_the_key(client: str) -> None:
+    """An answer that is not HTTP and quotes the request: the library's error quotes it too, so it must not
+    stay attached to ours (as a cause or a suppressed context)."""
+    from airflow_provider_openrouter.transport import OpenRouterTransport
+
+    async def main() -> OpenRouterError:
+        script = echoing(lambda auth: b"SSH-2.0-OpenSSH_9.6 " + auth + b"\r\n\r\n")
+        async with Server(script) as server:
+            settings = settings_for(server.base_url, max_retries=0)
+            try:
+                if client.startswith("async"):
+                    async with AsyncOpenRouterTransport(settings) as transport:
+                        await transport.post(PATH, {"model": "m"}, idempotency_key="row-1")
+                else:
+                    with OpenRouterTransport(settings) as sync:
+                        await asyncio.to_thread(sync.post, PATH, {"model": "m"}, idempotency_key="row-1")
+            except OpenRouterError as error:
+                return error
+        raise AssertionError("the request did not fail")
+
+    error = run(main)
+    assert isinstance(error, OpenRouterOutcomeUnknownError)
+    assert_hides_the_key(error)
 
 
 # --- framing of the answer ---------------------------------------------------------------------------------
