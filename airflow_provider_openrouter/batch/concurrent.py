@@ -514,8 +514,11 @@ class ConcurrentRunner:
                 self._failed(pending, err, probe=probe)
             else:
                 self._pacer.answered(probe=probe)
-                self._answered.append((pending, answer))
-                answers.set()
+                if pending.reservation is None:
+                    self._answered.append((pending, answer))
+                    answers.set()
+                else:  # the next reservation must find this row's cost settled, not its worst case held
+                    self._finish(self._answer_record(pending, answer), pending)
             finally:
                 self._wake()
 
@@ -523,10 +526,12 @@ class ConcurrentRunner:
         """Record the answered rows, after the workers that got them have sent their next requests.
 
         When a burst of answers arrives together (rows sent together come back together), each worker sends
-        its next request first and the bookkeeping of the burst (record, checkpoint, budget) follows: at
+        its next request first and the bookkeeping of the burst (record, checkpoint) follows: at
         latency L the next round then starts a few milliseconds after the last answer, not after every
         answer's records. A row answered and not yet recorded when the worker dies stays ``sending`` in the
-        checkpoint, so a rerun counts it as outcome unknown, as for a row in flight.
+        checkpoint, so a rerun counts it as outcome unknown, as for a row in flight. A row holding a budget
+        reservation is recorded by its worker at once instead: the next row's reservation must find its cost
+        settled, not its worst case still held.
         """
         answers = self._answers
         assert answers is not None
