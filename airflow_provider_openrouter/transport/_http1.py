@@ -26,6 +26,8 @@ import ssl
 import zlib
 from urllib.parse import urlsplit
 
+from airflow_provider_openrouter.transport._settings import requests_ca_bundle
+
 __all__ = ["AnswerLost", "Http1Lane", "Origin", "RequestNotSent", "tls_context"]
 
 RESOLVE_TTL = 60.0
@@ -50,7 +52,7 @@ def tls_context() -> ssl.SSLContext:
     """The verifying TLS context for the environment's CA settings, one per process and setting: building
     one reads the CA bundle, tens of milliseconds."""
     return _tls_context(
-        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None,
+        requests_ca_bundle(),
         os.environ.get("SSL_CERT_FILE"),
         os.environ.get("SSL_CERT_DIR"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -9,7 +10,7 @@ from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.exceptions import OpenRouterConfigurationError
 from airflow_provider_openrouter.ratelimit import DEFAULT_REQUESTS_PER_MINUTE
 
-__all__ = ["POOL_MAXSIZE", "USER_AGENT", "TransportSettings", "header_value_problem"]
+__all__ = ["POOL_MAXSIZE", "USER_AGENT", "TransportSettings", "header_value_problem", "requests_ca_bundle"]
 
 USER_AGENT = f"airflow-provider-openrouter/{__version__}"
 POOL_MAXSIZE = 128
@@ -105,3 +106,9 @@ def header_value_problem(value: str, *, key: bool = False) -> str | None:
             continue
         return f"{what} (character {position} of {len(value)})"
     return None
+
+
+def requests_ca_bundle() -> str | None:
+    """The CA bundle the environment names for requests (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``),
+    which both clients honour, or None."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,7 +21,11 @@ from airflow_provider_openrouter.exceptions import (
 )
 from airflow_provider_openrouter.transport._base import TransportBase, retrying_kwargs
 from airflow_provider_openrouter.transport._redact import excerpt, scrub_answer
-from airflow_provider_openrouter.transport._settings import POOL_MAXSIZE, TransportSettings
+from airflow_provider_openrouter.transport._settings import (
+    POOL_MAXSIZE,
+    TransportSettings,
+    requests_ca_bundle,
+)
 from airflow_provider_openrouter.transport.billing_rules import error_for_status, error_in_stream_event
 
 __all__ = ["OpenRouterTransport"]
@@ -90,7 +93,7 @@ class OpenRouterTransport(TransportBase):
         # bearer header.
         session.trust_env = False
         session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        ca_bundle = requests_ca_bundle()
         if ca_bundle:
             session.verify = ca_bundle
         self._session = session
